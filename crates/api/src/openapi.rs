@@ -1,0 +1,48 @@
+//! The OpenAPI document, generated from the handlers' annotations, with the bearer scheme.
+
+use axum::response::IntoResponse;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::routes;
+
+struct BearerScheme;
+
+impl Modify for BearerScheme {
+    fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
+        let components = api.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("A token from `ppe token create`"))
+                    .build(),
+            ),
+        );
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "PPE ledger", description = "An exact, tamper-evident ledger of protective equipment from raw material to recipient."),
+    modifiers(&BearerScheme),
+    security(("bearer" = [])),
+    paths(
+        routes::healthz,
+        routes::create_item, routes::list_items, routes::get_item,
+        routes::create_party, routes::list_parties, routes::get_party,
+        routes::create_location, routes::list_locations, routes::get_location,
+        routes::create_purchase, routes::list_purchases, routes::get_purchase,
+        routes::list_entries, routes::get_entry, routes::reverse_entry,
+        routes::balances, routes::verify,
+        routes::create_token, routes::list_tokens, routes::revoke_token,
+    ),
+    components(schemas(crate::error::Problem, crate::error::ProblemField))
+)]
+pub struct ApiDoc;
+
+/// `GET /api/v1/openapi.json`.
+pub async fn serve() -> impl IntoResponse {
+    axum::Json(ApiDoc::openapi())
+}

@@ -1,0 +1,345 @@
+//! The handlers of `/api/v1`, each a thin translation between HTTP and the service.
+
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use service::dto::{
+    BalanceView, EntryView, ItemIn, LocationIn, Page, PartyIn, PurchaseIn, PurchaseView,
+    ReversalIn, VerifyReport,
+};
+use service::master::Created;
+use service::{Outcome, Service};
+use store::BalanceFilter;
+use utoipa::IntoParams;
+
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult, Problem};
+use crate::extract::{IdempotencyKey, Json, Q};
+
+/// Paging and format of a list.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// The `next` cursor of the previous page.
+    pub after: Option<String>,
+    /// Page size, at most 1000 (default 100).
+    pub limit: Option<u32>,
+    /// `json` (default) or `csv` (master data only).
+    pub format: Option<String>,
+}
+
+/// Filter and paging of `GET /balances`.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct BalanceQuery {
+    /// An account as written in the journal, e.g. `stock:RAW`.
+    pub account: Option<String>,
+    pub sku: Option<String>,
+    pub lot: Option<String>,
+    pub after: Option<String>,
+    pub limit: Option<u32>,
+}
+
+fn json_or_csv<T: serde::Serialize>(
+    q: &ListQuery,
+    page: Page<T>,
+    to_csv: impl FnOnce(&[T]) -> String,
+) -> ApiResult<Response> {
+    match q.format.as_deref() {
+        None | Some("json") => Ok(axum::Json(page).into_response()),
+        Some("csv") => Ok(csv_response(to_csv(&page.items))),
+        Some(other) => Err(ApiError::bad_request(format!(
+            "format {other:?} is not json or csv"
+        ))),
+    }
+}
+
+pub(crate) fn csv_response(body: String) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/csv; charset=utf-8"),
+        )],
+        body,
+    )
+        .into_response()
+}
+
+fn created<T: serde::Serialize>(c: Created<T>) -> Response {
+    let status = if c.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    (status, axum::Json(c.value)).into_response()
+}
+
+/// A document's answer; replays say so in a header.
+fn outcome(o: Outcome) -> Response {
+    let status = StatusCode::from_u16(o.status).unwrap_or(StatusCode::OK);
+    let mut res = (status, axum::Json(o.body)).into_response();
+    if o.replayed {
+        res.headers_mut()
+            .insert("idempotent-replay", HeaderValue::from_static("true"));
+    }
+    res
+}
+
+fn seq_of(s: &str) -> ApiResult<u64> {
+    s.parse::<u64>()
+        .ok()
+        .filter(|n| *n >= 1)
+        .ok_or_else(|| ApiError::not_found("entry", s))
+}
+
+#[utoipa::path(get, path = "/healthz", tag = "meta", security(()), responses((status = 200, description = "The service is up")))]
+pub async fn healthz() -> &'static str {
+    "ok"
+}
+
+#[utoipa::path(post, path = "/api/v1/items", tag = "master data", request_body = ItemIn,
+    responses((status = 201, body = ItemIn), (status = 200, description = "Already there, identical", body = ItemIn), (status = 422, body = Problem)))]
+pub async fn create_item(
+    State(s): State<Service>,
+    Json(input): Json<ItemIn>,
+) -> ApiResult<Response> {
+    Ok(created(s.create_item(&input).await?))
+}
+
+#[utoipa::path(get, path = "/api/v1/items", tag = "master data", params(ListQuery), responses((status = 200, body = Page<ItemIn>)))]
+pub async fn list_items(State(s): State<Service>, Q(q): Q<ListQuery>) -> ApiResult<Response> {
+    let page = s.items(q.after.as_deref(), q.limit).await?;
+    json_or_csv(&q, page, service::export::items_csv)
+}
+
+#[utoipa::path(get, path = "/api/v1/items/{sku}", tag = "master data", responses((status = 200, body = ItemIn), (status = 404, body = Problem)))]
+pub async fn get_item(
+    State(s): State<Service>,
+    Path(sku): Path<String>,
+) -> ApiResult<axum::Json<ItemIn>> {
+    Ok(axum::Json(s.item(&sku).await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/parties", tag = "master data", request_body = PartyIn,
+    responses((status = 201, body = PartyIn), (status = 200, description = "Already there, identical", body = PartyIn), (status = 422, body = Problem)))]
+pub async fn create_party(
+    State(s): State<Service>,
+    Json(input): Json<PartyIn>,
+) -> ApiResult<Response> {
+    Ok(created(s.create_party(&input).await?))
+}
+
+#[utoipa::path(get, path = "/api/v1/parties", tag = "master data", params(ListQuery), responses((status = 200, body = Page<PartyIn>)))]
+pub async fn list_parties(State(s): State<Service>, Q(q): Q<ListQuery>) -> ApiResult<Response> {
+    let page = s.parties(q.after.as_deref(), q.limit).await?;
+    json_or_csv(&q, page, service::export::parties_csv)
+}
+
+#[utoipa::path(get, path = "/api/v1/parties/{code}", tag = "master data", responses((status = 200, body = PartyIn), (status = 404, body = Problem)))]
+pub async fn get_party(
+    State(s): State<Service>,
+    Path(code): Path<String>,
+) -> ApiResult<axum::Json<PartyIn>> {
+    Ok(axum::Json(s.party(&code).await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/locations", tag = "master data", request_body = LocationIn,
+    responses((status = 201, body = LocationIn), (status = 200, description = "Already there, identical", body = LocationIn), (status = 422, body = Problem)))]
+pub async fn create_location(
+    State(s): State<Service>,
+    Json(input): Json<LocationIn>,
+) -> ApiResult<Response> {
+    Ok(created(s.create_location(&input).await?))
+}
+
+#[utoipa::path(get, path = "/api/v1/locations", tag = "master data", params(ListQuery), responses((status = 200, body = Page<LocationIn>)))]
+pub async fn list_locations(State(s): State<Service>, Q(q): Q<ListQuery>) -> ApiResult<Response> {
+    let page = s.locations(q.after.as_deref(), q.limit).await?;
+    json_or_csv(&q, page, service::export::locations_csv)
+}
+
+#[utoipa::path(get, path = "/api/v1/locations/{code}", tag = "master data", responses((status = 200, body = LocationIn), (status = 404, body = Problem)))]
+pub async fn get_location(
+    State(s): State<Service>,
+    Path(code): Path<String>,
+) -> ApiResult<axum::Json<LocationIn>> {
+    Ok(axum::Json(s.location(&code).await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/purchases", tag = "documents", request_body = PurchaseIn,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Same key and body: the first answer again")),
+    responses((status = 201, body = PurchaseView), (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub async fn create_purchase(
+    State(s): State<Service>,
+    caller: Caller,
+    key: IdempotencyKey,
+    Json(input): Json<PurchaseIn>,
+) -> ApiResult<Response> {
+    Ok(outcome(
+        s.record_purchase(&input, caller.name(), key.0.as_deref())
+            .await?,
+    ))
+}
+
+#[utoipa::path(get, path = "/api/v1/purchases", tag = "documents", params(ListQuery), responses((status = 200, body = Page<PurchaseView>)))]
+pub async fn list_purchases(
+    State(s): State<Service>,
+    Q(q): Q<ListQuery>,
+) -> ApiResult<axum::Json<Page<serde_json::Value>>> {
+    if q.format.as_deref().is_some_and(|f| f != "json") {
+        return Err(ApiError::bad_request("purchases are listed as json"));
+    }
+    Ok(axum::Json(
+        s.documents("purchase", q.after.as_deref(), q.limit).await?,
+    ))
+}
+
+#[utoipa::path(get, path = "/api/v1/purchases/{id}", tag = "documents", responses((status = 200, body = PurchaseView), (status = 404, body = Problem)))]
+pub async fn get_purchase(
+    State(s): State<Service>,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<serde_json::Value>> {
+    Ok(axum::Json(s.document("purchase", "purchase", &id).await?))
+}
+
+#[utoipa::path(get, path = "/api/v1/entries", tag = "ledger", params(ListQuery), responses((status = 200, body = Page<EntryView>)))]
+pub async fn list_entries(
+    State(s): State<Service>,
+    Q(q): Q<ListQuery>,
+) -> ApiResult<axum::Json<Page<EntryView>>> {
+    if q.format.as_deref().is_some_and(|f| f != "json") {
+        return Err(ApiError::bad_request("entries are listed as json"));
+    }
+    Ok(axum::Json(s.entries(q.after.as_deref(), q.limit).await?))
+}
+
+#[utoipa::path(get, path = "/api/v1/entries/{seq}", tag = "ledger", responses((status = 200, body = EntryView), (status = 404, body = Problem)))]
+pub async fn get_entry(
+    State(s): State<Service>,
+    Path(seq): Path<String>,
+) -> ApiResult<axum::Json<EntryView>> {
+    Ok(axum::Json(s.entry(seq_of(&seq)?).await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/entries/{seq}/reversal", tag = "ledger", request_body(content = Option<ReversalIn>),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Same key and body: the first answer again")),
+    responses((status = 201, body = EntryView), (status = 404, body = Problem), (status = 409, body = Problem)))]
+pub async fn reverse_entry(
+    State(s): State<Service>,
+    caller: Caller,
+    key: IdempotencyKey,
+    Path(seq): Path<String>,
+    body: axum::body::Bytes,
+) -> ApiResult<Response> {
+    let seq = seq_of(&seq)?;
+    // The body is optional: an empty one reverses with the entry's own date and no memo.
+    let input: ReversalIn = if body.iter().all(u8::is_ascii_whitespace) {
+        ReversalIn::default()
+    } else {
+        crate::extract::parse_json(&body)?
+    };
+    Ok(outcome(
+        s.reverse(seq, &input, caller.name(), key.0.as_deref())
+            .await?,
+    ))
+}
+
+#[utoipa::path(get, path = "/api/v1/balances", tag = "ledger", params(BalanceQuery), responses((status = 200, body = Page<BalanceView>)))]
+pub async fn balances(
+    State(s): State<Service>,
+    Q(q): Q<BalanceQuery>,
+) -> ApiResult<axum::Json<Page<BalanceView>>> {
+    let filter = BalanceFilter {
+        account: q.account,
+        sku: q.sku,
+        lot: q.lot,
+    };
+    Ok(axum::Json(
+        s.balances(&filter, q.after.as_deref(), q.limit).await?,
+    ))
+}
+
+#[utoipa::path(get, path = "/api/v1/verify", tag = "reports", responses((status = 200, body = VerifyReport)))]
+pub async fn verify(State(s): State<Service>) -> ApiResult<axum::Json<VerifyReport>> {
+    Ok(axum::Json(s.verify(&|_, _| {}).await?))
+}
+
+/// A token to create.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TokenIn {
+    /// A name that will appear as the actor of every entry the token makes.
+    pub name: String,
+    /// admin, manufacturer, coordinator or auditor.
+    pub role: String,
+    /// Days until the token expires; never when absent.
+    #[serde(default)]
+    pub expires_in_days: Option<u32>,
+}
+
+/// A token as listed: never its secret.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct TokenView {
+    pub name: String,
+    pub role: String,
+    pub created_at: String,
+    pub expires_at: Option<String>,
+    pub revoked_at: Option<String>,
+    /// The secret, present only in the answer that created it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+}
+
+fn token_view(t: store::TokenRecord, token: Option<String>) -> TokenView {
+    TokenView {
+        name: t.name,
+        role: t.role,
+        created_at: t.created_at,
+        expires_at: t.expires_at,
+        revoked_at: t.revoked_at,
+        token,
+    }
+}
+
+#[utoipa::path(post, path = "/api/v1/tokens", tag = "access", request_body = TokenIn,
+    responses((status = 201, description = "The token; its secret is shown only here", body = TokenView), (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub async fn create_token(
+    State(s): State<Service>,
+    Json(input): Json<TokenIn>,
+) -> ApiResult<Response> {
+    let role = input.role.parse().map_err(|e: String| {
+        ApiError::invalid(vec![service::FieldError {
+            field: "role".into(),
+            message: e,
+        }])
+    })?;
+    let t = s
+        .create_token(&input.name, role, input.expires_in_days)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(token_view(t.record, Some(t.token))),
+    )
+        .into_response())
+}
+
+#[utoipa::path(get, path = "/api/v1/tokens", tag = "access", responses((status = 200, body = Page<TokenView>)))]
+pub async fn list_tokens(State(s): State<Service>) -> ApiResult<axum::Json<Page<TokenView>>> {
+    let items = s
+        .tokens()
+        .await?
+        .into_iter()
+        .map(|t| token_view(t, None))
+        .collect();
+    Ok(axum::Json(Page { items, next: None }))
+}
+
+#[utoipa::path(post, path = "/api/v1/tokens/{name}/revoke", tag = "access", responses((status = 204, description = "Revoked"), (status = 404, body = Problem)))]
+pub async fn revoke_token(
+    State(s): State<Service>,
+    Path(name): Path<String>,
+) -> ApiResult<StatusCode> {
+    s.revoke_token(&name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,355 @@
+//! The `ppe` command: serve, migrate, import, verify, token. Each command writes its answer to
+//! the writer it is given, so tests run the same code the binary runs.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use service::auth::Role;
+use service::import::ImportKind;
+use service::{Service, WriterConfig};
+
+/// The PPE ledger: an exact, tamper-evident record of protective equipment.
+#[derive(Debug, Parser)]
+#[command(name = "ppe", version, about)]
+pub struct Cli {
+    /// Database URL: sqlite://FILE (created if missing) or postgres://...
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "sqlite://ppe.db",
+        global = true
+    )]
+    pub database_url: String,
+    /// Log format on stderr: text or json.
+    #[arg(long, env = "PPE_LOG_FORMAT", default_value = "text", global = true)]
+    pub log_format: String,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the HTTP API.
+    Serve(ServeArgs),
+    /// Create or upgrade the database schema, then exit.
+    Migrate,
+    /// Import a CSV file: items, parties, locations or purchases.
+    Import {
+        /// What the file holds.
+        kind: ImportKind,
+        /// The CSV file (UTF-8, header row).
+        file: PathBuf,
+        /// The name recorded as the actor of the entries the import makes.
+        #[arg(long, env = "PPE_ACTOR", default_value = "cli")]
+        actor: String,
+    },
+    /// Recompute the hash chain and compare maintained balances with the postings.
+    Verify {
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Manage API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "PPE_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: String,
+    /// Largest request body accepted, in bytes.
+    #[arg(long, env = "PPE_BODY_LIMIT_BYTES", default_value_t = 1024 * 1024)]
+    pub body_limit_bytes: usize,
+    /// Most documents the writer commits together.
+    #[arg(long, env = "PPE_BATCH_MAX", default_value_t = 256)]
+    pub batch_max: usize,
+    /// Microseconds the writer waits for more documents once it has one.
+    #[arg(long, env = "PPE_BATCH_WAIT_US", default_value_t = 0)]
+    pub batch_wait_us: u64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token; its secret is printed once.
+    Create {
+        #[arg(long)]
+        role: Role,
+        #[arg(long)]
+        name: String,
+        /// Days until it expires; never when absent.
+        #[arg(long)]
+        expires_in: Option<u32>,
+    },
+    /// List tokens (never their secrets).
+    List,
+    /// Revoke a token by name.
+    Revoke { name: String },
+}
+
+/// Runs a parsed command line and returns the process's exit code.
+pub fn main_with(cli: Cli) -> ExitCode {
+    init_logging(&cli.log_format);
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut out = std::io::stdout();
+    match rt.block_on(run(cli, &mut out)) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if format == "json" {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+/// Runs one command, writing its answer to `out`. `Ok(false)` means it ran and found a
+/// problem (rejected rows, a failed verify): the exit code is then non-zero.
+pub async fn run(cli: Cli, out: &mut (dyn Write + Send)) -> anyhow::Result<bool> {
+    let url = cli.database_url.clone();
+    match cli.command {
+        Command::Serve(args) => serve(&url, args, out).await,
+        Command::Migrate => {
+            let store = service::open_store(&url)
+                .await
+                .with_context(|| format!("opening {url}"))?;
+            writeln!(
+                out,
+                "database {} ({}) is at the latest schema; head at entry {}",
+                url,
+                store.backend(),
+                store.head().await?.seq
+            )?;
+            Ok(true)
+        }
+        Command::Import { kind, file, actor } => {
+            let service = open(&url, WriterConfig::default()).await?;
+            import(&service, kind, &file, &actor, out).await
+        }
+        Command::Verify { json } => {
+            let service = open(&url, WriterConfig::default()).await?;
+            verify(&service, json, out).await
+        }
+        Command::Token(cmd) => {
+            let service = open(&url, WriterConfig::default()).await?;
+            token(&service, cmd, out).await
+        }
+    }
+}
+
+async fn open(url: &str, config: WriterConfig) -> anyhow::Result<Service> {
+    Service::open(url, config)
+        .await
+        .with_context(|| format!("opening {url}"))
+}
+
+fn bar(total: Option<u64>, what: &str) -> indicatif::ProgressBar {
+    // Progress only on a terminal; piped output stays quiet.
+    if !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let b = match total {
+        Some(n) => indicatif::ProgressBar::new(n),
+        None => indicatif::ProgressBar::new_spinner(),
+    };
+    b.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} {msg} {pos}/{len} [{elapsed}]")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    b.set_message(what.to_owned());
+    b
+}
+
+/// Imports one CSV file and reports every rejected row with its line number.
+pub async fn import(
+    service: &Service,
+    kind: ImportKind,
+    file: &std::path::Path,
+    actor: &str,
+    out: &mut (dyn Write + Send),
+) -> anyhow::Result<bool> {
+    let f = std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?;
+    let progress = bar(None, &format!("importing {}", kind.as_str()));
+    let report = service
+        .import_csv(kind, f, actor, &|n| progress.set_position(n))
+        .await?;
+    progress.finish_and_clear();
+    writeln!(
+        out,
+        "{}: {} rows, {} created, {} unchanged, {} rejected",
+        file.display(),
+        report.rows,
+        report.created,
+        report.unchanged,
+        report.rejected.len()
+    )?;
+    for e in &report.rejected {
+        writeln!(out, "{}: {e}", file.display())?;
+    }
+    Ok(report.rejected.is_empty())
+}
+
+/// Verifies the chain and balances.
+pub async fn verify(
+    service: &Service,
+    json: bool,
+    out: &mut (dyn Write + Send),
+) -> anyhow::Result<bool> {
+    let progress = bar(Some(0), "verifying");
+    let report = service
+        .verify(&|done, total| {
+            progress.set_length(total);
+            progress.set_position(done);
+        })
+        .await?;
+    progress.finish_and_clear();
+    if json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
+    } else if report.ok {
+        writeln!(
+            out,
+            "ok: {} entries, head {}",
+            report.entries, report.head_hash
+        )?;
+    } else {
+        writeln!(
+            out,
+            "FAILED: first bad entry {}; {} entries read, head {}",
+            report.first_bad_seq.map_or("-".into(), |s| s.to_string()),
+            report.entries,
+            report.head_hash
+        )?;
+        for p in &report.problems {
+            writeln!(out, "  {p}")?;
+        }
+    }
+    Ok(report.ok)
+}
+
+async fn token(
+    service: &Service,
+    cmd: TokenCommand,
+    out: &mut (dyn Write + Send),
+) -> anyhow::Result<bool> {
+    match cmd {
+        TokenCommand::Create {
+            role,
+            name,
+            expires_in,
+        } => {
+            let t = service.create_token(&name, role, expires_in).await?;
+            writeln!(out, "{}", t.token)?;
+            eprintln!(
+                "created {} token {:?}{}; the secret above is shown only once",
+                t.record.role,
+                t.record.name,
+                t.record
+                    .expires_at
+                    .map(|e| format!(", expires {e}"))
+                    .unwrap_or_default()
+            );
+        }
+        TokenCommand::List => {
+            writeln!(
+                out,
+                "{:<24} {:<13} {:<26} {:<26} revoked",
+                "name", "role", "created", "expires"
+            )?;
+            for t in service.tokens().await? {
+                writeln!(
+                    out,
+                    "{:<24} {:<13} {:<26} {:<26} {}",
+                    t.name,
+                    t.role,
+                    t.created_at,
+                    t.expires_at.as_deref().unwrap_or("never"),
+                    t.revoked_at.as_deref().unwrap_or("-")
+                )?;
+            }
+        }
+        TokenCommand::Revoke { name } => {
+            service.revoke_token(&name).await?;
+            writeln!(out, "revoked {name}")?;
+        }
+    }
+    Ok(true)
+}
+
+async fn serve(url: &str, args: ServeArgs, out: &mut (dyn Write + Send)) -> anyhow::Result<bool> {
+    let config = WriterConfig {
+        max_batch: args.batch_max.max(1),
+        max_wait: std::time::Duration::from_micros(args.batch_wait_us),
+        ..WriterConfig::default()
+    };
+    let service = open(url, config).await?;
+    if let Some(t) = service.first_admin_token().await? {
+        writeln!(out, "No token existed, so an admin token was created. It is shown only this once; keep it:\n\n    {}\n", t.token)?;
+        writeln!(out, "Use it as `Authorization: Bearer <token>`. Make tokens for others with:\n    ppe token create --role manufacturer|coordinator|auditor --name NAME\n")?;
+    }
+    let listener = tokio::net::TcpListener::bind(&args.bind)
+        .await
+        .with_context(|| format!("binding {}", args.bind))?;
+    let addr = listener.local_addr()?;
+    let (router, _) = api::router(
+        service.clone(),
+        api::ApiConfig {
+            body_limit_bytes: args.body_limit_bytes,
+            ..api::ApiConfig::default()
+        },
+    );
+    writeln!(
+        out,
+        "ppe serving {} ({}) on http://{addr}",
+        url,
+        service.backend()
+    )?;
+    out.flush()?;
+    tracing::info!(%addr, backend = service.backend(), "listening");
+    api::serve(listener, router, shutdown_signal()).await?;
+    Ok(true)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down");
+}

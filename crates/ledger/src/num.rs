@@ -1,0 +1,412 @@
+//! Exact numbers: strict decimal parsing, the fixed scales of storage, and half-even rounding.
+//!
+//! Quantities carry at most 3 decimals and money at most 4 (DESIGN section 2). Both are
+//! `rust_decimal::Decimal` in the domain and `i64` at their fixed scale in storage; the
+//! arithmetic that must round (a price times a rate, value relief) runs on `i128` mantissas so
+//! that it is exact and rounds exactly once.
+
+use std::fmt;
+use std::iter::Sum;
+use std::ops::{Add, AddAssign, Neg, Sub, SubAssign};
+
+use rust_decimal::Decimal;
+
+/// Decimals a stored quantity keeps.
+pub const QTY_SCALE: u32 = 3;
+/// Decimals a stored money amount keeps: the ledger precision.
+pub const MONEY_SCALE: u32 = 4;
+/// Decimals an exchange rate may carry.
+pub const RATE_SCALE: u32 = 8;
+/// Longest text accepted as a number, so that parsing is bounded.
+pub const NUMBER_TEXT_MAX_LEN: usize = 32;
+
+/// Why a number was refused. Messages complete the sentence "the field ...".
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NumberError {
+    #[error("is empty")]
+    Empty,
+    #[error("is not a plain decimal number (digits with an optional leading '-' and one '.'; no exponent, no NaN, at most {NUMBER_TEXT_MAX_LEN} characters)")]
+    Syntax,
+    #[error("has {found} decimals where at most {allowed} are allowed")]
+    TooManyDecimals { found: u32, allowed: u32 },
+    #[error("is out of range: its magnitude may be at most {max}")]
+    OutOfRange { max: Decimal },
+    #[error("must not be negative")]
+    Negative,
+    #[error("must be greater than zero")]
+    NotPositive,
+}
+
+/// Parses a plain decimal: `-?[0-9]+(\.[0-9]+)?`. Anything else (exponents, `NaN`, spaces, a
+/// leading `+`, a bare `.5`) is refused rather than guessed at.
+pub fn parse_decimal(text: &str) -> Result<Decimal, NumberError> {
+    if text.is_empty() {
+        return Err(NumberError::Empty);
+    }
+    if text.len() > NUMBER_TEXT_MAX_LEN {
+        return Err(NumberError::Syntax);
+    }
+    let unsigned = text.strip_prefix('-').unwrap_or(text);
+    let (int, frac) = match unsigned.split_once('.') {
+        Some((i, f)) => (i, Some(f)),
+        None => (unsigned, None),
+    };
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(int) || frac.is_some_and(|f| !digits(f)) {
+        return Err(NumberError::Syntax);
+    }
+    Decimal::from_str_exact(text).map_err(|_| NumberError::Syntax)
+}
+
+/// The number of decimals a value really has (`1.50` has 1).
+pub fn decimals_of(d: Decimal) -> u32 {
+    d.normalize().scale()
+}
+
+/// Rounds half-even (banker's rounding) to `dp` decimals.
+pub fn round_half_even(d: Decimal, dp: u32) -> Decimal {
+    d.round_dp_with_strategy(dp, rust_decimal::RoundingStrategy::MidpointNearestEven)
+}
+
+/// Divides with half-even rounding of the quotient; `None` when `den` is zero.
+fn div_half_even(num: i128, den: i128) -> Option<i128> {
+    if den == 0 {
+        return None;
+    }
+    let (q, r) = (num / den, num % den);
+    let twice = r.checked_abs()?.checked_mul(2)?;
+    let den_abs = den.checked_abs()?;
+    let away = match twice.cmp(&den_abs) {
+        std::cmp::Ordering::Less => false,
+        std::cmp::Ordering::Greater => true,
+        std::cmp::Ordering::Equal => q % 2 != 0,
+    };
+    if !away {
+        return Some(q);
+    }
+    // The quotient moves one step away from zero, in the direction of the true result.
+    let negative = (num < 0) != (den < 0);
+    Some(if negative { q - 1 } else { q + 1 })
+}
+
+fn mantissa_at(d: Decimal, scale: u32) -> Option<i128> {
+    let (m, s) = (d.mantissa(), d.scale());
+    if s > scale {
+        let f = 10i128.checked_pow(s - scale)?;
+        (m % f == 0).then_some(m / f)
+    } else {
+        m.checked_mul(10i128.checked_pow(scale - s)?)
+    }
+}
+
+/// `round(a x b x c)` to `dp` decimals, computed exactly and rounded once, half-even.
+/// `None` when the exact product does not fit in 128 bits.
+pub fn product_rounded(factors: &[Decimal], dp: u32) -> Option<Decimal> {
+    let mut m: i128 = 1;
+    let mut s: u32 = 0;
+    for f in factors {
+        m = m.checked_mul(f.mantissa())?;
+        s += f.scale();
+    }
+    let m = if s > dp {
+        div_half_even(m, 10i128.checked_pow(s - dp)?)?
+    } else {
+        m.checked_mul(10i128.checked_pow(dp - s)?)?
+    };
+    Decimal::try_from_i128_with_scale(m, dp).ok()
+}
+
+macro_rules! fixed {
+    ($(#[$doc:meta])* $name:ident, $scale:expr, $max_units:expr) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+        pub struct $name(Decimal);
+
+        impl $name {
+            /// Decimals this kind of number keeps in storage.
+            pub const SCALE: u32 = $scale;
+            /// Largest magnitude accepted, in whole units.
+            pub const MAX_UNITS: i64 = $max_units;
+            pub const ZERO: Self = Self(Decimal::ZERO);
+
+            /// Parses text strictly (see [`parse_decimal`]) and checks scale and range.
+            pub fn parse(text: &str) -> Result<Self, NumberError> {
+                Self::from_decimal(parse_decimal(text)?)
+            }
+
+            /// Checks scale and range of an exact decimal.
+            pub fn from_decimal(d: Decimal) -> Result<Self, NumberError> {
+                let found = decimals_of(d);
+                if found > Self::SCALE {
+                    return Err(NumberError::TooManyDecimals { found, allowed: Self::SCALE });
+                }
+                if d.abs() > Decimal::from(Self::MAX_UNITS) {
+                    return Err(NumberError::OutOfRange { max: Decimal::from(Self::MAX_UNITS) });
+                }
+                Ok(Self(d.normalize()))
+            }
+
+            /// The number from its stored form, an integer at [`Self::SCALE`].
+            pub fn from_scaled(units: i64) -> Self {
+                Self(Decimal::new(units, Self::SCALE).normalize())
+            }
+
+            /// The stored form: an integer at [`Self::SCALE`].
+            pub fn scaled(self) -> i64 {
+                let m = mantissa_at(self.0, Self::SCALE).expect("scale and range checked on construction");
+                i64::try_from(m).expect("range checked on construction")
+            }
+
+            pub fn decimal(self) -> Decimal {
+                self.0
+            }
+            pub fn is_zero(self) -> bool {
+                self.0.is_zero()
+            }
+            pub fn is_negative(self) -> bool {
+                self.0.is_sign_negative() && !self.0.is_zero()
+            }
+            pub fn is_positive(self) -> bool {
+                self.0.is_sign_positive() && !self.0.is_zero()
+            }
+            pub fn abs(self) -> Self {
+                Self(self.0.abs())
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Display::fmt(&self.0, f)
+            }
+        }
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Display::fmt(&self.0, f)
+            }
+        }
+        // Sums and differences of numbers at one scale stay at that scale, so they are exact.
+        impl Add for $name {
+            type Output = Self;
+            fn add(self, o: Self) -> Self {
+                Self((self.0 + o.0).normalize())
+            }
+        }
+        impl Sub for $name {
+            type Output = Self;
+            fn sub(self, o: Self) -> Self {
+                Self((self.0 - o.0).normalize())
+            }
+        }
+        impl AddAssign for $name {
+            fn add_assign(&mut self, o: Self) {
+                *self = *self + o;
+            }
+        }
+        impl SubAssign for $name {
+            fn sub_assign(&mut self, o: Self) {
+                *self = *self - o;
+            }
+        }
+        impl Neg for $name {
+            type Output = Self;
+            fn neg(self) -> Self {
+                Self(-self.0)
+            }
+        }
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_str(&self.0)
+            }
+        }
+        impl Sum for $name {
+            fn sum<I: Iterator<Item = Self>>(iter: I) -> Self {
+                iter.fold(Self::ZERO, Add::add)
+            }
+        }
+    };
+}
+
+fixed!(
+    /// A quantity of one item, at most 3 decimals (fewer where the item's unit says so).
+    Qty,
+    QTY_SCALE,
+    1_000_000_000_000
+);
+fixed!(
+    /// An amount of money in the base currency, at ledger precision (4 decimals).
+    Money,
+    MONEY_SCALE,
+    100_000_000_000
+);
+
+impl Qty {
+    /// Whether this quantity has no more decimals than `decimals` (an item's unit allows).
+    pub fn fits_decimals(self, decimals: u32) -> bool {
+        decimals_of(self.0) <= decimals
+    }
+}
+
+impl Money {
+    /// `round(factors...)` at ledger precision, half-even, rounded once.
+    pub fn product(factors: &[Decimal]) -> Result<Self, NumberError> {
+        let max = Decimal::from(Self::MAX_UNITS);
+        let d = product_rounded(factors, MONEY_SCALE).ok_or(NumberError::OutOfRange { max })?;
+        Self::from_decimal(d)
+    }
+
+    /// The value-relief rule: taking `taken` out of a balance holding `held` worth `self`
+    /// moves all of the value when everything is taken, else `value x taken / held` rounded
+    /// half-even, so an emptied balance is left with exactly zero value.
+    pub fn relieve(self, held: Qty, taken: Qty) -> Money {
+        assert!(
+            taken.is_positive() || taken.is_zero(),
+            "relief of a negative quantity"
+        );
+        assert!(taken <= held, "relief of more than is held");
+        if taken == held {
+            return self;
+        }
+        let num = i128::from(self.scaled()) * i128::from(taken.scaled());
+        let units = div_half_even(num, i128::from(held.scaled())).expect("held is positive here");
+        Money::from_scaled(i64::try_from(units).expect("relieved value is within the held value"))
+    }
+}
+
+/// An exchange rate into the base currency: positive, at most 8 decimals.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Rate(Decimal);
+
+impl Rate {
+    pub const ONE: Rate = Rate(Decimal::ONE);
+    const MAX_UNITS: i64 = 1_000_000;
+
+    pub fn parse(text: &str) -> Result<Self, NumberError> {
+        let d = parse_decimal(text)?;
+        let found = decimals_of(d);
+        if found > RATE_SCALE {
+            return Err(NumberError::TooManyDecimals {
+                found,
+                allowed: RATE_SCALE,
+            });
+        }
+        if d <= Decimal::ZERO {
+            return Err(NumberError::NotPositive);
+        }
+        if d > Decimal::from(Self::MAX_UNITS) {
+            return Err(NumberError::OutOfRange {
+                max: Decimal::from(Self::MAX_UNITS),
+            });
+        }
+        Ok(Rate(d.normalize()))
+    }
+    pub fn decimal(self) -> Decimal {
+        self.0
+    }
+}
+
+impl fmt::Display for Rate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+impl fmt::Debug for Rate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(s: &str) -> Decimal {
+        parse_decimal(s).unwrap()
+    }
+
+    #[test]
+    fn strict_parsing_refuses_what_it_cannot_read_exactly() {
+        for bad in [
+            "", "1e5", "NaN", "inf", " 1", "1 ", "+1", ".5", "5.", "1.2.3", "0x10", "--1", "1,5",
+        ] {
+            assert!(parse_decimal(bad).is_err(), "{bad:?} was accepted");
+        }
+        assert_eq!(parse_decimal("-12.50").unwrap().to_string(), "-12.50");
+        assert_eq!(parse_decimal(&"9".repeat(40)), Err(NumberError::Syntax));
+    }
+
+    #[test]
+    fn scale_and_range_are_checked_not_rounded() {
+        assert_eq!(
+            Money::parse("1.23456"),
+            Err(NumberError::TooManyDecimals {
+                found: 5,
+                allowed: 4
+            })
+        );
+        assert_eq!(
+            Qty::parse("0.0001"),
+            Err(NumberError::TooManyDecimals {
+                found: 4,
+                allowed: 3
+            })
+        );
+        assert!(
+            Qty::parse("1.500").is_ok(),
+            "trailing zeros are not decimals"
+        );
+        assert!(matches!(
+            Qty::parse("1000000000001"),
+            Err(NumberError::OutOfRange { .. })
+        ));
+        assert_eq!(Money::parse("12.3456").unwrap().scaled(), 123_456);
+        assert_eq!(Qty::from_scaled(1_500).to_string(), "1.5");
+    }
+
+    #[test]
+    fn half_even_rounds_ties_to_even() {
+        assert_eq!(div_half_even(5, 2), Some(2));
+        assert_eq!(div_half_even(7, 2), Some(4));
+        assert_eq!(div_half_even(-5, 2), Some(-2));
+        assert_eq!(div_half_even(-7, 2), Some(-4));
+        assert_eq!(div_half_even(10, 3), Some(3));
+        assert_eq!(div_half_even(20, 3), Some(7));
+        assert_eq!(div_half_even(-20, 3), Some(-7));
+    }
+
+    #[test]
+    fn product_is_rounded_once() {
+        // 3 x 0.33335 x 1 = 1.00005, a tie at 4 decimals: half-even keeps 1.0000.
+        assert_eq!(
+            product_rounded(&[d("3"), d("0.33335"), d("1")], 4),
+            Some(d("1.0000"))
+        );
+        // 1 x 0.00015 = a tie that rounds up to the even 0.0002.
+        assert_eq!(
+            product_rounded(&[d("1"), d("0.00015")], 4),
+            Some(d("0.0002"))
+        );
+        // 100 x 1.5 x 7.12345678 = 1068.518517, one rounding.
+        assert_eq!(
+            product_rounded(&[d("100"), d("1.5"), d("7.12345678")], 4),
+            Some(d("1068.5185"))
+        );
+    }
+
+    #[test]
+    fn relief_of_thirds_leaves_exactly_zero() {
+        let held = Qty::parse("3").unwrap();
+        let mut value = Money::parse("100.0000").unwrap();
+        let mut qty = held;
+        let one = Qty::parse("1").unwrap();
+        let mut moved = Money::ZERO;
+        for _ in 0..3 {
+            let v = value.relieve(qty, one);
+            value -= v;
+            qty -= one;
+            moved += v;
+        }
+        assert_eq!(qty, Qty::ZERO);
+        assert_eq!(value, Money::ZERO);
+        assert_eq!(moved, Money::parse("100").unwrap());
+    }
+}

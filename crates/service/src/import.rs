@@ -1,0 +1,551 @@
+//! CSV import: master data row by row, documents grouped by their id. A document is imported
+//! whole or not at all; every rejected row is reported with its line number and reason; the
+//! same file imported twice changes nothing. Rows are streamed, never all held in memory.
+
+use std::collections::{HashMap, HashSet};
+use std::io::{BufRead, Read};
+use std::str::FromStr;
+
+use tokio::sync::oneshot;
+
+use crate::dto::{DecText, ItemIn, LocationIn, PartyIn, PurchaseIn, PurchaseLineIn};
+use crate::error::{Result, ServiceError};
+use crate::writer::Outcome;
+use crate::Service;
+
+/// Largest number of rows one document may span.
+pub const ROWS_PER_DOCUMENT_MAX: usize = ledger::docs::LINES_PER_DOCUMENT_MAX;
+/// Documents in flight to the writer at once: enough for group commit to batch them.
+const IN_FLIGHT_MAX: usize = 512;
+/// Longest cell accepted.
+const CELL_MAX_LEN: usize = 1_000;
+
+/// What `ppe import` can read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImportKind {
+    Items,
+    Parties,
+    Locations,
+    Purchases,
+}
+
+impl ImportKind {
+    pub const ALL: &'static [ImportKind] = &[
+        ImportKind::Items,
+        ImportKind::Parties,
+        ImportKind::Locations,
+        ImportKind::Purchases,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ImportKind::Items => "items",
+            ImportKind::Parties => "parties",
+            ImportKind::Locations => "locations",
+            ImportKind::Purchases => "purchases",
+        }
+    }
+
+    /// The columns of this kind's CSV (DESIGN section 4), required ones first.
+    pub fn columns(self) -> &'static [&'static str] {
+        match self {
+            ImportKind::Items => &["sku", "name", "kind", "unit", "decimals", "shelf_life_days"],
+            ImportKind::Parties => &["code", "name", "kind", "country", "city", "parent"],
+            ImportKind::Locations => &["code", "name"],
+            ImportKind::Purchases => &[
+                "purchase_id",
+                "date",
+                "supplier",
+                "location",
+                "currency",
+                "fx_rate",
+                "sku",
+                "qty",
+                "unit_price",
+                "lot",
+                "expires_on",
+            ],
+        }
+    }
+
+    /// Columns that may be left out of the header entirely.
+    fn optional(self) -> &'static [&'static str] {
+        match self {
+            ImportKind::Items => &["decimals", "shelf_life_days"],
+            ImportKind::Parties => &["country", "city", "parent"],
+            ImportKind::Locations => &[],
+            ImportKind::Purchases => &["currency", "fx_rate", "lot", "expires_on"],
+        }
+    }
+}
+
+impl FromStr for ImportKind {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        ImportKind::ALL
+            .iter()
+            .copied()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| {
+                format!(
+                    "unknown import kind {s:?}; one of {}",
+                    ImportKind::ALL
+                        .iter()
+                        .map(|k| k.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            })
+    }
+}
+
+/// One rejected row.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RowError {
+    /// Line in the file, the header being line 1.
+    pub line: u64,
+    pub column: Option<String>,
+    pub message: String,
+}
+
+impl std::fmt::Display for RowError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.column {
+            Some(c) => write!(f, "line {}: {c}: {}", self.line, self.message),
+            None => write!(f, "line {}: {}", self.line, self.message),
+        }
+    }
+}
+
+/// What an import did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ImportReport {
+    /// Data rows read (not counting the header).
+    pub rows: u64,
+    /// Records or documents this import created.
+    pub created: u64,
+    /// Records or documents that were already there, identical.
+    pub unchanged: u64,
+    pub rejected: Vec<RowError>,
+}
+
+/// A data row: its line and its cells by column.
+struct Row {
+    line: u64,
+    cells: Vec<String>,
+}
+
+struct Header {
+    index: HashMap<&'static str, usize>,
+}
+
+impl Header {
+    fn get<'r>(&self, row: &'r Row, column: &str) -> Option<&'r str> {
+        self.index
+            .get(column)
+            .map(|&i| row.cells[i].as_str())
+            .filter(|s| !s.is_empty())
+    }
+    fn req<'r>(&self, row: &'r Row, column: &str) -> &'r str {
+        self.get(row, column).unwrap_or("")
+    }
+}
+
+/// Skips a UTF-8 byte-order mark.
+fn skip_bom<R: BufRead>(mut r: R) -> std::io::Result<R> {
+    let buf = r.fill_buf()?;
+    if buf.starts_with(&[0xEF, 0xBB, 0xBF]) {
+        r.consume(3);
+    }
+    Ok(r)
+}
+
+fn header(
+    kind: ImportKind,
+    reader: &mut csv::Reader<impl Read>,
+) -> std::result::Result<Header, RowError> {
+    let at_line_1 = |message: String| RowError {
+        line: 1,
+        column: None,
+        message,
+    };
+    let headers = reader
+        .headers()
+        .map_err(|e| at_line_1(format!("cannot read the header: {e}")))?
+        .clone();
+    let mut index = HashMap::new();
+    for (i, h) in headers.iter().enumerate() {
+        let Some(&known) = kind.columns().iter().find(|c| **c == h.trim()) else {
+            return Err(at_line_1(format!(
+                "unknown column {h:?}; the columns of {} are {}",
+                kind.as_str(),
+                kind.columns().join(",")
+            )));
+        };
+        if index.insert(known, i).is_some() {
+            return Err(at_line_1(format!("column {known:?} appears twice")));
+        }
+    }
+    if let Some(missing) = kind
+        .columns()
+        .iter()
+        .find(|c| !index.contains_key(*c) && !kind.optional().contains(c))
+    {
+        return Err(at_line_1(format!("missing column {missing:?}")));
+    }
+    Ok(Header { index })
+}
+
+fn next_row(
+    reader: &mut csv::Reader<impl Read>,
+    record: &mut csv::StringRecord,
+) -> std::result::Result<Option<Row>, RowError> {
+    match reader.read_record(record) {
+        Ok(false) => Ok(None),
+        Ok(true) => {
+            let line = record.position().map_or(0, |p| p.line());
+            if let Some(long) = record.iter().find(|c| c.len() > CELL_MAX_LEN) {
+                return Err(RowError {
+                    line,
+                    column: None,
+                    message: format!(
+                        "a cell is longer than {CELL_MAX_LEN} bytes ({} bytes)",
+                        long.len()
+                    ),
+                });
+            }
+            Ok(Some(Row {
+                line,
+                cells: record.iter().map(|c| c.trim().to_owned()).collect(),
+            }))
+        }
+        Err(e) => {
+            let line = e.position().map_or(0, |p| p.line());
+            let message = match e.kind() {
+                csv::ErrorKind::UnequalLengths {
+                    expected_len, len, ..
+                } => format!("has {len} cells where the header has {expected_len}"),
+                csv::ErrorKind::Utf8 { .. } => "is not valid UTF-8".to_owned(),
+                _ => e.to_string(),
+            };
+            Err(RowError {
+                line,
+                column: None,
+                message,
+            })
+        }
+    }
+}
+
+/// Turns a service error about one document into row errors with line numbers: a field
+/// `lines[i].x` names the i-th row of the document and column x; any other field names the
+/// first row.
+fn row_errors(e: &ServiceError, lines: &[u64]) -> Vec<RowError> {
+    let locate = |field: Option<&str>, message: String| -> RowError {
+        let first = lines.first().copied().unwrap_or(0);
+        let Some(field) = field else {
+            return RowError {
+                line: first,
+                column: None,
+                message,
+            };
+        };
+        if let Some(rest) = field.strip_prefix("lines[") {
+            if let Some((i, col)) = rest.split_once("].") {
+                if let Some(&line) = i.parse::<usize>().ok().and_then(|i| lines.get(i)) {
+                    return RowError {
+                        line,
+                        column: Some(col.to_owned()),
+                        message,
+                    };
+                }
+            }
+        }
+        RowError {
+            line: first,
+            column: Some(field.to_owned()),
+            message,
+        }
+    };
+    match e {
+        ServiceError::Invalid(fields) => fields
+            .iter()
+            .map(|f| locate(Some(&f.field), f.message.clone()))
+            .collect(),
+        ServiceError::Rejected(r) => vec![locate(r.field(), r.to_string())],
+        other => vec![locate(None, other.to_string())],
+    }
+}
+
+fn opt_u32(h: &Header, row: &Row, column: &str) -> std::result::Result<Option<u32>, RowError> {
+    h.get(row, column)
+        .map(|s| {
+            s.parse::<u32>().map_err(|_| RowError {
+                line: row.line,
+                column: Some(column.into()),
+                message: format!("{s:?} is not a whole number"),
+            })
+        })
+        .transpose()
+}
+
+/// A document being gathered from its rows.
+struct Gathered {
+    id: String,
+    lines: Vec<u64>,
+    doc: PurchaseIn,
+}
+
+impl Service {
+    /// Imports a CSV file of one kind. `progress` is told the rows read so far.
+    pub async fn import_csv<R: Read>(
+        &self,
+        kind: ImportKind,
+        input: R,
+        actor: &str,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<ImportReport> {
+        let input =
+            skip_bom(std::io::BufReader::new(input)).map_err(|e| ServiceError::field("file", e))?;
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(true)
+            .flexible(false)
+            .from_reader(input);
+        let mut report = ImportReport::default();
+        let h = match header(kind, &mut reader) {
+            Ok(h) => h,
+            Err(e) => {
+                report.rejected.push(e);
+                return Ok(report);
+            }
+        };
+        let mut record = csv::StringRecord::new();
+        match kind {
+            ImportKind::Purchases => {
+                self.import_purchases(&h, &mut reader, &mut record, actor, &mut report, progress)
+                    .await?
+            }
+            _ => loop {
+                let row = match next_row(&mut reader, &mut record) {
+                    Ok(Some(r)) => r,
+                    Ok(None) => break,
+                    Err(e) => {
+                        report.rows += 1;
+                        report.rejected.push(e);
+                        continue;
+                    }
+                };
+                report.rows += 1;
+                let created = match kind {
+                    ImportKind::Items => match opt_u32(&h, &row, "decimals")
+                        .and_then(|d| Ok((d, opt_u32(&h, &row, "shelf_life_days")?)))
+                    {
+                        Ok((decimals, shelf_life_days)) => {
+                            let item = ItemIn {
+                                sku: h.req(&row, "sku").into(),
+                                name: h.req(&row, "name").into(),
+                                kind: h.req(&row, "kind").into(),
+                                unit: h.req(&row, "unit").into(),
+                                decimals: decimals.unwrap_or(0),
+                                shelf_life_days,
+                            };
+                            self.create_item(&item).await.map(|c| c.created)
+                        }
+                        Err(e) => {
+                            report.rejected.push(e);
+                            continue;
+                        }
+                    },
+                    ImportKind::Parties => {
+                        let party = PartyIn {
+                            code: h.req(&row, "code").into(),
+                            name: h.req(&row, "name").into(),
+                            kind: h.req(&row, "kind").into(),
+                            country: h.get(&row, "country").map(Into::into),
+                            city: h.get(&row, "city").map(Into::into),
+                            parent: h.get(&row, "parent").map(Into::into),
+                        };
+                        self.create_party(&party).await.map(|c| c.created)
+                    }
+                    ImportKind::Locations => self
+                        .create_location(&LocationIn {
+                            code: h.req(&row, "code").into(),
+                            name: h.req(&row, "name").into(),
+                        })
+                        .await
+                        .map(|c| c.created),
+                    ImportKind::Purchases => unreachable!("documents are imported above"),
+                };
+                match created {
+                    Ok(true) => report.created += 1,
+                    Ok(false) => report.unchanged += 1,
+                    Err(ServiceError::Store(e)) => return Err(ServiceError::Store(e)),
+                    Err(e) => report.rejected.extend(row_errors(&e, &[row.line])),
+                }
+                progress(report.rows);
+            },
+        }
+        report.rejected.sort_by_key(|e| e.line);
+        Ok(report)
+    }
+
+    async fn import_purchases(
+        &self,
+        h: &Header,
+        reader: &mut csv::Reader<impl Read>,
+        record: &mut csv::StringRecord,
+        actor: &str,
+        report: &mut ImportReport,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<()> {
+        let mut seen: HashMap<String, u64> = HashMap::new();
+        let mut current: Option<Gathered> = None;
+        let mut bad_docs: HashSet<String> = HashSet::new();
+        let mut in_flight: Vec<(Vec<u64>, oneshot::Receiver<Result<Outcome>>)> = Vec::new();
+        loop {
+            let row = match next_row(reader, record) {
+                Ok(Some(r)) => Some(r),
+                Ok(None) => None,
+                Err(e) => {
+                    report.rows += 1;
+                    // A broken row spoils the document it belongs to, which we cannot tell; it
+                    // is reported, and the document around it is refused by its missing line.
+                    report.rejected.push(e);
+                    continue;
+                }
+            };
+            let id = row.as_ref().map(|r| h.req(r, "purchase_id").to_owned());
+            let continues = matches!((&current, &id), (Some(c), Some(i)) if &c.id == i);
+            if !continues {
+                if let Some(done) = current.take() {
+                    if !bad_docs.contains(&done.id) {
+                        let rx = self.enqueue_purchase(&done.doc, actor).await;
+                        match rx {
+                            Ok(rx) => in_flight.push((done.lines, rx)),
+                            Err(e) => report.rejected.extend(row_errors(&e, &done.lines)),
+                        }
+                    }
+                    if in_flight.len() >= IN_FLIGHT_MAX {
+                        settle(&mut in_flight, report).await?;
+                    }
+                }
+            }
+            let Some(row) = row else { break };
+            report.rows += 1;
+            progress(report.rows);
+            let id = id.expect("a row has an id");
+            if id.is_empty() {
+                report.rejected.push(RowError {
+                    line: row.line,
+                    column: Some("purchase_id".into()),
+                    message: "is empty".into(),
+                });
+                continue;
+            }
+            let line = PurchaseLineIn {
+                sku: h.req(&row, "sku").into(),
+                qty: DecText(h.req(&row, "qty").into()),
+                unit_price: DecText(h.req(&row, "unit_price").into()),
+                lot: h.get(&row, "lot").map(Into::into),
+                expires_on: h.get(&row, "expires_on").map(Into::into),
+            };
+            match &mut current {
+                Some(c) if continues => {
+                    // Document-level columns must agree on every row of the document.
+                    let first = &c.doc;
+                    let differs = [
+                        ("date", first.date.as_str(), h.req(&row, "date")),
+                        ("supplier", first.supplier.as_str(), h.req(&row, "supplier")),
+                        ("location", first.location.as_str(), h.req(&row, "location")),
+                        (
+                            "currency",
+                            first.currency.as_deref().unwrap_or(""),
+                            h.req(&row, "currency"),
+                        ),
+                        (
+                            "fx_rate",
+                            first.fx_rate.as_ref().map_or("", |d| d.0.as_str()),
+                            h.req(&row, "fx_rate"),
+                        ),
+                    ]
+                    .into_iter()
+                    .find(|(_, a, b)| a != b);
+                    if let Some((column, a, b)) = differs {
+                        report.rejected.push(RowError {
+                            line: row.line,
+                            column: Some(column.into()),
+                            message: format!(
+                                "is {b:?} where the document's first row (line {}) says {a:?}",
+                                c.lines[0]
+                            ),
+                        });
+                        bad_docs.insert(id.clone());
+                    } else if c.lines.len() >= ROWS_PER_DOCUMENT_MAX {
+                        report.rejected.push(RowError {
+                            line: row.line,
+                            column: None,
+                            message: format!(
+                                "a document may span at most {ROWS_PER_DOCUMENT_MAX} rows"
+                            ),
+                        });
+                        bad_docs.insert(id.clone());
+                    }
+                    c.lines.push(row.line);
+                    c.doc.lines.push(line);
+                }
+                _ => {
+                    if let Some(first) = seen.get(&id) {
+                        report.rejected.push(RowError {
+                            line: row.line,
+                            column: Some("purchase_id".into()),
+                            message: format!(
+                                "rows of document {id} must be adjacent; it began at line {first}"
+                            ),
+                        });
+                        bad_docs.insert(id.clone());
+                    }
+                    seen.insert(id.clone(), row.line);
+                    current = Some(Gathered {
+                        id: id.clone(),
+                        lines: vec![row.line],
+                        doc: PurchaseIn {
+                            purchase_id: id,
+                            date: h.req(&row, "date").into(),
+                            supplier: h.req(&row, "supplier").into(),
+                            location: h.req(&row, "location").into(),
+                            currency: h.get(&row, "currency").map(Into::into),
+                            fx_rate: h.get(&row, "fx_rate").map(|s| DecText(s.into())),
+                            lines: vec![line],
+                        },
+                    });
+                }
+            }
+        }
+        settle(&mut in_flight, report).await
+    }
+
+    async fn enqueue_purchase(
+        &self,
+        doc: &PurchaseIn,
+        actor: &str,
+    ) -> Result<oneshot::Receiver<Result<Outcome>>> {
+        let parsed = crate::purchase::parse(doc, self.base_currency())?;
+        self.enqueue(Box::new(parsed), actor, None).await
+    }
+}
+
+/// Waits for documents in flight and counts their outcomes.
+async fn settle(
+    in_flight: &mut Vec<(Vec<u64>, oneshot::Receiver<Result<Outcome>>)>,
+    report: &mut ImportReport,
+) -> Result<()> {
+    for (lines, rx) in in_flight.drain(..) {
+        match rx.await.map_err(|_| ServiceError::WriterGone)? {
+            Ok(o) if o.replayed => report.unchanged += 1,
+            Ok(_) => report.created += 1,
+            Err(ServiceError::Store(e)) => return Err(ServiceError::Store(e)),
+            Err(e) => report.rejected.extend(row_errors(&e, &lines)),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,366 @@
+//! The single write path: one task per service takes documents from a queue and commits them
+//! in batches (group commit). Each document is decided on its own against the state the
+//! earlier documents of the batch left, so one bad document never fails its neighbours; the
+//! whole batch then commits in one transaction, and only then is anyone answered.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ledger::docs::Decision;
+use ledger::{Entry, Hash, Needs, Rejection, State};
+use serde_json::Value;
+use store::{
+    DocumentRecord, IdempotencyRecord, Store, StoreError, StoredEntry, WriteBatch, WriteTx,
+};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::error::ServiceError;
+use crate::Clock;
+
+/// Bounds of group commit.
+#[derive(Debug, Clone, Copy)]
+pub struct WriterConfig {
+    /// Most documents committed together.
+    pub max_batch: usize,
+    /// How long the writer waits for more documents once it has one (0: take only what is
+    /// already queued, which adds no latency and still batches under load).
+    pub max_wait: Duration,
+    /// Documents that may wait in the queue before callers wait to enqueue.
+    pub queue_depth: usize,
+    /// Attempts at a batch the database asked us to retry (busy, serialization failure).
+    pub retries: u32,
+}
+
+impl Default for WriterConfig {
+    fn default() -> Self {
+        WriterConfig {
+            max_batch: 256,
+            max_wait: Duration::ZERO,
+            queue_depth: 4_096,
+            retries: 8,
+        }
+    }
+}
+
+/// The answer to a write: the status, the body, and whether it replays an earlier answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    pub status: u16,
+    pub body: Value,
+    pub replayed: bool,
+}
+
+/// A document the writer can post. Each kind of document implements it.
+pub(crate) trait Document: Send + Sync + 'static {
+    /// The kind recorded with the document (`purchase`).
+    fn kind(&self) -> &'static str;
+    /// Namespace and id for id-based idempotency, when the client names the document.
+    fn id(&self) -> Option<(&'static str, &str)>;
+    /// The normalised body; its hash tells a replay from a conflicting reuse.
+    fn body(&self) -> &Value;
+    /// What the decision needs loaded.
+    fn needs(&self) -> Needs;
+    /// What it needs once the first needs are loaded (a reversal needs the entry first).
+    fn needs_then(&self, _state: &State) -> Needs {
+        Needs::default()
+    }
+    fn decide(&self, state: &State, base_currency: &str) -> Result<Decision, Rejection>;
+    /// The answer for a committed document.
+    fn respond(&self, entry: &Entry, hash: &Hash, recorded_at: &str, decision: &Decision) -> Value;
+}
+
+pub(crate) struct Job {
+    pub doc: Box<dyn Document>,
+    pub actor: String,
+    pub idempotency_key: Option<String>,
+    pub reply: oneshot::Sender<Result<Outcome, ServiceError>>,
+}
+
+/// The hash of a normalised request body, with the kind of request it is.
+pub(crate) fn body_hash(kind: &str, body: &Value) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(kind.as_bytes());
+    h.update(b"\n");
+    h.update(body.to_string().as_bytes());
+    hex::encode(h.finalize())
+}
+
+/// Starts the writer task and returns its queue.
+pub(crate) fn spawn(
+    store: Arc<dyn Store>,
+    base_currency: String,
+    config: WriterConfig,
+    clock: Clock,
+) -> mpsc::Sender<Job> {
+    assert!(config.max_batch >= 1 && config.queue_depth >= 1);
+    let (tx, rx) = mpsc::channel(config.queue_depth);
+    tokio::spawn(run(store, base_currency, config, clock, rx));
+    tx
+}
+
+async fn run(
+    store: Arc<dyn Store>,
+    base: String,
+    config: WriterConfig,
+    clock: Clock,
+    mut rx: mpsc::Receiver<Job>,
+) {
+    while let Some(first) = rx.recv().await {
+        let mut jobs = vec![first];
+        let deadline = tokio::time::Instant::now() + config.max_wait;
+        while jobs.len() < config.max_batch {
+            match rx.try_recv() {
+                Ok(j) => jobs.push(j),
+                Err(mpsc::error::TryRecvError::Disconnected) => break,
+                Err(mpsc::error::TryRecvError::Empty) => {
+                    if config.max_wait.is_zero() {
+                        break;
+                    }
+                    match tokio::time::timeout_at(deadline, rx.recv()).await {
+                        Ok(Some(j)) => jobs.push(j),
+                        _ => break,
+                    }
+                }
+            }
+        }
+        run_batch(&*store, &base, &config, &clock, jobs).await;
+    }
+}
+
+async fn run_batch(
+    store: &dyn Store,
+    base: &str,
+    config: &WriterConfig,
+    clock: &Clock,
+    jobs: Vec<Job>,
+) {
+    match attempt_with_retries(store, base, config, clock, &jobs).await {
+        Ok(results) => answer(jobs, results),
+        Err(e) if jobs.len() > 1 => {
+            // The batch failed as a whole (a constraint the domain should have caught, or a
+            // database fault): isolate the culprit by committing each document alone.
+            tracing::warn!(error = %e, size = jobs.len(), "batch failed; committing its documents one by one");
+            for job in jobs {
+                let r =
+                    attempt_with_retries(store, base, config, clock, std::slice::from_ref(&job))
+                        .await;
+                match r {
+                    Ok(mut results) => answer(vec![job], vec![results.remove(0)]),
+                    Err(e) => {
+                        tracing::error!(error = %e, "document failed to commit");
+                        let _ = job.reply.send(Err(ServiceError::Store(e)));
+                    }
+                }
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "document failed to commit");
+            for job in jobs {
+                let _ = job
+                    .reply
+                    .send(Err(ServiceError::Store(StoreError::Backend(e.to_string()))));
+            }
+        }
+    }
+}
+
+fn answer(jobs: Vec<Job>, results: Vec<Result<Outcome, ServiceError>>) {
+    assert_eq!(jobs.len(), results.len());
+    for (job, r) in jobs.into_iter().zip(results) {
+        // A caller that went away (client disconnected) does not undo what was committed.
+        let _ = job.reply.send(r);
+    }
+}
+
+async fn attempt_with_retries(
+    store: &dyn Store,
+    base: &str,
+    config: &WriterConfig,
+    clock: &Clock,
+    jobs: &[Job],
+) -> Result<Vec<Result<Outcome, ServiceError>>, StoreError> {
+    let mut tries = 0;
+    loop {
+        match attempt(store, base, clock, jobs).await {
+            Err(StoreError::Busy(msg)) if tries < config.retries => {
+                tries += 1;
+                tracing::debug!(%msg, tries, "database busy; retrying the batch");
+                tokio::time::sleep(Duration::from_millis(2u64 << tries.min(8))).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// What one attempt at a batch accumulates.
+struct Pending {
+    state: State,
+    batch: WriteBatch,
+    seq: u64,
+    hash: Hash,
+    recorded_at: String,
+}
+
+async fn attempt(
+    store: &dyn Store,
+    base: &str,
+    clock: &Clock,
+    jobs: &[Job],
+) -> Result<Vec<Result<Outcome, ServiceError>>, StoreError> {
+    let mut tx = store.begin().await?;
+    let head = tx.head().clone();
+    let mut p = Pending {
+        state: State::new(head.closed_through),
+        batch: WriteBatch::default(),
+        seq: head.seq,
+        hash: head.hash,
+        recorded_at: clock()
+            .format(&time::format_description::well_known::Rfc3339)
+            .expect("the current time formats"),
+    };
+    let mut results = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        results.push(process(&mut *tx, &mut p, base, job).await?);
+    }
+    if p.seq != head.seq {
+        p.batch.head = Some(store::Head {
+            seq: p.seq,
+            hash: p.hash,
+            closed_through: p.state.closed_through(),
+        });
+        p.batch.lots = p.state.created_lots().cloned().collect();
+        p.batch.deltas = p
+            .state
+            .deltas()
+            .map(|(a, l, b)| {
+                (
+                    a.clone(),
+                    l.clone(),
+                    p.state
+                        .lot(l)
+                        .map(|x| x.sku.clone())
+                        .expect("posted lots are loaded"),
+                    b,
+                )
+            })
+            .collect();
+        tx.write(&p.batch).await?;
+    } else if !p.batch.idempotency.is_empty() || !p.batch.documents.is_empty() {
+        tx.write(&p.batch).await?;
+    }
+    tx.commit().await?;
+    Ok(results)
+}
+
+/// Decides one document. The outer error is the store's (it fails the batch); the inner one
+/// is this document's answer.
+async fn process(
+    tx: &mut dyn WriteTx,
+    p: &mut Pending,
+    base: &str,
+    job: &Job,
+) -> Result<Result<Outcome, ServiceError>, StoreError> {
+    let doc = &*job.doc;
+    let request_hash = body_hash(doc.kind(), doc.body());
+    if let Some(key) = &job.idempotency_key {
+        let earlier = match p
+            .batch
+            .idempotency
+            .iter()
+            .find(|r| &r.key == key && r.actor == job.actor)
+        {
+            Some(r) => Some(r.clone()),
+            None => tx.idempotency(&job.actor, key).await?,
+        };
+        if let Some(r) = earlier {
+            return Ok(if r.request_hash == request_hash {
+                Ok(Outcome {
+                    status: r.status,
+                    body: r.response,
+                    replayed: true,
+                })
+            } else {
+                Err(ServiceError::IdempotencyKeyReused { key: key.clone() })
+            });
+        }
+    }
+    if let Some((namespace, id)) = doc.id() {
+        let earlier = match p
+            .batch
+            .documents
+            .iter()
+            .find(|d| d.namespace == namespace && d.id == id)
+        {
+            Some(d) => Some(d.clone()),
+            None => tx.document(namespace, id).await?,
+        };
+        if let Some(d) = earlier {
+            return Ok(if d.body_hash == request_hash {
+                Ok(Outcome {
+                    status: 201,
+                    body: d.response,
+                    replayed: true,
+                })
+            } else {
+                Err(Rejection::ExistsWithDifferentBody {
+                    what: namespace,
+                    id: id.to_owned(),
+                }
+                .into())
+            });
+        }
+    }
+    tx.load(&doc.needs(), &mut p.state).await?;
+    let then = doc.needs_then(&p.state);
+    tx.load(&then, &mut p.state).await?;
+    let decision = match doc.decide(&p.state, base) {
+        Ok(d) => d,
+        Err(r) => return Ok(Err(r.into())),
+    };
+    let more = p.state.commit_needs(&decision.postings, &decision.new_lots);
+    tx.load(&more, &mut p.state).await?;
+    let seq = p.seq + 1;
+    let entry = match p.state.commit(
+        decision.header(seq, &job.actor),
+        decision.postings.clone(),
+        decision.new_lots.clone(),
+    ) {
+        Ok(e) => e,
+        Err(r) => return Ok(Err(r.into())),
+    };
+    let hash = entry.chain_hash(&p.hash);
+    let body = doc.respond(&entry, &hash, &p.recorded_at, &decision);
+    p.seq = seq;
+    p.hash = hash;
+    p.batch.entries.push(StoredEntry {
+        entry,
+        hash,
+        recorded_at: p.recorded_at.clone(),
+    });
+    if let Some((namespace, id)) = doc.id() {
+        p.batch.documents.push(DocumentRecord {
+            namespace: namespace.to_owned(),
+            id: id.to_owned(),
+            kind: doc.kind().to_owned(),
+            body_hash: request_hash.clone(),
+            body: doc.body().clone(),
+            response: body.clone(),
+            entry_seq: Some(seq),
+        });
+    }
+    if let Some(key) = &job.idempotency_key {
+        p.batch.idempotency.push(IdempotencyRecord {
+            actor: job.actor.clone(),
+            key: key.clone(),
+            request_hash,
+            status: 201,
+            response: body.clone(),
+        });
+    }
+    Ok(Ok(Outcome {
+        status: 201,
+        body,
+        replayed: false,
+    }))
+}

@@ -1,0 +1,806 @@
+//! Store on PostgreSQL, for deployments past one machine: one pool, migrations run on open.
+//!
+//! Writes serialise on a row lock of the ledger head (`select ... for update` in `begin`), so
+//! there is exactly one write path per database however many processes share it (DESIGN
+//! section 3). Identifiers are stored with `collate "C"` so that lists come in the same order
+//! as on SQLite.
+
+use std::collections::HashSet;
+use std::str::FromStr;
+
+use async_trait::async_trait;
+use ledger::{Hash, Item, Location, Needs, Party, State};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
+use sqlx::{Postgres, QueryBuilder, Row, Transaction};
+use store::decode::{self, RawEntry, RawPosting};
+use store::{
+    BalanceFilter, BalanceMismatch, BalanceRow, DocumentRecord, Head, IdempotencyRecord, Inserted,
+    Result, Store, StoreError, StoredEntry, TokenRecord, WriteBatch, WriteTx, PAGE_MAX,
+};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/postgres");
+
+/// Connections in the pool, shared by reads and the writer.
+const MAX_CONNECTIONS: u32 = 8;
+/// Rows per multi-row insert: 7 columns x 100 rows stays far below PostgreSQL's 65535 binds.
+const ROWS_PER_INSERT: usize = 100;
+
+fn err(e: sqlx::Error) -> StoreError {
+    if let sqlx::Error::Database(db) = &e {
+        let msg = db.message().to_owned();
+        match db.code().as_deref() {
+            // serialization_failure and deadlock_detected ask the caller to try again.
+            Some("40001") | Some("40P01") | Some("55P03") => return StoreError::Busy(msg),
+            // check_violation, unique_violation, foreign_key_violation.
+            Some("23514") | Some("23505") | Some("23503") => return StoreError::Constraint(msg),
+            _ if msg.contains("append-only") => return StoreError::Constraint(msg),
+            _ => {}
+        }
+    }
+    StoreError::Backend(e.to_string())
+}
+
+/// How long a writer waits for the ledger head's lock before the attempt is retried.
+const LOCK_TIMEOUT_MS: u64 = 5_000;
+/// How long opening waits for a connection before reporting the server unreachable.
+const CONNECT_TIMEOUT_MS: u64 = 10_000;
+
+/// The PostgreSQL store.
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    /// Connects to the database at a `postgres:` URL and migrates it.
+    pub async fn open(url: &str) -> Result<PgStore> {
+        // A writer waiting for the head lock gives up after LOCK_TIMEOUT_MS and is retried as
+        // busy, like SQLite's busy timeout; durability is the server's default
+        // synchronous_commit=on, set here explicitly so a server default cannot weaken it.
+        let options = PgConnectOptions::from_str(url)
+            .map_err(|e| StoreError::BadUrl(format!("{url}: {e}")))?
+            .options([
+                ("lock_timeout", format!("{LOCK_TIMEOUT_MS}ms")),
+                ("synchronous_commit", "on".to_owned()),
+            ]);
+        let pool = PgPoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .acquire_timeout(std::time::Duration::from_millis(CONNECT_TIMEOUT_MS))
+            .connect_with(options)
+            .await
+            .map_err(err)?;
+        // sqlx takes an advisory lock while migrating, so processes starting together are safe.
+        MIGRATOR
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError::Backend(format!("migration failed: {e}")))?;
+        Ok(PgStore { pool })
+    }
+
+    /// The pool, for tests that must reach under the service (tampering).
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+fn limit(n: u32) -> i64 {
+    i64::from(n.clamp(1, PAGE_MAX))
+}
+
+fn i64_of(v: u64) -> i64 {
+    i64::try_from(v).expect("sequence numbers fit in i64")
+}
+
+const HEAD: &str = "select seq, hash, closed_through from ledger where id = 1";
+/// The row lock on the ledger head: the single serialised write path across processes.
+const HEAD_FOR_UPDATE: &str =
+    "select seq, hash, closed_through from ledger where id = 1 for update";
+
+async fn read_head(conn: &mut PgConnection, sql: &str) -> Result<Head> {
+    let row = sqlx::query(sql).fetch_one(conn).await.map_err(err)?;
+    let hash: String = row.get("hash");
+    Ok(Head {
+        seq: decode::seq(row.get("seq")),
+        hash: Hash::from_hex(&hash)
+            .ok_or_else(|| StoreError::Corrupt("ledger head hash".into()))?,
+        closed_through: decode::opt_date(row.get("closed_through"))?,
+    })
+}
+
+fn item_row(r: &PgRow) -> Result<Item> {
+    decode::item(
+        r.get("sku"),
+        r.get("name"),
+        r.get("kind"),
+        r.get("unit"),
+        r.get("decimals"),
+        r.get("shelf_life_days"),
+    )
+}
+fn party_row(r: &PgRow) -> Result<Party> {
+    decode::party(
+        r.get("code"),
+        r.get("name"),
+        r.get("kind"),
+        r.get("country"),
+        r.get("city"),
+        r.get("parent"),
+    )
+}
+fn location_row(r: &PgRow) -> Result<Location> {
+    decode::location(r.get("code"), r.get("name"))
+}
+fn lot_row(r: &PgRow) -> Result<ledger::Lot> {
+    decode::lot(
+        r.get("lot"),
+        r.get("sku"),
+        r.get("origin_kind"),
+        r.get("origin_doc"),
+        r.get("origin_seq"),
+        r.get("expires_on"),
+        r.get("source"),
+    )
+}
+fn document_row(r: &PgRow) -> Result<DocumentRecord> {
+    let body: String = r.get("body");
+    let response: String = r.get("response");
+    Ok(DocumentRecord {
+        namespace: r.get("namespace"),
+        id: r.get("id"),
+        kind: r.get("kind"),
+        body_hash: r.get("body_hash"),
+        body: serde_json::from_str(&body)
+            .map_err(|e| StoreError::Corrupt(format!("document body: {e}")))?,
+        response: serde_json::from_str(&response)
+            .map_err(|e| StoreError::Corrupt(format!("document response: {e}")))?,
+        entry_seq: r.get::<Option<i64>, _>("entry_seq").map(decode::seq),
+    })
+}
+fn idempotency_row(r: &PgRow) -> Result<IdempotencyRecord> {
+    let response: String = r.get("response");
+    Ok(IdempotencyRecord {
+        actor: r.get("actor"),
+        key: r.get("key"),
+        request_hash: r.get("request_hash"),
+        status: u16::try_from(r.get::<i64, _>("status"))
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        response: serde_json::from_str(&response)
+            .map_err(|e| StoreError::Corrupt(format!("idempotency response: {e}")))?,
+    })
+}
+fn token_row(r: &PgRow) -> TokenRecord {
+    TokenRecord {
+        name: r.get("name"),
+        role: r.get("role"),
+        token_hash: r.get("token_hash"),
+        created_at: r.get("created_at"),
+        expires_at: r.get("expires_at"),
+        revoked_at: r.get("revoked_at"),
+    }
+}
+fn raw_entry(r: &PgRow) -> RawEntry {
+    RawEntry {
+        seq: r.get("seq"),
+        date: r.get("date"),
+        kind: r.get("kind"),
+        document: r.get("document"),
+        actor: r.get("actor"),
+        reverses: r.get("reverses"),
+        memo: r.get("memo"),
+        hash: r.get("hash"),
+        recorded_at: r.get("recorded_at"),
+    }
+}
+fn raw_posting(r: &PgRow) -> RawPosting {
+    RawPosting {
+        seq: r.get("seq"),
+        account: r.get("account"),
+        sku: r.get("sku"),
+        lot: r.get("lot"),
+        qty: r.get("qty"),
+        value: r.get("value"),
+    }
+}
+
+const ENTRY_COLUMNS: &str = "seq, date, kind, document, actor, reverses, memo, hash, recorded_at";
+const POSTING_COLUMNS: &str = "seq, account, sku, lot, qty, value";
+
+async fn entries_between(
+    conn: &mut PgConnection,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<StoredEntry>> {
+    let rows = sqlx::query(&format!(
+        "select {ENTRY_COLUMNS} from entries where seq > $1 order by seq limit $2"
+    ))
+    .bind(after)
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(err)?;
+    let Some(last) = rows.last().map(|r| r.get::<i64, _>("seq")) else {
+        return Ok(Vec::new());
+    };
+    let postings = sqlx::query(&format!(
+        "select {POSTING_COLUMNS} from postings where seq > $1 and seq <= $2 order by seq, idx"
+    ))
+    .bind(after)
+    .bind(last)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(err)?;
+    decode::entries(
+        rows.iter().map(raw_entry).collect(),
+        postings.iter().map(raw_posting).collect(),
+    )
+}
+
+#[async_trait]
+impl Store for PgStore {
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+
+    async fn base_currency(&self) -> Result<String> {
+        sqlx::query_scalar("select base_currency from ledger where id = 1")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(err)
+    }
+
+    async fn insert_item(&self, item: &Item) -> Result<Inserted<Item>> {
+        // Insert-or-find in one statement: a concurrent twin cannot slip between check and write.
+        let done = sqlx::query("insert into items (sku, name, kind, unit, decimals, shelf_life_days) values ($1, $2, $3, $4, $5, $6) on conflict (sku) do nothing")
+            .bind(item.sku().as_str())
+            .bind(item.name())
+            .bind(item.kind().as_str())
+            .bind(item.unit())
+            .bind(i64::from(item.decimals()))
+            .bind(item.shelf_life_days().map(i64::from))
+            .execute(&self.pool)
+            .await
+            .map_err(err)?;
+        if done.rows_affected() == 1 {
+            return Ok(Inserted::Created);
+        }
+        Ok(Inserted::Existing(
+            self.item(item.sku().as_str())
+                .await?
+                .ok_or_else(|| StoreError::Backend("item vanished".into()))?,
+        ))
+    }
+    async fn item(&self, sku: &str) -> Result<Option<Item>> {
+        let row = sqlx::query("select * from items where sku = $1")
+            .bind(sku)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(err)?;
+        row.as_ref().map(item_row).transpose()
+    }
+    async fn items(&self, after: Option<&str>, n: u32) -> Result<Vec<Item>> {
+        let rows = sqlx::query("select * from items where sku > $1 order by sku limit $2")
+            .bind(after.unwrap_or(""))
+            .bind(limit(n))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(err)?;
+        rows.iter().map(item_row).collect()
+    }
+
+    async fn insert_party(&self, p: &Party) -> Result<Inserted<Party>> {
+        let done = sqlx::query("insert into parties (code, name, kind, country, city, parent) values ($1, $2, $3, $4, $5, $6) on conflict (code) do nothing")
+            .bind(p.code().as_str())
+            .bind(p.name())
+            .bind(p.kind().as_str())
+            .bind(p.country())
+            .bind(p.city())
+            .bind(p.parent().map(|c| c.as_str()))
+            .execute(&self.pool)
+            .await
+            .map_err(err)?;
+        if done.rows_affected() == 1 {
+            return Ok(Inserted::Created);
+        }
+        Ok(Inserted::Existing(
+            self.party(p.code().as_str())
+                .await?
+                .ok_or_else(|| StoreError::Backend("party vanished".into()))?,
+        ))
+    }
+    async fn party(&self, code: &str) -> Result<Option<Party>> {
+        let row = sqlx::query("select * from parties where code = $1")
+            .bind(code)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(err)?;
+        row.as_ref().map(party_row).transpose()
+    }
+    async fn parties(&self, after: Option<&str>, n: u32) -> Result<Vec<Party>> {
+        let rows = sqlx::query("select * from parties where code > $1 order by code limit $2")
+            .bind(after.unwrap_or(""))
+            .bind(limit(n))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(err)?;
+        rows.iter().map(party_row).collect()
+    }
+
+    async fn insert_location(&self, l: &Location) -> Result<Inserted<Location>> {
+        let done = sqlx::query(
+            "insert into locations (code, name) values ($1, $2) on conflict (code) do nothing",
+        )
+        .bind(l.code().as_str())
+        .bind(l.name())
+        .execute(&self.pool)
+        .await
+        .map_err(err)?;
+        if done.rows_affected() == 1 {
+            return Ok(Inserted::Created);
+        }
+        Ok(Inserted::Existing(
+            self.location(l.code().as_str())
+                .await?
+                .ok_or_else(|| StoreError::Backend("location vanished".into()))?,
+        ))
+    }
+    async fn location(&self, code: &str) -> Result<Option<Location>> {
+        let row = sqlx::query("select * from locations where code = $1")
+            .bind(code)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(err)?;
+        row.as_ref().map(location_row).transpose()
+    }
+    async fn locations(&self, after: Option<&str>, n: u32) -> Result<Vec<Location>> {
+        let rows = sqlx::query("select * from locations where code > $1 order by code limit $2")
+            .bind(after.unwrap_or(""))
+            .bind(limit(n))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(err)?;
+        rows.iter().map(location_row).collect()
+    }
+
+    async fn insert_token(&self, t: &TokenRecord) -> Result<Inserted<TokenRecord>> {
+        let done = sqlx::query("insert into tokens (name, role, token_hash, created_at, expires_at, revoked_at) values ($1, $2, $3, $4, $5, $6) on conflict (name) do nothing")
+            .bind(&t.name)
+            .bind(&t.role)
+            .bind(&t.token_hash)
+            .bind(&t.created_at)
+            .bind(&t.expires_at)
+            .bind(&t.revoked_at)
+            .execute(&self.pool)
+            .await
+            .map_err(err)?;
+        if done.rows_affected() == 1 {
+            return Ok(Inserted::Created);
+        }
+        let row = sqlx::query("select * from tokens where name = $1")
+            .bind(&t.name)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(err)?;
+        Ok(Inserted::Existing(token_row(&row)))
+    }
+    async fn token_by_hash(&self, token_hash: &str) -> Result<Option<TokenRecord>> {
+        let row = sqlx::query("select * from tokens where token_hash = $1")
+            .bind(token_hash)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(err)?;
+        Ok(row.as_ref().map(token_row))
+    }
+    async fn tokens(&self) -> Result<Vec<TokenRecord>> {
+        let rows = sqlx::query("select * from tokens order by name")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(err)?;
+        Ok(rows.iter().map(token_row).collect())
+    }
+    async fn revoke_token(&self, name: &str, at: &str) -> Result<bool> {
+        let done =
+            sqlx::query("update tokens set revoked_at = $1 where name = $2 and revoked_at is null")
+                .bind(at)
+                .bind(name)
+                .execute(&self.pool)
+                .await
+                .map_err(err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn begin(&self) -> Result<Box<dyn WriteTx + '_>> {
+        // The row lock on the ledger head is held to commit, so what we read is what we write on top of.
+        let mut tx = self.pool.begin().await.map_err(err)?;
+        let head = read_head(&mut tx, HEAD_FOR_UPDATE).await?;
+        Ok(Box::new(PgWriteTx { tx, head }))
+    }
+
+    async fn head(&self) -> Result<Head> {
+        let mut conn = self.pool.acquire().await.map_err(err)?;
+        read_head(&mut conn, HEAD).await
+    }
+
+    async fn document(&self, namespace: &str, id: &str) -> Result<Option<DocumentRecord>> {
+        let row = sqlx::query("select * from documents where namespace = $1 and id = $2")
+            .bind(namespace)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(err)?;
+        row.as_ref().map(document_row).transpose()
+    }
+    async fn documents(
+        &self,
+        kind: &str,
+        after: Option<u64>,
+        n: u32,
+    ) -> Result<Vec<(u64, DocumentRecord)>> {
+        let rows = sqlx::query(
+            "select * from documents where kind = $1 and pos > $2 order by pos limit $3",
+        )
+        .bind(kind)
+        .bind(after.map_or(0, i64_of))
+        .bind(limit(n))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(err)?;
+        rows.iter()
+            .map(|r| Ok((decode::seq(r.get("pos")), document_row(r)?)))
+            .collect()
+    }
+    async fn idempotency(&self, actor: &str, key: &str) -> Result<Option<IdempotencyRecord>> {
+        let row = sqlx::query("select * from idempotency where actor = $1 and key = $2")
+            .bind(actor)
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(err)?;
+        row.as_ref().map(idempotency_row).transpose()
+    }
+
+    async fn entries(&self, after: u64, n: u32) -> Result<Vec<StoredEntry>> {
+        // One connection for both statements; without a transaction the postings read is a
+        // second snapshot, which is safe because entries and postings are append-only.
+        let mut conn = self.pool.acquire().await.map_err(err)?;
+        entries_between(&mut conn, i64_of(after), limit(n)).await
+    }
+    async fn entry(&self, seq: u64) -> Result<Option<StoredEntry>> {
+        let mut conn = self.pool.acquire().await.map_err(err)?;
+        Ok(entries_between(&mut conn, i64_of(seq) - 1, 1)
+            .await?
+            .into_iter()
+            .find(|e| e.entry.seq() == seq))
+    }
+
+    async fn balances(
+        &self,
+        f: &BalanceFilter,
+        after: Option<(String, String)>,
+        n: u32,
+    ) -> Result<Vec<BalanceRow>> {
+        let (after_account, after_lot) = after.unwrap_or_default();
+        // Each filter is optional: `$1::text is null or column = $1` keeps one statement for all cases.
+        let rows = sqlx::query(
+            "select account, sku, lot, qty, value from balances
+             where (qty <> 0 or value <> 0)
+               and ($1::text is null or account = $1) and ($2::text is null or sku = $2) and ($3::text is null or lot = $3)
+               and (account, lot) > ($4, $5)
+             order by account, lot limit $6",
+        )
+        .bind(f.account.as_deref())
+        .bind(f.sku.as_deref())
+        .bind(f.lot.as_deref())
+        .bind(after_account)
+        .bind(after_lot)
+        .bind(limit(n))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(err)?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let b = decode::balance(r.get("qty"), r.get("value"));
+                BalanceRow {
+                    account: r.get("account"),
+                    sku: r.get("sku"),
+                    lot: r.get("lot"),
+                    quantity: b.qty,
+                    value: b.value,
+                }
+            })
+            .collect())
+    }
+
+    async fn balance_mismatches(&self) -> Result<Vec<BalanceMismatch>> {
+        // Recompute every balance from the postings and compare, in both directions (a balance
+        // row with no postings, postings with no balance row). Sums of bigint are numeric here.
+        let rows = sqlx::query(
+            "with posted as (select account, lot, sum(qty)::bigint as qty, sum(value)::bigint as value from postings group by account, lot)
+             select coalesce(b.account, p.account) as account, coalesce(b.lot, p.lot) as lot,
+                    coalesce(b.qty, 0) as bq, coalesce(b.value, 0) as bv, coalesce(p.qty, 0) as pq, coalesce(p.value, 0) as pv
+             from balances b full outer join posted p on p.account = b.account and p.lot = b.lot
+             where coalesce(b.qty, 0) <> coalesce(p.qty, 0) or coalesce(b.value, 0) <> coalesce(p.value, 0)
+             order by 1, 2",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(err)?;
+        Ok(rows
+            .iter()
+            .map(|r| BalanceMismatch {
+                account: r.get("account"),
+                lot: r.get("lot"),
+                maintained_qty: r.get("bq"),
+                maintained_value: r.get("bv"),
+                posted_qty: r.get("pq"),
+                posted_value: r.get("pv"),
+            })
+            .collect())
+    }
+}
+
+struct PgWriteTx {
+    tx: Transaction<'static, Postgres>,
+    head: Head,
+}
+
+#[async_trait]
+impl WriteTx for PgWriteTx {
+    fn head(&self) -> &Head {
+        &self.head
+    }
+
+    async fn load(&mut self, needs: &Needs, state: &mut State) -> Result<()> {
+        let n = state.missing(needs);
+        let conn = &mut *self.tx;
+        for sku in &n.items {
+            let row = sqlx::query("select * from items where sku = $1")
+                .bind(sku.as_str())
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(err)?;
+            state.put_item(sku.clone(), row.as_ref().map(item_row).transpose()?);
+        }
+        for code in &n.parties {
+            let row = sqlx::query("select * from parties where code = $1")
+                .bind(code.as_str())
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(err)?;
+            state.put_party(code.clone(), row.as_ref().map(party_row).transpose()?);
+        }
+        for code in &n.locations {
+            let row = sqlx::query("select * from locations where code = $1")
+                .bind(code.as_str())
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(err)?;
+            state.put_location(code.clone(), row.as_ref().map(location_row).transpose()?);
+        }
+        let balance_lots = n.balances.iter().map(|(_, l)| l);
+        for lot in n.lots.iter().chain(balance_lots) {
+            let row = sqlx::query("select * from lots where lot = $1")
+                .bind(lot.as_str())
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(err)?;
+            state.put_lot(lot.clone(), row.as_ref().map(lot_row).transpose()?);
+        }
+        for (account, lot) in &n.balances {
+            let row =
+                sqlx::query("select qty, value from balances where account = $1 and lot = $2")
+                    .bind(account.to_string())
+                    .bind(lot.as_str())
+                    .fetch_optional(&mut *conn)
+                    .await
+                    .map_err(err)?;
+            let b = row
+                .map(|r| decode::balance(r.get("qty"), r.get("value")))
+                .unwrap_or_default();
+            state.put_balance(account.clone(), lot.clone(), b);
+        }
+        for (account, sku) in &n.groups {
+            let rows = sqlx::query(
+                "select l.*, b.qty as bq, b.value as bv from balances b join lots l on l.lot = b.lot
+                 where b.account = $1 and b.sku = $2 and (b.qty <> 0 or b.value <> 0)",
+            )
+            .bind(account.to_string())
+            .bind(sku.as_str())
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(err)?;
+            let mut lots = Vec::with_capacity(rows.len());
+            for r in &rows {
+                let lot = lot_row(r)?;
+                lots.push(lot.lot.clone());
+                state.put_lot(lot.lot.clone(), Some(lot.clone()));
+                state.put_balance(
+                    account.clone(),
+                    lot.lot,
+                    decode::balance(r.get("bq"), r.get("bv")),
+                );
+            }
+            state.put_group(account.clone(), sku.clone(), lots);
+        }
+        for seq in &n.entries {
+            let found = entries_between(conn, i64_of(*seq) - 1, 1)
+                .await?
+                .into_iter()
+                .find(|e| e.entry.seq() == *seq);
+            let past = match found {
+                Some(e) => {
+                    let by: Option<i64> =
+                        sqlx::query_scalar("select seq from entries where reverses = $1")
+                            .bind(i64_of(*seq))
+                            .fetch_optional(&mut *conn)
+                            .await
+                            .map_err(err)?;
+                    Some(ledger::PastEntry {
+                        entry: e.entry,
+                        reversed_by: by.map(decode::seq),
+                    })
+                }
+                None => None,
+            };
+            state.put_entry(*seq, past);
+        }
+        Ok(())
+    }
+
+    async fn document(&mut self, namespace: &str, id: &str) -> Result<Option<DocumentRecord>> {
+        let row = sqlx::query("select * from documents where namespace = $1 and id = $2")
+            .bind(namespace)
+            .bind(id)
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(err)?;
+        row.as_ref().map(document_row).transpose()
+    }
+
+    async fn idempotency(&mut self, actor: &str, key: &str) -> Result<Option<IdempotencyRecord>> {
+        let row = sqlx::query("select * from idempotency where actor = $1 and key = $2")
+            .bind(actor)
+            .bind(key)
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(err)?;
+        row.as_ref().map(idempotency_row).transpose()
+    }
+
+    async fn write(&mut self, b: &WriteBatch) -> Result<()> {
+        let conn = &mut *self.tx;
+        // Order matters for the foreign keys: entries, then the lots they create, then postings.
+        for e in &b.entries {
+            let x = &e.entry;
+            sqlx::query(&format!(
+                "insert into entries ({ENTRY_COLUMNS}) values ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+            ))
+            .bind(i64_of(x.seq()))
+            .bind(x.date().to_string())
+            .bind(x.kind().as_str())
+            .bind(x.document().as_str())
+            .bind(x.actor())
+            .bind(x.reverses().map(i64_of))
+            .bind(x.memo())
+            .bind(e.hash.to_hex())
+            .bind(&e.recorded_at)
+            .execute(&mut *conn)
+            .await
+            .map_err(err)?;
+        }
+        for l in &b.lots {
+            sqlx::query("insert into lots (lot, sku, origin_kind, origin_doc, origin_seq, expires_on, source) values ($1, $2, $3, $4, $5, $6, $7)")
+                .bind(l.lot.as_str())
+                .bind(l.sku.as_str())
+                .bind(l.origin_kind.as_str())
+                .bind(l.origin_doc.as_str())
+                .bind(i64_of(l.origin_seq))
+                .bind(l.expires_on.map(|d| d.to_string()))
+                .bind(l.source.as_ref().map(|s| s.as_str()))
+                .execute(&mut *conn)
+                .await
+                .map_err(err)?;
+        }
+        let postings: Vec<(i64, usize, &ledger::Posting)> = b
+            .entries
+            .iter()
+            .flat_map(|e| {
+                e.entry
+                    .postings()
+                    .iter()
+                    .enumerate()
+                    .map(|(i, p)| (i64_of(e.entry.seq()), i, p))
+            })
+            .collect();
+        for chunk in postings.chunks(ROWS_PER_INSERT) {
+            let mut q: QueryBuilder<Postgres> = QueryBuilder::new(
+                "insert into postings (seq, idx, account, sku, lot, qty, value) ",
+            );
+            q.push_values(chunk, |mut row, (seq, idx, p)| {
+                row.push_bind(*seq)
+                    .push_bind(i64::try_from(*idx).expect("posting index fits"))
+                    .push_bind(p.account.to_string())
+                    .push_bind(p.sku.as_str())
+                    .push_bind(p.lot.as_str())
+                    .push_bind(p.qty.scaled())
+                    .push_bind(p.value.scaled());
+            });
+            q.build().execute(&mut *conn).await.map_err(err)?;
+        }
+        // A repeated (account, lot) would be applied once by `update ... from`, silently.
+        let mut keys = HashSet::with_capacity(b.deltas.len());
+        assert!(
+            b.deltas
+                .iter()
+                .all(|(account, lot, _, _)| keys.insert((account, lot))),
+            "balance deltas are netted: one per (account, lot)"
+        );
+        for chunk in b.deltas.chunks(ROWS_PER_INSERT) {
+            // Netted deltas: one row per (account, lot) however many postings touched it. Not an
+            // upsert: the check constraint is tested on the row proposed for insertion before
+            // the conflict is found, so `on conflict do update` would refuse every outflow of a
+            // guarded account. Existing balances are updated, then missing ones inserted; the
+            // ledger row lock keeps other writers out between the two.
+            let mut q: QueryBuilder<Postgres> = QueryBuilder::new("update balances set qty = balances.qty + d.qty, value = balances.value + d.value from (");
+            q.push_values(chunk, |mut row, (account, lot, _, d)| {
+                row.push_bind(account.to_string())
+                    .push_bind(lot.as_str())
+                    .push_bind(d.qty.scaled())
+                    .push_bind(d.value.scaled());
+            });
+            q.push(") as d (account, lot, qty, value) where balances.account = d.account and balances.lot = d.lot");
+            q.build().execute(&mut *conn).await.map_err(err)?;
+            let mut q: QueryBuilder<Postgres> = QueryBuilder::new("insert into balances (account, lot, sku, qty, value, guarded) select d.account, d.lot, d.sku, d.qty, d.value, d.guarded from (");
+            q.push_values(chunk, |mut row, (account, lot, sku, d)| {
+                row.push_bind(account.to_string())
+                    .push_bind(lot.as_str())
+                    .push_bind(sku.as_str())
+                    .push_bind(d.qty.scaled())
+                    .push_bind(d.value.scaled())
+                    .push_bind(account.guarded());
+            });
+            q.push(") as d (account, lot, sku, qty, value, guarded) where not exists (select 1 from balances b where b.account = d.account and b.lot = d.lot)");
+            q.build().execute(&mut *conn).await.map_err(err)?;
+        }
+        for d in &b.documents {
+            sqlx::query("insert into documents (namespace, id, kind, body_hash, body, response, entry_seq) values ($1, $2, $3, $4, $5, $6, $7)")
+                .bind(&d.namespace)
+                .bind(&d.id)
+                .bind(&d.kind)
+                .bind(&d.body_hash)
+                .bind(d.body.to_string())
+                .bind(d.response.to_string())
+                .bind(d.entry_seq.map(i64_of))
+                .execute(&mut *conn)
+                .await
+                .map_err(err)?;
+        }
+        for i in &b.idempotency {
+            sqlx::query("insert into idempotency (actor, key, request_hash, status, response) values ($1, $2, $3, $4, $5)")
+                .bind(&i.actor)
+                .bind(&i.key)
+                .bind(&i.request_hash)
+                .bind(i64::from(i.status))
+                .bind(i.response.to_string())
+                .execute(&mut *conn)
+                .await
+                .map_err(err)?;
+        }
+        if let Some(h) = &b.head {
+            assert!(h.seq >= self.head.seq, "the head never moves back");
+            sqlx::query("update ledger set seq = $1, hash = $2, closed_through = $3 where id = 1")
+                .bind(i64_of(h.seq))
+                .bind(h.hash.to_hex())
+                .bind(h.closed_through.map(|d| d.to_string()))
+                .execute(&mut *conn)
+                .await
+                .map_err(err)?;
+            self.head = h.clone();
+        }
+        Ok(())
+    }
+
+    async fn commit(self: Box<Self>) -> Result<()> {
+        self.tx.commit().await.map_err(err)
+    }
+}

@@ -1,0 +1,315 @@
+//! Opens `PgStore` on a fresh database of the server named by `PPE_TEST_POSTGRES_URL` and
+//! checks a first write end to end. Skipped (with a message) when the variable is unset.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use ledger::{
+    Account, Balance, DocId, Entry, EntryHeader, EntryKind, Hash, Item, ItemKind, LocationCode,
+    Lot, LotNo, Money, PartyCode, Posting, Qty, Sku,
+};
+use sqlx::Connection;
+use store::{
+    BalanceFilter, DocumentRecord, Head, Inserted, Store, StoreError, StoredEntry, WriteBatch,
+};
+use store_postgres::PgStore;
+
+/// The same server URL with another database name (keeping any `?query`).
+fn with_database(url: &str, name: &str) -> String {
+    let start = url.find("://").map_or(0, |i| i + 3);
+    let (scheme, rest) = url.split_at(start);
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let query = tail.find('?').map_or("", |i| &tail[i..]);
+    format!("{scheme}{authority}/{name}{query}")
+}
+
+#[tokio::test]
+async fn opens_migrates_and_writes() {
+    let Ok(url) = std::env::var("PPE_TEST_POSTGRES_URL") else {
+        println!("skipped: set PPE_TEST_POSTGRES_URL (postgres://user@host:port/db) to run the PostgreSQL store tests");
+        return;
+    };
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock after 1970")
+        .subsec_nanos();
+    let name = format!("ppe_t_{}_{nanos}", std::process::id());
+    let mut admin = sqlx::PgConnection::connect(&url)
+        .await
+        .expect("connect to PPE_TEST_POSTGRES_URL");
+    sqlx::query(&format!("create database {name}"))
+        .execute(&mut admin)
+        .await
+        .expect("create database");
+    let db_url = with_database(&url, &name);
+
+    // Opening twice runs the migrations twice: the second run finds them applied.
+    let first = PgStore::open(&db_url).await.expect("first open");
+    first.pool().close().await;
+    let store = PgStore::open(&db_url).await.expect("second open");
+    assert_eq!(store.backend(), "postgres");
+    assert_eq!(store.base_currency().await.expect("base currency"), "CNY");
+
+    // An empty ledger: seq 0 and the all-zero hash.
+    assert_eq!(
+        store.head().await.expect("head"),
+        Head {
+            seq: 0,
+            hash: Hash::GENESIS,
+            closed_through: None
+        }
+    );
+
+    let sku = Sku::parse("MASK-N95").expect("sku");
+    let item = Item::new(
+        sku.clone(),
+        "N95 mask",
+        ItemKind::Product,
+        "pc",
+        0,
+        Some(1825),
+    )
+    .expect("item");
+    assert_eq!(
+        store.insert_item(&item).await.expect("insert item"),
+        Inserted::Created
+    );
+    assert_eq!(
+        store.insert_item(&item).await.expect("insert item again"),
+        Inserted::Existing(item.clone())
+    );
+    assert_eq!(
+        store.item("MASK-N95").await.expect("read item"),
+        Some(item.clone())
+    );
+    assert_eq!(store.items(None, 10).await.expect("list items"), vec![item]);
+
+    // One purchase entry: 10 masks worth 100 from a supplier into stock, on a new lot.
+    let date = time::macros::date!(2020 - 03 - 17);
+    let doc = DocId::parse("PO-1").expect("doc id");
+    let lot_no = LotNo::parse("PO-1-1").expect("lot");
+    let stock = Account::Stock(LocationCode::parse("RAW").expect("location"));
+    let supplier = Account::Supplier(PartyCode::parse("S1").expect("party"));
+    let (qty, value) = (Qty::from_scaled(10_000), Money::from_scaled(1_000_000));
+    let posting = |account: &Account, sign: i64| Posting {
+        account: account.clone(),
+        sku: sku.clone(),
+        lot: lot_no.clone(),
+        qty: Qty::from_scaled(sign * qty.scaled()),
+        value: Money::from_scaled(sign * value.scaled()),
+    };
+    let header = EntryHeader {
+        seq: 1,
+        date,
+        kind: EntryKind::Purchase,
+        document: doc.clone(),
+        actor: "tester".into(),
+        reverses: None,
+        memo: "first".into(),
+    };
+    let entry = Entry::new(header, vec![posting(&stock, 1), posting(&supplier, -1)])
+        .expect("balanced entry");
+    let hash = entry.chain_hash(&Hash::GENESIS);
+    let lot = Lot {
+        lot: lot_no.clone(),
+        sku: sku.clone(),
+        origin_kind: EntryKind::Purchase,
+        origin_doc: doc,
+        origin_seq: 1,
+        expires_on: Some(time::macros::date!(2025 - 03 - 16)),
+        source: Some(PartyCode::parse("S1").expect("party")),
+    };
+    let document = DocumentRecord {
+        namespace: "purchase".into(),
+        id: "PO-1".into(),
+        kind: "purchase".into(),
+        body_hash: "b".repeat(64),
+        body: serde_json::json!({ "id": "PO-1" }),
+        response: serde_json::json!({ "seq": 1 }),
+        entry_seq: Some(1),
+    };
+    let batch = WriteBatch {
+        entries: vec![StoredEntry {
+            entry: entry.clone(),
+            hash,
+            recorded_at: "2020-03-17T08:00:00Z".into(),
+        }],
+        lots: vec![lot],
+        deltas: vec![
+            (
+                stock.clone(),
+                lot_no.clone(),
+                sku.clone(),
+                Balance { qty, value },
+            ),
+            (
+                supplier.clone(),
+                lot_no.clone(),
+                sku.clone(),
+                Balance {
+                    qty: Qty::from_scaled(-qty.scaled()),
+                    value: Money::from_scaled(-value.scaled()),
+                },
+            ),
+        ],
+        documents: vec![document.clone()],
+        idempotency: Vec::new(),
+        head: Some(Head {
+            seq: 1,
+            hash,
+            closed_through: None,
+        }),
+    };
+    let mut tx = store.begin().await.expect("begin");
+    assert_eq!(tx.head().seq, 0);
+    tx.write(&batch).await.expect("write");
+    tx.commit().await.expect("commit");
+
+    assert_eq!(
+        store.head().await.expect("head after write"),
+        Head {
+            seq: 1,
+            hash,
+            closed_through: None
+        }
+    );
+    let read = store.entries(0, 10).await.expect("entries");
+    assert_eq!(read.len(), 1);
+    assert_eq!((&read[0].entry, read[0].hash), (&entry, hash));
+    assert_eq!(
+        store.document("purchase", "PO-1").await.expect("document"),
+        Some(document)
+    );
+    let balances = store
+        .balances(&BalanceFilter::default(), None, 10)
+        .await
+        .expect("balances");
+    assert_eq!(
+        balances
+            .iter()
+            .map(|b| b.account.as_str())
+            .collect::<Vec<_>>(),
+        ["stock:RAW", "supplier:S1"]
+    );
+    assert!(store
+        .balance_mismatches()
+        .await
+        .expect("mismatches")
+        .is_empty());
+
+    // An outflow of a guarded account that leaves it positive is written: 4 masks to loss.
+    let header = EntryHeader {
+        seq: 2,
+        date,
+        kind: EntryKind::StockCount,
+        document: DocId::parse("SC-1").expect("doc id"),
+        actor: "tester".into(),
+        reverses: None,
+        memo: String::new(),
+    };
+    let loss = Account::Loss;
+    let out = |account: &Account, sign: i64| Posting {
+        account: account.clone(),
+        sku: sku.clone(),
+        lot: lot_no.clone(),
+        qty: Qty::from_scaled(sign * 4_000),
+        value: Money::from_scaled(sign * 400_000),
+    };
+    let entry2 = Entry::new(header, vec![out(&stock, -1), out(&loss, 1)]).expect("balanced entry");
+    let hash2 = entry2.chain_hash(&hash);
+    let delta = |sign: i64| Balance {
+        qty: Qty::from_scaled(sign * 4_000),
+        value: Money::from_scaled(sign * 400_000),
+    };
+    let batch = WriteBatch {
+        entries: vec![StoredEntry {
+            entry: entry2,
+            hash: hash2,
+            recorded_at: "2020-03-17T09:00:00Z".into(),
+        }],
+        deltas: vec![
+            (stock.clone(), lot_no.clone(), sku.clone(), delta(-1)),
+            (loss, lot_no.clone(), sku.clone(), delta(1)),
+        ],
+        head: Some(Head {
+            seq: 2,
+            hash: hash2,
+            closed_through: None,
+        }),
+        ..WriteBatch::default()
+    };
+    let mut tx = store.begin().await.expect("begin outflow");
+    tx.write(&batch).await.expect("write outflow");
+    tx.commit().await.expect("commit outflow");
+    let only_stock = BalanceFilter {
+        account: Some("stock:RAW".into()),
+        ..BalanceFilter::default()
+    };
+    let balances = store
+        .balances(&only_stock, None, 10)
+        .await
+        .expect("stock balance");
+    assert_eq!(
+        (balances[0].quantity, balances[0].value),
+        (Qty::from_scaled(6_000), Money::from_scaled(600_000))
+    );
+    assert!(store
+        .balance_mismatches()
+        .await
+        .expect("mismatches after outflow")
+        .is_empty());
+
+    // A guarded balance cannot go negative: the database refuses it as a constraint.
+    let mut tx = store.begin().await.expect("begin again");
+    let overdraw = WriteBatch {
+        deltas: vec![(
+            stock,
+            lot_no,
+            sku,
+            Balance {
+                qty: Qty::from_scaled(-20_000),
+                value: Money::ZERO,
+            },
+        )],
+        ..WriteBatch::default()
+    };
+    assert!(matches!(
+        tx.write(&overdraw).await,
+        Err(StoreError::Constraint(_))
+    ));
+    drop(tx);
+
+    // Entries and postings are append-only, even for someone reaching under the service.
+    let refused = sqlx::query("update entries set memo = 'x'")
+        .execute(store.pool())
+        .await
+        .expect_err("update of an entry must be refused");
+    assert!(refused.to_string().contains("append-only"), "{refused}");
+    let refused = sqlx::query("delete from postings")
+        .execute(store.pool())
+        .await
+        .expect_err("delete of postings must be refused");
+    assert!(refused.to_string().contains("append-only"), "{refused}");
+
+    store.pool().close().await;
+    sqlx::query(&format!("drop database {name} with (force)"))
+        .execute(&mut admin)
+        .await
+        .expect("drop database");
+}
+
+#[test]
+fn database_name_replaced_in_url() {
+    assert_eq!(
+        with_database("postgres://u@h:5432/test", "x"),
+        "postgres://u@h:5432/x"
+    );
+    assert_eq!(
+        with_database("postgres://u@h:5432", "x"),
+        "postgres://u@h:5432/x"
+    );
+    assert_eq!(
+        with_database("postgres://u@h/test?sslmode=disable", "x"),
+        "postgres://u@h/x?sslmode=disable"
+    );
+}

@@ -1,0 +1,177 @@
+//! Turning stored columns back into domain values, shared by every backend so that each
+//! backend crate holds only its SQL.
+
+use ledger::{
+    Account, Balance, DocId, Entry, EntryHeader, EntryKind, Hash, Item, ItemKind, Location,
+    LocationCode, Lot, LotNo, Money, Party, PartyCode, PartyKind, Posting, Qty, Sku,
+};
+
+use crate::{Result, StoreError, StoredEntry};
+
+fn corrupt(what: &str, value: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(format!("{what} {value:?}: {e}"))
+}
+
+pub fn date(s: &str) -> Result<time::Date> {
+    ledger::parse_date(s).map_err(|e| corrupt("date", s, e))
+}
+
+pub fn opt_date(s: Option<String>) -> Result<Option<time::Date>> {
+    s.as_deref().map(date).transpose()
+}
+
+pub fn seq(v: i64) -> u64 {
+    u64::try_from(v).expect("sequence numbers are positive by constraint")
+}
+
+pub fn item(
+    sku: &str,
+    name: &str,
+    kind: &str,
+    unit: &str,
+    decimals: i64,
+    shelf_life_days: Option<i64>,
+) -> Result<Item> {
+    let sku_v = Sku::parse(sku).map_err(|e| corrupt("sku", sku, e))?;
+    let kind: ItemKind = kind.parse().map_err(|e| corrupt("item kind", kind, e))?;
+    let decimals = u32::try_from(decimals).map_err(|e| corrupt("decimals", sku, e))?;
+    let shelf = shelf_life_days
+        .map(u32::try_from)
+        .transpose()
+        .map_err(|e| corrupt("shelf life", sku, e))?;
+    Item::new(sku_v, name, kind, unit, decimals, shelf).map_err(|e| corrupt("item", sku, e))
+}
+
+pub fn party(
+    code: &str,
+    name: &str,
+    kind: &str,
+    country: Option<&str>,
+    city: Option<&str>,
+    parent: Option<&str>,
+) -> Result<Party> {
+    let code_v = PartyCode::parse(code).map_err(|e| corrupt("party", code, e))?;
+    let kind: PartyKind = kind.parse().map_err(|e| corrupt("party kind", kind, e))?;
+    // The parent's kind was checked when the party was created; a stored community's parent
+    // is a subdistrict by the same check.
+    let parent = parent
+        .map(|p| PartyCode::parse(p).map(|c| (c, Some(PartyKind::Subdistrict))))
+        .transpose()
+        .map_err(|e| corrupt("parent", code, e))?;
+    Party::new(code_v, name, kind, country, city, parent).map_err(|e| corrupt("party", code, e))
+}
+
+pub fn location(code: &str, name: &str) -> Result<Location> {
+    let code_v = LocationCode::parse(code).map_err(|e| corrupt("location", code, e))?;
+    Location::new(code_v, name).map_err(|e| corrupt("location", code, e))
+}
+
+pub fn lot(
+    lot: &str,
+    sku: &str,
+    origin_kind: &str,
+    origin_doc: &str,
+    origin_seq: i64,
+    expires_on: Option<String>,
+    source: Option<String>,
+) -> Result<Lot> {
+    Ok(Lot {
+        lot: LotNo::parse(lot).map_err(|e| corrupt("lot", lot, e))?,
+        sku: Sku::parse(sku).map_err(|e| corrupt("sku", sku, e))?,
+        origin_kind: EntryKind::parse(origin_kind)
+            .ok_or_else(|| corrupt("origin kind", origin_kind, "unknown"))?,
+        origin_doc: DocId::parse(origin_doc).map_err(|e| corrupt("document", origin_doc, e))?,
+        origin_seq: seq(origin_seq),
+        expires_on: opt_date(expires_on)?,
+        source: source
+            .as_deref()
+            .map(PartyCode::parse)
+            .transpose()
+            .map_err(|e| corrupt("lot source", lot, e))?,
+    })
+}
+
+pub fn balance(qty: i64, value: i64) -> Balance {
+    Balance {
+        qty: Qty::from_scaled(qty),
+        value: Money::from_scaled(value),
+    }
+}
+
+pub fn account(s: &str) -> Result<Account> {
+    Account::parse(s).ok_or_else(|| corrupt("account", s, "unknown form"))
+}
+
+/// The columns of one stored entry.
+#[derive(Debug)]
+pub struct RawEntry {
+    pub seq: i64,
+    pub date: String,
+    pub kind: String,
+    pub document: String,
+    pub actor: String,
+    pub reverses: Option<i64>,
+    pub memo: String,
+    pub hash: String,
+    pub recorded_at: String,
+}
+
+/// The columns of one stored posting.
+#[derive(Debug)]
+pub struct RawPosting {
+    pub seq: i64,
+    pub account: String,
+    pub sku: String,
+    pub lot: String,
+    pub qty: i64,
+    pub value: i64,
+}
+
+/// Rebuilds an entry exactly as stored (unchecked: see [`Entry::from_storage`]).
+pub fn entry(raw: RawEntry, postings: Vec<RawPosting>) -> Result<StoredEntry> {
+    let s = seq(raw.seq);
+    let bad = |message: String| StoreError::CorruptEntry { seq: s, message };
+    let header = EntryHeader {
+        seq: s,
+        date: ledger::parse_date(&raw.date).map_err(|e| bad(format!("date {:?} {e}", raw.date)))?,
+        kind: EntryKind::parse(&raw.kind)
+            .ok_or_else(|| bad(format!("unknown kind {:?}", raw.kind)))?,
+        document: DocId::parse(&raw.document).map_err(|e| bad(format!("document {e}")))?,
+        actor: raw.actor,
+        reverses: raw.reverses.map(seq),
+        memo: raw.memo,
+    };
+    let mut out = Vec::with_capacity(postings.len());
+    for p in postings {
+        out.push(Posting {
+            account: Account::parse(&p.account)
+                .ok_or_else(|| bad(format!("account {:?}", p.account)))?,
+            sku: Sku::parse(&p.sku).map_err(|e| bad(format!("sku {e}")))?,
+            lot: LotNo::parse(&p.lot).map_err(|e| bad(format!("lot {e}")))?,
+            qty: Qty::from_scaled(p.qty),
+            value: Money::from_scaled(p.value),
+        });
+    }
+    let hash = Hash::from_hex(&raw.hash).ok_or_else(|| bad("hash is not 64 hex digits".into()))?;
+    Ok(StoredEntry {
+        entry: Entry::from_storage(header, out),
+        hash,
+        recorded_at: raw.recorded_at,
+    })
+}
+
+/// Groups postings (ordered by seq) under their entries (ordered by seq).
+pub fn entries(raw: Vec<RawEntry>, postings: Vec<RawPosting>) -> Result<Vec<StoredEntry>> {
+    let mut postings = postings.into_iter().peekable();
+    let mut out = Vec::with_capacity(raw.len());
+    for e in raw {
+        let mut mine = Vec::new();
+        while let Some(p) = postings.next_if(|p| p.seq <= e.seq) {
+            if p.seq == e.seq {
+                mine.push(p);
+            }
+        }
+        out.push(entry(e, mine)?);
+    }
+    Ok(out)
+}

@@ -1,0 +1,210 @@
+//! The `Store` trait the service writes and reads through, the records it stores, and its
+//! error type.
+//!
+//! Architecture invariant: this crate names no database driver. Each backend lives in its own
+//! crate (`store-sqlite`, `store-postgres`) and is picked at run time by the URL scheme.
+
+pub mod decode;
+
+use async_trait::async_trait;
+use ledger::{Account, Balance, Entry, Hash, Item, Location, Lot, LotNo, Needs, Party, Sku, State};
+
+/// Largest page any list returns.
+pub const PAGE_MAX: u32 = 1_000;
+
+/// A failure of the storage layer. Rejections of bad input are not store errors: the domain
+/// refuses those before anything reaches the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database asked us to try again (SQLite busy, PostgreSQL serialization failure or
+    /// deadlock). The writer retries these; they never reach a client.
+    #[error("database busy, retry: {0}")]
+    Busy(String),
+    /// A constraint refused a write: the second check of an invariant the domain checks first.
+    #[error("constraint refused the write: {0}")]
+    Constraint(String),
+    /// Stored data that cannot be read back into the domain (edited outside the service).
+    #[error("stored data is not valid: {0}")]
+    Corrupt(String),
+    /// A stored entry that cannot be read back at all; `verify` reports its sequence number.
+    #[error("entry {seq} cannot be read: {message}")]
+    CorruptEntry { seq: u64, message: String },
+    #[error("unsupported database URL: {0}")]
+    BadUrl(String),
+    #[error("database error: {0}")]
+    Backend(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// The head of the ledger: the last entry's sequence number and hash, and the period close.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Head {
+    pub seq: u64,
+    pub hash: Hash,
+    pub closed_through: Option<time::Date>,
+}
+
+/// An entry as stored: the entry, its chain hash and when it was recorded (RFC 3339, UTC).
+#[derive(Debug, Clone)]
+pub struct StoredEntry {
+    pub entry: Entry,
+    pub hash: Hash,
+    pub recorded_at: String,
+}
+
+/// A document as posted: its normalised body (to tell a replay from a conflicting reuse of
+/// the id) and the answer first given, which a replay gets again.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DocumentRecord {
+    /// Ids are unique within a namespace: `purchase`, `shipment` (batches and donations), ...
+    pub namespace: String,
+    pub id: String,
+    pub kind: String,
+    pub body_hash: String,
+    pub body: serde_json::Value,
+    pub response: serde_json::Value,
+    pub entry_seq: Option<u64>,
+}
+
+/// An `Idempotency-Key` and the answer it was first given.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IdempotencyRecord {
+    pub actor: String,
+    pub key: String,
+    pub request_hash: String,
+    pub status: u16,
+    pub response: serde_json::Value,
+}
+
+/// Everything one commit of the writer stores, in one transaction.
+#[derive(Debug, Default)]
+pub struct WriteBatch {
+    pub entries: Vec<StoredEntry>,
+    pub lots: Vec<Lot>,
+    /// Net change per (account, lot) over the batch, with the lot's sku.
+    pub deltas: Vec<(Account, LotNo, Sku, Balance)>,
+    pub documents: Vec<DocumentRecord>,
+    pub idempotency: Vec<IdempotencyRecord>,
+    /// The head after the batch; unchanged when the batch holds no entry.
+    pub head: Option<Head>,
+}
+
+/// One row of `GET /balances` and of the trial balance.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct BalanceRow {
+    pub account: String,
+    pub sku: String,
+    pub lot: String,
+    pub quantity: ledger::Qty,
+    pub value: ledger::Money,
+}
+
+/// Filter of `GET /balances`; each field narrows when set.
+#[derive(Debug, Clone, Default)]
+pub struct BalanceFilter {
+    pub account: Option<String>,
+    pub sku: Option<String>,
+    pub lot: Option<String>,
+}
+
+/// A master-data insert either creates the record or finds one under the same key.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Inserted<T> {
+    Created,
+    Existing(T),
+}
+
+/// The storage of the ledger. One implementation per backend.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// `sqlite` or `postgres`.
+    fn backend(&self) -> &'static str;
+
+    /// The base currency, set once when the database is created.
+    async fn base_currency(&self) -> Result<String>;
+
+    async fn insert_item(&self, item: &Item) -> Result<Inserted<Item>>;
+    async fn item(&self, sku: &str) -> Result<Option<Item>>;
+    async fn items(&self, after: Option<&str>, limit: u32) -> Result<Vec<Item>>;
+    async fn insert_party(&self, party: &Party) -> Result<Inserted<Party>>;
+    async fn party(&self, code: &str) -> Result<Option<Party>>;
+    async fn parties(&self, after: Option<&str>, limit: u32) -> Result<Vec<Party>>;
+    async fn insert_location(&self, location: &Location) -> Result<Inserted<Location>>;
+    async fn location(&self, code: &str) -> Result<Option<Location>>;
+    async fn locations(&self, after: Option<&str>, limit: u32) -> Result<Vec<Location>>;
+
+    /// Stores a new token; `Existing` when the name is taken.
+    async fn insert_token(&self, token: &TokenRecord) -> Result<Inserted<TokenRecord>>;
+    async fn token_by_hash(&self, token_hash: &str) -> Result<Option<TokenRecord>>;
+    /// All tokens, by name.
+    async fn tokens(&self) -> Result<Vec<TokenRecord>>;
+    /// Marks a token revoked at `at`; false when there is no such token or it was revoked.
+    async fn revoke_token(&self, name: &str, at: &str) -> Result<bool>;
+
+    /// Starts the single serialised write path: takes the database's write lock and reads the
+    /// head. Everything written through the returned transaction commits together or not at all.
+    async fn begin(&self) -> Result<Box<dyn WriteTx + '_>>;
+
+    async fn head(&self) -> Result<Head>;
+    async fn document(&self, namespace: &str, id: &str) -> Result<Option<DocumentRecord>>;
+    /// Documents of one kind in the order they were recorded, after the cursor (a position).
+    async fn documents(
+        &self,
+        kind: &str,
+        after: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<(u64, DocumentRecord)>>;
+    async fn idempotency(&self, actor: &str, key: &str) -> Result<Option<IdempotencyRecord>>;
+    /// Entries with `seq > after`, in order, with their postings.
+    async fn entries(&self, after: u64, limit: u32) -> Result<Vec<StoredEntry>>;
+    async fn entry(&self, seq: u64) -> Result<Option<StoredEntry>>;
+    /// Maintained balances that are not zero, ordered by (account, lot), after the cursor.
+    async fn balances(
+        &self,
+        filter: &BalanceFilter,
+        after: Option<(String, String)>,
+        limit: u32,
+    ) -> Result<Vec<BalanceRow>>;
+    /// Maintained balances that differ from the sum of postings, recomputed by SQL.
+    async fn balance_mismatches(&self) -> Result<Vec<BalanceMismatch>>;
+}
+
+/// A bearer token as stored: never the token itself, only its SHA-256.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TokenRecord {
+    pub name: String,
+    pub role: String,
+    #[serde(skip)]
+    pub token_hash: String,
+    /// RFC 3339, UTC.
+    pub created_at: String,
+    pub expires_at: Option<String>,
+    pub revoked_at: Option<String>,
+}
+
+/// A maintained balance that differs from its postings.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct BalanceMismatch {
+    pub account: String,
+    pub lot: String,
+    pub maintained_qty: i64,
+    pub maintained_value: i64,
+    pub posted_qty: i64,
+    pub posted_value: i64,
+}
+
+/// The write transaction: the only way entries reach the database.
+#[async_trait]
+pub trait WriteTx: Send {
+    /// The head as of the start of this transaction.
+    fn head(&self) -> &Head;
+    /// Loads into `state` what `needs` names and it does not hold yet.
+    async fn load(&mut self, needs: &Needs, state: &mut State) -> Result<()>;
+    async fn document(&mut self, namespace: &str, id: &str) -> Result<Option<DocumentRecord>>;
+    async fn idempotency(&mut self, actor: &str, key: &str) -> Result<Option<IdempotencyRecord>>;
+    /// Writes a batch: entries, postings, lots, documents, idempotency records, balance
+    /// deltas and the new head.
+    async fn write(&mut self, batch: &WriteBatch) -> Result<()>;
+    async fn commit(self: Box<Self>) -> Result<()>;
+}

@@ -1,0 +1,323 @@
+//! Test support: `spawn_app()` starts the real server on a random port against a fresh
+//! database (a new SQLite file, or a new PostgreSQL database when `PPE_TEST_POSTGRES_URL` is
+//! set), and a small client for driving it over HTTP.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use service::{Service, WriterConfig};
+
+/// A backend under test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The backends to run a story on: SQLite always, PostgreSQL when `PPE_TEST_POSTGRES_URL` is
+/// set. With `PPE_TEST_REQUIRE_POSTGRES=1` (set by `.ci/run`), a missing URL fails the test
+/// instead of quietly running SQLite alone.
+pub fn backends() -> Vec<Backend> {
+    let mut v = vec![Backend::Sqlite];
+    match std::env::var("PPE_TEST_POSTGRES_URL") {
+        Ok(u) if !u.is_empty() => v.push(Backend::Postgres),
+        _ => {
+            assert!(std::env::var("PPE_TEST_REQUIRE_POSTGRES").as_deref() != Ok("1"), "PPE_TEST_REQUIRE_POSTGRES=1 but PPE_TEST_POSTGRES_URL is not set: the PostgreSQL suite would not run");
+            eprintln!("PPE_TEST_POSTGRES_URL is not set: running on SQLite only");
+        }
+    }
+    v
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+fn unique_name() -> String {
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!("ppe_t_{}_{n}_{nanos}", std::process::id())
+}
+
+/// A fresh, empty database of one backend.
+pub struct TestDb {
+    pub backend: Backend,
+    pub url: String,
+    _dir: Option<tempfile::TempDir>,
+    pg_admin: Option<(String, String)>,
+}
+
+impl TestDb {
+    pub async fn new(backend: Backend) -> TestDb {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("a temporary directory");
+                let url = format!("sqlite://{}", dir.path().join("ppe.db").display());
+                TestDb {
+                    backend,
+                    url,
+                    _dir: Some(dir),
+                    pg_admin: None,
+                }
+            }
+            Backend::Postgres => {
+                let admin = std::env::var("PPE_TEST_POSTGRES_URL").expect("PPE_TEST_POSTGRES_URL");
+                let name = unique_name();
+                let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin)
+                    .await
+                    .expect("connecting to PPE_TEST_POSTGRES_URL");
+                sqlx::query(&format!("create database {name}"))
+                    .execute(&mut conn)
+                    .await
+                    .expect("creating a test database");
+                let base = admin
+                    .rsplit_once('/')
+                    .map_or(admin.as_str(), |(b, _)| b)
+                    .to_owned();
+                let url = format!("{base}/{name}");
+                TestDb {
+                    backend,
+                    url,
+                    _dir: None,
+                    pg_admin: Some((admin, name)),
+                }
+            }
+        }
+    }
+
+    /// Runs SQL directly on the database, under the service: for tests that tamper.
+    pub async fn exec(&self, sql: &str) {
+        match self.backend {
+            Backend::Sqlite => {
+                let mut c = <sqlx::SqliteConnection as sqlx::Connection>::connect(&self.url)
+                    .await
+                    .expect("connect");
+                sqlx::raw_sql(sql)
+                    .execute(&mut c)
+                    .await
+                    .unwrap_or_else(|e| panic!("{sql}: {e}"));
+            }
+            Backend::Postgres => {
+                let mut c = <sqlx::PgConnection as sqlx::Connection>::connect(&self.url)
+                    .await
+                    .expect("connect");
+                sqlx::raw_sql(sql)
+                    .execute(&mut c)
+                    .await
+                    .unwrap_or_else(|e| panic!("{sql}: {e}"));
+            }
+        }
+    }
+
+    /// Runs SQL that the database must refuse; returns the error text.
+    pub async fn exec_refused(&self, sql: &str) -> String {
+        let r = match self.backend {
+            Backend::Sqlite => {
+                let mut c = <sqlx::SqliteConnection as sqlx::Connection>::connect(&self.url)
+                    .await
+                    .expect("connect");
+                sqlx::raw_sql(sql).execute(&mut c).await.map(|_| ())
+            }
+            Backend::Postgres => {
+                let mut c = <sqlx::PgConnection as sqlx::Connection>::connect(&self.url)
+                    .await
+                    .expect("connect");
+                sqlx::raw_sql(sql).execute(&mut c).await.map(|_| ())
+            }
+        };
+        match r {
+            Ok(()) => panic!("the database accepted {sql}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    /// Drops a PostgreSQL test database (SQLite files go with their temporary folder).
+    pub async fn drop_db(&self) {
+        if let Some((admin, name)) = &self.pg_admin {
+            if let Ok(mut conn) = <sqlx::PgConnection as sqlx::Connection>::connect(admin).await {
+                let _ = sqlx::query(&format!("drop database if exists {name} with (force)"))
+                    .execute(&mut conn)
+                    .await;
+            }
+        }
+    }
+}
+
+/// The running application.
+pub struct TestApp {
+    pub base: String,
+    pub db: TestDb,
+    pub service: Service,
+    pub admin_token: String,
+    pub http: reqwest::Client,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+/// Starts the server on 127.0.0.1:0 over a fresh database of `backend`, with an admin token.
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_app_with(backend, api::ApiConfig::default(), WriterConfig::default()).await
+}
+
+pub async fn spawn_app_with(
+    backend: Backend,
+    config: api::ApiConfig,
+    writer: WriterConfig,
+) -> TestApp {
+    let db = TestDb::new(backend).await;
+    let store = service::open_store(&db.url)
+        .await
+        .expect("opening the test database");
+    let service = Service::start(store, writer, service::system_clock())
+        .await
+        .expect("starting the service");
+    let admin_token = service
+        .first_admin_token()
+        .await
+        .expect("first token")
+        .expect("an empty database has no token")
+        .token;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("binding a random port");
+    let addr = listener.local_addr().expect("local address");
+    let (router, _) = api::router(service.clone(), config);
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(api::serve(listener, router, async move {
+        let _ = rx.await;
+    }));
+    TestApp {
+        base: format!("http://{addr}"),
+        db,
+        service,
+        admin_token,
+        http: reqwest::Client::new(),
+        shutdown: Some(tx),
+    }
+}
+
+/// An answer: status, headers and JSON body (Null when the body is not JSON).
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub body: Value,
+    pub text: String,
+    pub headers: reqwest::header::HeaderMap,
+}
+
+impl Answer {
+    /// The fields a problem answer names.
+    pub fn fields(&self) -> Vec<String> {
+        self.body["errors"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|e| e["field"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+impl TestApp {
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> Answer {
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req
+                .header("content-type", "application/json")
+                .body(b.to_string());
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let res = req.send().await.expect("the server answers");
+        let status = res.status();
+        let headers = res.headers().clone();
+        let text = res.text().await.expect("a body");
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Answer {
+            status,
+            body,
+            text,
+            headers,
+        }
+    }
+
+    /// GET with the admin token.
+    pub async fn get(&self, path: &str) -> Answer {
+        self.request(Method::GET, path, Some(&self.admin_token), None, &[])
+            .await
+    }
+
+    /// POST with the admin token.
+    pub async fn post(&self, path: &str, body: &Value) -> Answer {
+        self.request(Method::POST, path, Some(&self.admin_token), Some(body), &[])
+            .await
+    }
+
+    /// POST that must succeed with 200 or 201.
+    pub async fn post_ok(&self, path: &str, body: &Value) -> Value {
+        let a = self.post(path, body).await;
+        assert!(
+            a.status.is_success(),
+            "POST {path} {body} answered {}: {}",
+            a.status,
+            a.text
+        );
+        a.body
+    }
+
+    /// The number of entries in the journal.
+    pub async fn entry_count(&self) -> u64 {
+        let v = self.get("/api/v1/verify").await;
+        v.body["entries"].as_u64().expect("verify reports entries")
+    }
+
+    /// Balance of one account, sku and lot as (quantity, value) strings; zero when absent.
+    pub async fn balance(&self, account: &str, lot: &str) -> (String, String) {
+        let a = self
+            .get(&format!("/api/v1/balances?account={account}&lot={lot}"))
+            .await;
+        match a.body["items"].as_array().and_then(|i| i.first()) {
+            Some(row) => (
+                row["quantity"].as_str().unwrap().to_owned(),
+                row["value"].as_str().unwrap().to_owned(),
+            ),
+            None => ("0".into(), "0.0000".into()),
+        }
+    }
+
+    /// Runs a `ppe` command line against this app's database, in process; returns its
+    /// success and what it printed.
+    pub async fn ppe(&self, args: &[&str]) -> (bool, String) {
+        use clap::Parser;
+        let mut argv = vec!["ppe", "--database-url", self.db.url.as_str()];
+        argv.extend_from_slice(args);
+        let cli = ppe_cli::Cli::try_parse_from(argv).expect("a valid command line");
+        let mut out = Vec::new();
+        let ok = ppe_cli::run(cli, &mut out).await.expect("the command runs");
+        (ok, String::from_utf8(out).expect("UTF-8 output"))
+    }
+
+    /// Stops the server and drops a PostgreSQL database.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        self.db.drop_db().await;
+    }
+}
+
+/// A shared handle for tests that spawn tasks.
+pub type Shared = Arc<TestApp>;
