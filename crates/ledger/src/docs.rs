@@ -332,13 +332,17 @@ impl Reversal {
         n
     }
 
-    /// What the reversal needs once the entry is known: the balances its postings touch.
+    /// What the reversal needs once the entry is known: the balances its postings touch, and
+    /// where its lots are now (to say where goods went if it must be refused).
     pub fn needs_then(&self, state: &State) -> Needs {
         let mut n = Needs::default();
         if let Some(past) = state.past_entry(self.seq) {
             for p in past.entry.postings() {
                 n.lots.insert(p.lot.clone());
                 n.balances.insert((p.account.clone(), p.lot.clone()));
+                if p.account.guarded() && p.qty.is_positive() {
+                    n.holders.insert(p.lot.clone());
+                }
             }
         }
         n
@@ -390,13 +394,28 @@ impl Reversal {
         {
             let b = state.balance(&p.account, &p.lot);
             if b.qty < -p.qty || b.value < -p.value {
-                return Err(Rejection::InsufficientStock {
-                    field: "seq".into(),
-                    account: p.account.clone(),
-                    sku: p.sku.clone(),
-                    lot: Some(p.lot.clone()),
-                    available: b.qty,
-                    requested: -p.qty,
+                let elsewhere: Vec<String> = state
+                    .holders(&p.lot)
+                    .iter()
+                    .filter(|(a, h)| a != &p.account && a.guarded() && h.qty.is_positive())
+                    .map(|(a, h)| format!("{a} holds {}", h.qty))
+                    .collect();
+                let gone = if elsewhere.is_empty() {
+                    "it has been used, delivered or lost".to_owned()
+                } else {
+                    elsewhere.join(", ")
+                };
+                return Err(Rejection::NotReversible {
+                    seq: self.seq,
+                    reason: format!(
+                        "{} of lot {} ({}) have left {}, which holds {} of the {} the entry put there; {gone}",
+                        -p.qty - b.qty,
+                        p.lot,
+                        p.sku,
+                        p.account,
+                        b.qty,
+                        -p.qty
+                    ),
                 });
             }
         }

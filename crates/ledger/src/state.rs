@@ -65,6 +65,8 @@ pub struct Needs {
     /// Every non-zero balance of one item in one account (for lot picking), with its lots.
     pub groups: BTreeSet<(Account, Sku)>,
     pub entries: BTreeSet<u64>,
+    /// Every account holding a non-zero balance of a lot, to say where goods went.
+    pub holders: BTreeSet<LotNo>,
 }
 
 impl Needs {
@@ -76,6 +78,7 @@ impl Needs {
             && self.balances.is_empty()
             && self.groups.is_empty()
             && self.entries.is_empty()
+            && self.holders.is_empty()
     }
 }
 
@@ -92,6 +95,8 @@ pub struct State {
     /// Lots that have a balance in each loaded group, so picking need not scan every balance.
     group_lots: HashMap<(Account, Sku), BTreeSet<LotNo>>,
     entries: HashMap<u64, Option<PastEntry>>,
+    /// Where each lot is, as stored before this batch (for messages, not for decisions).
+    holders: HashMap<LotNo, Vec<(Account, Balance)>>,
     /// Lots created in this batch: every balance of theirs starts at zero.
     created: HashSet<LotNo>,
     /// What this batch changed, per (account, lot): what the store adds to its balances.
@@ -159,6 +164,12 @@ impl State {
                 .filter(|k| !self.entries.contains_key(*k))
                 .copied()
                 .collect(),
+            holders: needs
+                .holders
+                .iter()
+                .filter(|k| !self.holders.contains_key(*k))
+                .cloned()
+                .collect(),
         }
     }
 
@@ -197,6 +208,15 @@ impl State {
     }
     pub fn put_entry(&mut self, seq: u64, entry: Option<PastEntry>) {
         self.entries.insert(seq, entry);
+    }
+    pub fn put_holders(&mut self, lot: LotNo, holders: Vec<(Account, Balance)>) {
+        self.holders.insert(lot, holders);
+    }
+
+    /// The accounts holding a lot, as stored before this batch; it names where goods went in
+    /// a refusal, and is never the basis of a decision.
+    pub fn holders(&self, lot: &LotNo) -> &[(Account, Balance)] {
+        self.holders.get(lot).map_or(&[], Vec::as_slice)
     }
 
     // Reading.

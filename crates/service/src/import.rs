@@ -8,9 +8,9 @@ use std::str::FromStr;
 
 use tokio::sync::oneshot;
 
-use crate::dto::{DecText, ItemIn, LocationIn, PartyIn, PurchaseIn, PurchaseLineIn};
+use crate::dto::{ItemIn, LocationIn, PartyIn};
 use crate::error::{Result, ServiceError};
-use crate::writer::Outcome;
+use crate::writer::{Document, Outcome};
 use crate::Service;
 
 /// Largest number of rows one document may span.
@@ -65,6 +65,14 @@ impl ImportKind {
                 "lot",
                 "expires_on",
             ],
+        }
+    }
+
+    /// How documents of this kind are gathered from rows; `None` for master data.
+    fn document(self) -> Option<DocumentCsv> {
+        match self {
+            ImportKind::Purchases => Some(crate::purchase::CSV),
+            _ => None,
         }
     }
 
@@ -130,25 +138,37 @@ pub struct ImportReport {
 }
 
 /// A data row: its line and its cells by column.
-struct Row {
-    line: u64,
+pub(crate) struct Row {
+    pub line: u64,
     cells: Vec<String>,
 }
 
-struct Header {
+/// The header of a file: where each known column is.
+pub(crate) struct Header {
     index: HashMap<&'static str, usize>,
 }
 
 impl Header {
-    fn get<'r>(&self, row: &'r Row, column: &str) -> Option<&'r str> {
+    /// A cell, `None` when the column is absent or the cell empty.
+    pub fn get<'r>(&self, row: &'r Row, column: &str) -> Option<&'r str> {
         self.index
             .get(column)
             .map(|&i| row.cells[i].as_str())
             .filter(|s| !s.is_empty())
     }
-    fn req<'r>(&self, row: &'r Row, column: &str) -> &'r str {
+    /// A cell, empty when absent (the parser then names the field).
+    pub fn req<'r>(&self, row: &'r Row, column: &str) -> &'r str {
         self.get(row, column).unwrap_or("")
     }
+}
+
+/// How a kind of document is read from CSV: rows sharing the id column form one document,
+/// whose document-level columns must agree on every row; `build` turns the rows into a
+/// document for the writer (its `lines[i]` fields are the i-th row).
+pub(crate) struct DocumentCsv {
+    pub id_column: &'static str,
+    pub doc_columns: &'static [&'static str],
+    pub build: fn(&Service, &Header, &[Row]) -> Result<Box<dyn Document>>,
 }
 
 /// Skips a UTF-8 byte-order mark.
@@ -292,8 +312,7 @@ fn opt_u32(h: &Header, row: &Row, column: &str) -> std::result::Result<Option<u3
 /// A document being gathered from its rows.
 struct Gathered {
     id: String,
-    lines: Vec<u64>,
-    doc: PurchaseIn,
+    rows: Vec<Row>,
 }
 
 impl Service {
@@ -320,12 +339,20 @@ impl Service {
             }
         };
         let mut record = csv::StringRecord::new();
-        match kind {
-            ImportKind::Purchases => {
-                self.import_purchases(&h, &mut reader, &mut record, actor, &mut report, progress)
-                    .await?
+        match kind.document() {
+            Some(spec) => {
+                self.import_documents(
+                    &spec,
+                    &h,
+                    &mut reader,
+                    &mut record,
+                    actor,
+                    &mut report,
+                    progress,
+                )
+                .await?
             }
-            _ => loop {
+            None => loop {
                 let row = match next_row(&mut reader, &mut record) {
                     Ok(Some(r)) => r,
                     Ok(None) => break,
@@ -374,7 +401,7 @@ impl Service {
                         })
                         .await
                         .map(|c| c.created),
-                    ImportKind::Purchases => unreachable!("documents are imported above"),
+                    _ => unreachable!("documents are imported above"),
                 };
                 match created {
                     Ok(true) => report.created += 1,
@@ -389,8 +416,10 @@ impl Service {
         Ok(report)
     }
 
-    async fn import_purchases(
+    #[allow(clippy::too_many_arguments)]
+    async fn import_documents(
         &self,
+        spec: &DocumentCsv,
         h: &Header,
         reader: &mut csv::Reader<impl Read>,
         record: &mut csv::StringRecord,
@@ -404,25 +433,27 @@ impl Service {
         let mut in_flight: Vec<(Vec<u64>, oneshot::Receiver<Result<Outcome>>)> = Vec::new();
         loop {
             let row = match next_row(reader, record) {
-                Ok(Some(r)) => Some(r),
-                Ok(None) => None,
+                Ok(r) => r,
                 Err(e) => {
                     report.rows += 1;
-                    // A broken row spoils the document it belongs to, which we cannot tell; it
-                    // is reported, and the document around it is refused by its missing line.
+                    // A row that cannot be read is reported; the document it belonged to is
+                    // then refused by the line it is missing, or imported without it if it was
+                    // a document of its own.
                     report.rejected.push(e);
                     continue;
                 }
             };
-            let id = row.as_ref().map(|r| h.req(r, "purchase_id").to_owned());
+            let id = row.as_ref().map(|r| h.req(r, spec.id_column).to_owned());
             let continues = matches!((&current, &id), (Some(c), Some(i)) if &c.id == i);
             if !continues {
                 if let Some(done) = current.take() {
+                    let lines: Vec<u64> = done.rows.iter().map(|r| r.line).collect();
                     if !bad_docs.contains(&done.id) {
-                        let rx = self.enqueue_purchase(&done.doc, actor).await;
-                        match rx {
-                            Ok(rx) => in_flight.push((done.lines, rx)),
-                            Err(e) => report.rejected.extend(row_errors(&e, &done.lines)),
+                        match (spec.build)(self, h, &done.rows) {
+                            Ok(doc) => {
+                                in_flight.push((lines, self.enqueue(doc, actor, None).await?))
+                            }
+                            Err(e) => report.rejected.extend(row_errors(&e, &lines)),
                         }
                     }
                     if in_flight.len() >= IN_FLIGHT_MAX {
@@ -437,50 +468,32 @@ impl Service {
             if id.is_empty() {
                 report.rejected.push(RowError {
                     line: row.line,
-                    column: Some("purchase_id".into()),
+                    column: Some(spec.id_column.into()),
                     message: "is empty".into(),
                 });
                 continue;
             }
-            let line = PurchaseLineIn {
-                sku: h.req(&row, "sku").into(),
-                qty: DecText(h.req(&row, "qty").into()),
-                unit_price: DecText(h.req(&row, "unit_price").into()),
-                lot: h.get(&row, "lot").map(Into::into),
-                expires_on: h.get(&row, "expires_on").map(Into::into),
-            };
             match &mut current {
                 Some(c) if continues => {
                     // Document-level columns must agree on every row of the document.
-                    let first = &c.doc;
-                    let differs = [
-                        ("date", first.date.as_str(), h.req(&row, "date")),
-                        ("supplier", first.supplier.as_str(), h.req(&row, "supplier")),
-                        ("location", first.location.as_str(), h.req(&row, "location")),
-                        (
-                            "currency",
-                            first.currency.as_deref().unwrap_or(""),
-                            h.req(&row, "currency"),
-                        ),
-                        (
-                            "fx_rate",
-                            first.fx_rate.as_ref().map_or("", |d| d.0.as_str()),
-                            h.req(&row, "fx_rate"),
-                        ),
-                    ]
-                    .into_iter()
-                    .find(|(_, a, b)| a != b);
-                    if let Some((column, a, b)) = differs {
+                    let first = &c.rows[0];
+                    if let Some(column) = spec
+                        .doc_columns
+                        .iter()
+                        .find(|col| h.req(first, col) != h.req(&row, col))
+                    {
                         report.rejected.push(RowError {
                             line: row.line,
-                            column: Some(column.into()),
+                            column: Some((*column).into()),
                             message: format!(
-                                "is {b:?} where the document's first row (line {}) says {a:?}",
-                                c.lines[0]
+                                "is {:?} where the document's first row (line {}) says {:?}",
+                                h.req(&row, column),
+                                first.line,
+                                h.req(first, column)
                             ),
                         });
                         bad_docs.insert(id.clone());
-                    } else if c.lines.len() >= ROWS_PER_DOCUMENT_MAX {
+                    } else if c.rows.len() >= ROWS_PER_DOCUMENT_MAX {
                         report.rejected.push(RowError {
                             line: row.line,
                             column: None,
@@ -490,14 +503,13 @@ impl Service {
                         });
                         bad_docs.insert(id.clone());
                     }
-                    c.lines.push(row.line);
-                    c.doc.lines.push(line);
+                    c.rows.push(row);
                 }
                 _ => {
                     if let Some(first) = seen.get(&id) {
                         report.rejected.push(RowError {
                             line: row.line,
-                            column: Some("purchase_id".into()),
+                            column: Some(spec.id_column.into()),
                             message: format!(
                                 "rows of document {id} must be adjacent; it began at line {first}"
                             ),
@@ -506,31 +518,13 @@ impl Service {
                     }
                     seen.insert(id.clone(), row.line);
                     current = Some(Gathered {
-                        id: id.clone(),
-                        lines: vec![row.line],
-                        doc: PurchaseIn {
-                            purchase_id: id,
-                            date: h.req(&row, "date").into(),
-                            supplier: h.req(&row, "supplier").into(),
-                            location: h.req(&row, "location").into(),
-                            currency: h.get(&row, "currency").map(Into::into),
-                            fx_rate: h.get(&row, "fx_rate").map(|s| DecText(s.into())),
-                            lines: vec![line],
-                        },
+                        id,
+                        rows: vec![row],
                     });
                 }
             }
         }
         settle(&mut in_flight, report).await
-    }
-
-    async fn enqueue_purchase(
-        &self,
-        doc: &PurchaseIn,
-        actor: &str,
-    ) -> Result<oneshot::Receiver<Result<Outcome>>> {
-        let parsed = crate::purchase::parse(doc, self.base_currency())?;
-        self.enqueue(Box::new(parsed), actor, None).await
     }
 }
 

@@ -4,10 +4,42 @@ use ledger::docs::{Decision, Purchase, PurchaseLine};
 use ledger::{Account, Entry, Money, Needs, Rejection, State};
 use serde_json::Value;
 
-use crate::dto::{PurchaseIn, PurchaseLineIn, PurchaseLineView, PurchaseView};
+use crate::dto::{DecText, PurchaseIn, PurchaseLineIn, PurchaseLineView, PurchaseView};
 use crate::error::{Fields, Result};
+use crate::import::{DocumentCsv, Header, Row};
 use crate::parse;
 use crate::writer::Document;
+use crate::Service;
+
+/// Purchases in CSV: one row per line, the document-level columns repeated.
+pub(crate) const CSV: DocumentCsv = DocumentCsv {
+    id_column: "purchase_id",
+    doc_columns: &["date", "supplier", "location", "currency", "fx_rate"],
+    build: from_rows,
+};
+
+fn from_rows(service: &Service, h: &Header, rows: &[Row]) -> Result<Box<dyn Document>> {
+    let first = &rows[0];
+    let input = PurchaseIn {
+        purchase_id: h.req(first, "purchase_id").into(),
+        date: h.req(first, "date").into(),
+        supplier: h.req(first, "supplier").into(),
+        location: h.req(first, "location").into(),
+        currency: h.get(first, "currency").map(Into::into),
+        fx_rate: h.get(first, "fx_rate").map(|s| DecText(s.into())),
+        lines: rows
+            .iter()
+            .map(|r| PurchaseLineIn {
+                sku: h.req(r, "sku").into(),
+                qty: DecText(h.req(r, "qty").into()),
+                unit_price: DecText(h.req(r, "unit_price").into()),
+                lot: h.get(r, "lot").map(Into::into),
+                expires_on: h.get(r, "expires_on").map(Into::into),
+            })
+            .collect(),
+    };
+    Ok(Box::new(parse(&input, service.base_currency())?))
+}
 
 pub(crate) struct PurchaseDoc {
     purchase: Purchase,

@@ -622,6 +622,21 @@ impl WriteTx for PgWriteTx {
             }
             state.put_group(account.clone(), sku.clone(), lots);
         }
+        for lot in &n.holders {
+            let rows = sqlx::query("select account, qty, value from balances where lot = $1 and (qty <> 0 or value <> 0) order by account")
+                .bind(lot.as_str())
+                .fetch_all(&mut *conn)
+                .await
+                .map_err(err)?;
+            let mut holders = Vec::with_capacity(rows.len());
+            for r in &rows {
+                holders.push((
+                    decode::account(r.get("account"))?,
+                    decode::balance(r.get("qty"), r.get("value")),
+                ));
+            }
+            state.put_holders(lot.clone(), holders);
+        }
         for seq in &n.entries {
             let found = entries_between(conn, i64_of(*seq) - 1, 1)
                 .await?
