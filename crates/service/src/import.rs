@@ -168,8 +168,11 @@ impl Header {
 pub(crate) struct DocumentCsv {
     pub id_column: &'static str,
     pub doc_columns: &'static [&'static str],
-    pub build: fn(&Service, &Header, &[Row]) -> Result<Box<dyn Document>>,
+    pub build: BuildDocument,
 }
+
+/// Turns the rows of one document into a document for the writer.
+pub(crate) type BuildDocument = fn(&Service, &Header, &[Row]) -> Result<Box<dyn Document>>;
 
 /// Skips a UTF-8 byte-order mark.
 fn skip_bom<R: BufRead>(mut r: R) -> std::io::Result<R> {
