@@ -2,7 +2,7 @@
 //! database (a new SQLite file, or a new PostgreSQL database when `PPE_TEST_POSTGRES_URL` is
 //! set), and a small client for driving it over HTTP.
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
 use std::sync::Arc;
 
 use reqwest::{Method, StatusCode};
@@ -152,6 +152,8 @@ pub struct TestApp {
     pub service: Service,
     pub admin_token: String,
     pub http: reqwest::Client,
+    /// Seconds the service's clock runs ahead of the wall clock (see [`TestApp::advance`]).
+    clock_offset_s: Arc<AtomicI64>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
@@ -169,7 +171,12 @@ pub async fn spawn_app_with(
     let store = service::open_store(&db.url)
         .await
         .expect("opening the test database");
-    let service = Service::start(store, writer, service::system_clock())
+    let clock_offset_s = Arc::new(AtomicI64::new(0));
+    let offset = clock_offset_s.clone();
+    let clock: service::Clock = Arc::new(move || {
+        time::OffsetDateTime::now_utc() + time::Duration::seconds(offset.load(Ordering::Relaxed))
+    });
+    let service = Service::start(store, writer, clock)
         .await
         .expect("starting the service");
     let admin_token = service
@@ -193,6 +200,7 @@ pub async fn spawn_app_with(
         service,
         admin_token,
         http: reqwest::Client::new(),
+        clock_offset_s,
         shutdown: Some(tx),
     }
 }
@@ -221,6 +229,24 @@ impl Answer {
 }
 
 impl TestApp {
+    /// Moves the service's clock forward (for expiry).
+    pub fn advance(&self, d: time::Duration) {
+        self.clock_offset_s
+            .fetch_add(d.whole_seconds(), Ordering::Relaxed);
+    }
+
+    /// Creates a token of a role and returns its secret.
+    pub async fn token(&self, role: &str, name: &str) -> String {
+        let a = self
+            .post(
+                "/api/v1/tokens",
+                &serde_json::json!({"name": name, "role": role}),
+            )
+            .await;
+        assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
+        a.body["token"].as_str().expect("the secret").to_owned()
+    }
+
     pub async fn request(
         &self,
         method: Method,

@@ -78,9 +78,58 @@ fn unauthorized(detail: &str) -> Response {
     res
 }
 
-/// The middleware. Routes not in the table (404s) pass through untouched.
+/// A per-token rate limiter (GCRA, from `governor`), keyed by the token's name.
+type Limiter = governor::DefaultKeyedRateLimiter<String>;
+
+/// What the middleware needs: the service (to check tokens), the route table, and the limiter.
+#[derive(Clone)]
+pub struct Guard {
+    service: Service,
+    table: Arc<RouteTable>,
+    limiter: Option<Arc<Limiter>>,
+}
+
+impl Guard {
+    pub fn new(service: Service, table: Arc<RouteTable>, config: &crate::ApiConfig) -> Guard {
+        let limiter = std::num::NonZeroU32::new(config.rate_limit_per_second).map(|rate| {
+            let burst = std::num::NonZeroU32::new(
+                config.rate_limit_burst.max(config.rate_limit_per_second),
+            )
+            .unwrap_or(rate);
+            Arc::new(governor::RateLimiter::keyed(
+                governor::Quota::per_second(rate).allow_burst(burst),
+            ))
+        });
+        Guard {
+            service,
+            table,
+            limiter,
+        }
+    }
+}
+
+fn too_many(retry_after_s: u64) -> Response {
+    let mut res = ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate-limited",
+        "Too many requests",
+        format!("this token is over its request rate; retry after {retry_after_s} s"),
+    )
+    .into_response();
+    if let Ok(v) = axum::http::HeaderValue::from_str(&retry_after_s.to_string()) {
+        res.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    res
+}
+
+/// The middleware. Routes not in the table (404s) pass through untouched. The rate limit is
+/// per authenticated token, so that a stranger's bad tokens cannot use up a user's quota.
 pub async fn authorize(
-    State((service, table)): State<(Service, Arc<RouteTable>)>,
+    State(Guard {
+        service,
+        table,
+        limiter,
+    }): State<Guard>,
     mut req: Request,
     next: Next,
 ) -> Response {
@@ -115,6 +164,14 @@ pub async fn authorize(
         Err(e) => return ApiError::from(e).into_response(),
     };
     tracing::Span::current().record("actor", caller.name.as_str());
+    if let Some(limiter) = &limiter {
+        if let Err(not_until) = limiter.check_key(&caller.name) {
+            let wait = not_until.wait_time_from(governor::clock::Clock::now(
+                &governor::clock::DefaultClock::default(),
+            ));
+            return too_many(wait.as_secs().max(1));
+        }
+    }
     if !caller.role.may(permission) {
         return ApiError::new(
             StatusCode::FORBIDDEN,

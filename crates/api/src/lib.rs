@@ -30,6 +30,10 @@ pub struct ApiConfig {
     pub body_limit_bytes: usize,
     /// Longest a request may take before it is answered 408.
     pub request_timeout: Duration,
+    /// Requests per second each token may make on average (0: no limit); past it, 429.
+    pub rate_limit_per_second: u32,
+    /// Requests a token may make at once before the rate applies.
+    pub rate_limit_burst: u32,
 }
 
 impl Default for ApiConfig {
@@ -37,6 +41,8 @@ impl Default for ApiConfig {
         ApiConfig {
             body_limit_bytes: 1024 * 1024,
             request_timeout: Duration::from_secs(30),
+            rate_limit_per_second: 200,
+            rate_limit_burst: 400,
         }
     }
 }
@@ -123,7 +129,7 @@ pub fn router(service: Service, config: ApiConfig) -> (Router, Arc<RouteTable>) 
         .router
         .fallback(|| async { error::ApiError::new(axum::http::StatusCode::NOT_FOUND, "not-found", "Not found", "no such route") })
         .method_not_allowed_fallback(|| async { error::ApiError::new(axum::http::StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "Method not allowed", "this route does not take that method") })
-        .route_layer(axum::middleware::from_fn_with_state((service.clone(), table.clone()), auth::authorize))
+        .route_layer(axum::middleware::from_fn_with_state(auth::Guard::new(service.clone(), table.clone(), &config), auth::authorize))
         .layer(DefaultBodyLimit::max(config.body_limit_bytes))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, config.request_timeout))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {

@@ -65,6 +65,12 @@ pub struct ServeArgs {
     /// Largest request body accepted, in bytes.
     #[arg(long, env = "PPE_BODY_LIMIT_BYTES", default_value_t = 1024 * 1024)]
     pub body_limit_bytes: usize,
+    /// Requests per second each token may make on average (0: no limit).
+    #[arg(long, env = "PPE_RATE_LIMIT_PER_SECOND", default_value_t = 200)]
+    pub rate_limit_per_second: u32,
+    /// Requests a token may make at once before the rate applies.
+    #[arg(long, env = "PPE_RATE_LIMIT_BURST", default_value_t = 400)]
+    pub rate_limit_burst: u32,
     /// Most documents the writer commits together.
     #[arg(long, env = "PPE_BATCH_MAX", default_value_t = 256)]
     pub batch_max: usize,
@@ -319,6 +325,8 @@ async fn serve(url: &str, args: ServeArgs, out: &mut (dyn Write + Send)) -> anyh
         service.clone(),
         api::ApiConfig {
             body_limit_bytes: args.body_limit_bytes,
+            rate_limit_per_second: args.rate_limit_per_second,
+            rate_limit_burst: args.rate_limit_burst,
             ..api::ApiConfig::default()
         },
     );
