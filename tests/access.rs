@@ -31,6 +31,7 @@ fn design_table() -> BTreeMap<(&'static str, &'static str), Option<Vec<&'static 
         "/api/v1/entries/{seq}",
         "/api/v1/balances",
         "/api/v1/verify",
+        "/api/v1/reports/{name}",
     ] {
         t.insert(("GET", path), all.clone());
     }
@@ -45,6 +46,7 @@ fn design_table() -> BTreeMap<(&'static str, &'static str), Option<Vec<&'static 
         only(&["admin", "manufacturer"]),
     );
     t.insert(("POST", "/api/v1/entries/{seq}/reversal"), only(&["admin"]));
+    t.insert(("POST", "/api/v1/periods/close"), only(&["admin"]));
     t.insert(("POST", "/api/v1/tokens"), only(&["admin"]));
     t.insert(("GET", "/api/v1/tokens"), only(&["admin"]));
     t.insert(("POST", "/api/v1/tokens/{name}/revoke"), only(&["admin"]));
@@ -164,6 +166,11 @@ async fn auditors_read_everything_and_write_nothing() {
             "/api/v1/entries",
             "/api/v1/balances",
             "/api/v1/verify",
+            "/api/v1/reports/trial-balance",
+            "/api/v1/reports/conservation",
+            "/api/v1/reports/stock",
+            "/api/v1/reports/trial-balance?format=csv",
+            "/api/v1/reports/stock?format=xlsx",
         ] {
             let a = app
                 .request(Method::GET, path, Some(&auditor), None, &[])

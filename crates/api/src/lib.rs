@@ -116,6 +116,13 @@ pub fn router(service: Service, config: ApiConfig) -> (Router, Arc<RouteTable>) 
     )
     .route(M::GET, "/api/v1/balances", P::Read, r::balances)
     .route(M::GET, "/api/v1/verify", P::Read, r::verify)
+    .route(M::GET, "/api/v1/reports/{name}", P::Read, r::report)
+    .route(
+        M::POST,
+        "/api/v1/periods/close",
+        P::PeriodClose,
+        r::close_period,
+    )
     .route(M::POST, "/api/v1/tokens", P::Tokens, r::create_token)
     .route(M::GET, "/api/v1/tokens", P::Tokens, r::list_tokens)
     .route(

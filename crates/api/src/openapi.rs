@@ -35,7 +35,7 @@ impl Modify for BearerScheme {
         routes::create_location, routes::list_locations, routes::get_location,
         routes::create_purchase, routes::list_purchases, routes::get_purchase,
         routes::list_entries, routes::get_entry, routes::reverse_entry,
-        routes::balances, routes::verify,
+        routes::balances, routes::verify, routes::report, routes::close_period,
         routes::create_token, routes::list_tokens, routes::revoke_token,
     ),
     components(schemas(crate::error::Problem, crate::error::ProblemField))

@@ -343,3 +343,96 @@ pub async fn revoke_token(
     s.revoke_token(&name).await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// Options of a report; each report reads the ones it understands.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ReportQuery {
+    /// `json` (default), `csv` or `xlsx`.
+    pub format: Option<String>,
+    /// trial-balance: entries up to and including this date.
+    pub as_of: Option<String>,
+    /// stock: only lots expiring within this many days.
+    pub expiring_within_days: Option<u32>,
+}
+
+impl ReportQuery {
+    fn params(&self) -> ApiResult<service::reports::ReportParams> {
+        let as_of = match self.as_of.as_deref() {
+            None | Some("") => None,
+            Some(s) => Some(ledger::parse_date(s).map_err(|e| {
+                ApiError::invalid(vec![service::FieldError {
+                    field: "as_of".into(),
+                    message: e,
+                }])
+            })?),
+        };
+        Ok(service::reports::ReportParams {
+            as_of,
+            expiring_within_days: self.expiring_within_days,
+        })
+    }
+}
+
+/// A report as JSON, CSV or XLSX.
+pub(crate) fn report_response(
+    report: &service::reports::Report,
+    format: Option<&str>,
+) -> ApiResult<Response> {
+    match format {
+        None | Some("json") => Ok(axum::Json(&report.json).into_response()),
+        Some("csv") => Ok(csv_response(report.to_csv())),
+        Some("xlsx") => {
+            let bytes = report.to_xlsx()?;
+            let disposition = format!("attachment; filename=\"{}.xlsx\"", report.name);
+            Ok((
+                [
+                    (
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static(
+                            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                        ),
+                    ),
+                    (
+                        header::CONTENT_DISPOSITION,
+                        HeaderValue::from_str(&disposition).map_err(ApiError::internal)?,
+                    ),
+                ],
+                bytes,
+            )
+                .into_response())
+        }
+        Some(other) => Err(ApiError::bad_request(format!(
+            "format {other:?} is not json, csv or xlsx"
+        ))),
+    }
+}
+
+#[utoipa::path(get, path = "/api/v1/reports/{name}", tag = "reports",
+    params(("name" = String, Path, description = "trial-balance, conservation or stock"), ReportQuery),
+    responses((status = 200, description = "The report as JSON, CSV or XLSX"), (status = 404, body = Problem)))]
+pub async fn report(
+    State(s): State<Service>,
+    Path(name): Path<String>,
+    Q(q): Q<ReportQuery>,
+) -> ApiResult<Response> {
+    let name: service::reports::ReportName = name
+        .parse()
+        .map_err(|_| ApiError::not_found("report", &name))?;
+    let report = s.report(name, &q.params()?).await?;
+    report_response(&report, q.format.as_deref())
+}
+
+#[utoipa::path(post, path = "/api/v1/periods/close", tag = "ledger", request_body = service::dto::PeriodCloseIn,
+    responses((status = 201, body = EntryView), (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub async fn close_period(
+    State(s): State<Service>,
+    caller: Caller,
+    key: IdempotencyKey,
+    Json(input): Json<service::dto::PeriodCloseIn>,
+) -> ApiResult<Response> {
+    Ok(outcome(
+        s.close_period(&input, caller.name(), key.0.as_deref())
+            .await?,
+    ))
+}

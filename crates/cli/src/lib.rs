@@ -52,9 +52,29 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Run a report: trial-balance, conservation, stock, ...
+    Report(ReportArgs),
     /// Manage API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ReportArgs {
+    /// The report.
+    pub name: service::reports::ReportName,
+    /// table (aligned text, the default), json, csv or xlsx.
+    #[arg(long, default_value = "table")]
+    pub format: String,
+    /// Write to this file instead of standard output (required for xlsx).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// trial-balance: entries up to and including this date (YYYY-MM-DD).
+    #[arg(long)]
+    pub as_of: Option<String>,
+    /// stock: only lots expiring within this many days.
+    #[arg(long)]
+    pub expiring_within_days: Option<u32>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -160,6 +180,10 @@ pub async fn run(cli: Cli, out: &mut (dyn Write + Send)) -> anyhow::Result<bool>
         Command::Verify { json } => {
             let service = open(&url, WriterConfig::default()).await?;
             verify(&service, json, out).await
+        }
+        Command::Report(args) => {
+            let service = open(&url, WriterConfig::default()).await?;
+            report(&service, args, out).await
         }
         Command::Token(cmd) => {
             let service = open(&url, WriterConfig::default()).await?;
@@ -360,4 +384,128 @@ async fn shutdown_signal() {
         _ = term => {},
     }
     tracing::info!("shutting down");
+}
+
+/// Runs a report and writes it in the format asked for.
+pub async fn report(
+    service: &Service,
+    args: ReportArgs,
+    out: &mut (dyn Write + Send),
+) -> anyhow::Result<bool> {
+    let as_of = args
+        .as_of
+        .as_deref()
+        .map(ledger::parse_date)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--as-of {e}"))?;
+    let params = service::reports::ReportParams {
+        as_of,
+        expiring_within_days: args.expiring_within_days,
+    };
+    let report = service.report(args.name, &params).await?;
+    let bytes = match args.format.as_str() {
+        "table" => render_table(&report).into_bytes(),
+        "json" => serde_json::to_vec_pretty(&report.json)?,
+        "csv" => report.to_csv().into_bytes(),
+        "xlsx" if args.out.is_none() => anyhow::bail!("xlsx needs --out FILE"),
+        "xlsx" => report.to_xlsx()?,
+        other => anyhow::bail!("--format {other}: one of table, json, csv, xlsx"),
+    };
+    match &args.out {
+        Some(path) => {
+            std::fs::write(path, &bytes).with_context(|| format!("writing {}", path.display()))?;
+            writeln!(
+                out,
+                "wrote {} ({} bytes; head {}, {} entries)",
+                path.display(),
+                bytes.len(),
+                report.head_hash,
+                report.entries
+            )?;
+        }
+        None => out.write_all(&bytes)?,
+    }
+    // A conservation report that finds a violation fails the command, as verify does.
+    Ok(report
+        .json
+        .get("ok")
+        .and_then(serde_json::Value::as_bool)
+        .unwrap_or(true))
+}
+
+/// Every table of a report as aligned text, with the head it was computed at.
+fn render_table(report: &service::reports::Report) -> String {
+    use service::reports::Cell;
+    let mut s = String::new();
+    for t in &report.tables {
+        let cells: Vec<Vec<String>> = t
+            .rows
+            .iter()
+            .map(|r| {
+                r.iter()
+                    .map(|c| match c {
+                        Cell::Text(x) | Cell::Number(x) => x.clone(),
+                        Cell::Empty => String::new(),
+                    })
+                    .collect()
+            })
+            .collect();
+        let widths: Vec<usize> = t
+            .columns
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                cells
+                    .iter()
+                    .map(|r| r[i].chars().count())
+                    .chain([c.len()])
+                    .max()
+                    .unwrap_or(0)
+            })
+            .collect();
+        // Numbers align right, text left.
+        let numeric: Vec<bool> = (0..t.columns.len())
+            .map(|i| !t.rows.is_empty() && t.rows.iter().all(|r| !matches!(r[i], Cell::Text(_))))
+            .collect();
+        let line = |row: &[String]| {
+            row.iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    if numeric[i] {
+                        format!("{c:>w$}", w = widths[i])
+                    } else {
+                        format!("{c:<w$}", w = widths[i])
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("  ")
+                .trim_end()
+                .to_owned()
+        };
+        s.push_str(&format!("{} ({} rows)\n", t.title, t.rows.len()));
+        s.push_str(&line(
+            &t.columns
+                .iter()
+                .map(|c| (*c).to_owned())
+                .collect::<Vec<_>>(),
+        ));
+        s.push('\n');
+        for r in &cells {
+            s.push_str(&line(r));
+            s.push('\n');
+        }
+        s.push('\n');
+    }
+    if let Some(ok) = report.json.get("ok").and_then(serde_json::Value::as_bool) {
+        s.push_str(if ok {
+            "ok: no violation\n"
+        } else {
+            "VIOLATIONS FOUND\n"
+        });
+    }
+    s.push_str(&format!(
+        "ledger head {} at entry {}, generated {}\n",
+        report.head_hash, report.entries, report.generated_at
+    ));
+    s
 }

@@ -430,3 +430,40 @@ impl Reversal {
         })
     }
 }
+
+/// A period close: entries dated on or before `through` are refused from now on. It is an
+/// entry of its own, without postings, so that the close is in the chain.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PeriodClose {
+    pub through: Date,
+}
+
+impl PeriodClose {
+    /// The document id of a close: one per date.
+    pub fn document(&self) -> DocId {
+        DocId::parse(&format!("period-{}", self.through)).expect("a date makes a valid id")
+    }
+
+    pub fn decide(&self, state: &State) -> Result<Decision, Rejection> {
+        if let Some(closed) = state.closed_through() {
+            if self.through <= closed {
+                return Err(Rejection::StateForbids {
+                    what: "period",
+                    id: self.through.to_string(),
+                    message: format!(
+                        "the ledger is already closed through {closed}; a close cannot move back"
+                    ),
+                });
+            }
+        }
+        Ok(Decision {
+            kind: EntryKind::PeriodClose,
+            date: self.through,
+            document: self.document(),
+            reverses: None,
+            memo: String::new(),
+            postings: Vec::new(),
+            new_lots: Vec::new(),
+        })
+    }
+}

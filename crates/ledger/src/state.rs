@@ -411,6 +411,9 @@ impl State {
             d.qty += p.qty;
             d.value += p.value;
         }
+        if entry.kind() == EntryKind::PeriodClose {
+            self.closed_through = Some(entry.date());
+        }
         if let Some(r) = reverses {
             if let Some(Some(past)) = self.entries.get_mut(&r) {
                 past.reversed_by = Some(entry.seq());

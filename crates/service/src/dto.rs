@@ -233,3 +233,12 @@ pub struct BalanceMismatchView {
     pub posted_quantity: String,
     pub posted_value: String,
 }
+
+/// A period close.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PeriodCloseIn {
+    /// Entries dated on or before this date are refused from now on.
+    #[schema(example = "2020-02-29")]
+    pub through: String,
+}

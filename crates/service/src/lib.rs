@@ -11,7 +11,9 @@ pub mod export;
 pub mod import;
 pub mod master;
 mod parse;
+mod period;
 mod purchase;
+pub mod reports;
 mod reversal;
 mod verify;
 pub mod views;
@@ -173,6 +175,17 @@ impl Service {
         idempotency_key: Option<&str>,
     ) -> Result<Outcome> {
         let doc = reversal::parse(seq, input)?;
+        self.submit(Box::new(doc), actor, idempotency_key).await
+    }
+
+    /// Closes the ledger through a date.
+    pub async fn close_period(
+        &self,
+        input: &dto::PeriodCloseIn,
+        actor: &str,
+        idempotency_key: Option<&str>,
+    ) -> Result<Outcome> {
+        let doc = period::parse(input)?;
         self.submit(Box::new(doc), actor, idempotency_key).await
     }
 

@@ -15,7 +15,8 @@ use sqlx::{Postgres, QueryBuilder, Row, Transaction};
 use store::decode::{self, RawEntry, RawPosting};
 use store::{
     BalanceFilter, BalanceMismatch, BalanceRow, DocumentRecord, Head, IdempotencyRecord, Inserted,
-    Result, Store, StoreError, StoredEntry, TokenRecord, WriteBatch, WriteTx, PAGE_MAX,
+    Result, StockRow, Store, StoreError, StoredEntry, TokenRecord, Violation, WriteBatch, WriteTx,
+    PAGE_MAX,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/postgres");
@@ -509,6 +510,193 @@ impl Store for PgStore {
                 }
             })
             .collect())
+    }
+
+    async fn trial_balance(&self, as_of: Option<time::Date>) -> Result<Vec<BalanceRow>> {
+        // From the postings, not the maintained balances: the report an auditor trusts is the
+        // one recomputed from the journal.
+        let rows = sqlx::query(
+            "select p.account, p.sku, p.lot, cast(sum(p.qty) as bigint) as qty, cast(sum(p.value) as bigint) as value
+             from postings p join entries e on e.seq = p.seq
+             where $1::text is null or e.date <= $1::text
+             group by p.account, p.sku, p.lot
+             having sum(p.qty) <> 0 or sum(p.value) <> 0
+             order by p.account, p.sku, p.lot",
+        )
+        .bind(as_of.map(|d| d.to_string()))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(err)?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let b = decode::balance(r.get("qty"), r.get("value"));
+                BalanceRow {
+                    account: r.get("account"),
+                    sku: r.get("sku"),
+                    lot: r.get("lot"),
+                    quantity: b.qty,
+                    value: b.value,
+                }
+            })
+            .collect())
+    }
+
+    async fn conservation_violations(&self) -> Result<Vec<Violation>> {
+        let mut out = Vec::new();
+        let v = |check: &'static str, is_value: bool, r: &sqlx::postgres::PgRow, found: &str| {
+            Violation {
+                check,
+                seq: r.try_get::<i64, _>("seq").ok().map(decode::seq),
+                account: r.try_get("account").ok(),
+                sku: r.try_get("sku").ok(),
+                lot: r.try_get("lot").ok(),
+                is_value,
+                expected: 0,
+                found: r.get(found),
+            }
+        };
+        // Invariant 1: every entry balances per (item, lot) in quantity, and in value.
+        for r in sqlx::query(
+            "select seq, sku, lot, cast(sum(qty) as bigint) as q from postings group by seq, sku, lot having sum(qty) <> 0 order by seq, sku, lot",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(err)?
+        {
+            out.push(v("entry-quantity", false, &r, "q"));
+        }
+        for r in sqlx::query("select seq, cast(sum(value) as bigint) as s from postings group by seq having sum(value) <> 0 order by seq")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(err)?
+        {
+            out.push(v("entry-value", true, &r, "s"));
+        }
+        // Invariant 2: a guarded balance, summed entry by entry in sequence, never dips below
+        // zero; the first entry at which it does is named.
+        for r in sqlx::query(
+            "with per_entry as (
+                 select account, sku, lot, seq, sum(qty) as q, sum(value) as v from postings
+                 where account like 'stock:%' or account like 'transit:%'
+                 group by account, sku, lot, seq),
+             running as (
+                 select account, sku, lot, seq,
+                        sum(q) over (partition by account, lot order by seq rows unbounded preceding) as rq,
+                        sum(v) over (partition by account, lot order by seq rows unbounded preceding) as rv
+                 from per_entry)
+             select account, sku, lot, min(seq) as seq, cast(min(rq) as bigint) as q from running
+             where rq < 0 or rv < 0 group by account, sku, lot order by account, lot",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(err)?
+        {
+            out.push(v("negative-balance", false, &r, "q"));
+        }
+        // Invariant 5: summed over all accounts every lot has quantity and value zero, and so
+        // has the whole ledger's value; and every posting names the item its lot holds.
+        for r in sqlx::query(
+            "select sku, lot, cast(sum(qty) as bigint) as q, cast(sum(value) as bigint) as s from postings group by sku, lot
+             having sum(qty) <> 0 or sum(value) <> 0 order by sku, lot",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(err)?
+        {
+            if r.get::<i64, _>("q") != 0 {
+                out.push(v("lot-quantity", false, &r, "q"));
+            }
+            if r.get::<i64, _>("s") != 0 {
+                out.push(v("lot-value", true, &r, "s"));
+            }
+        }
+        let total: Option<i64> =
+            sqlx::query_scalar("select cast(sum(value) as bigint) from postings")
+                .fetch_one(&self.pool)
+                .await
+                .map_err(err)?;
+        if let Some(t) = total.filter(|t| *t != 0) {
+            out.push(Violation {
+                check: "ledger-value",
+                seq: None,
+                account: None,
+                sku: None,
+                lot: None,
+                is_value: true,
+                expected: 0,
+                found: t,
+            });
+        }
+        for r in sqlx::query("select p.seq, p.account, p.sku, p.lot from postings p join lots l on l.lot = p.lot where p.sku <> l.sku order by p.seq")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(err)?
+        {
+            out.push(Violation {
+                check: "lot-item",
+                seq: Some(decode::seq(r.get("seq"))),
+                account: Some(r.get("account")),
+                sku: Some(r.get("sku")),
+                lot: Some(r.get("lot")),
+                is_value: false,
+                expected: 0,
+                found: 0,
+            });
+        }
+        // The maintained balances, compared with the ones recomputed from postings.
+        for m in self.balance_mismatches().await? {
+            if m.maintained_qty != m.posted_qty {
+                out.push(Violation {
+                    check: "balance",
+                    seq: None,
+                    account: Some(m.account.clone()),
+                    sku: None,
+                    lot: Some(m.lot.clone()),
+                    is_value: false,
+                    expected: m.posted_qty,
+                    found: m.maintained_qty,
+                });
+            }
+            if m.maintained_value != m.posted_value {
+                out.push(Violation {
+                    check: "balance",
+                    seq: None,
+                    account: Some(m.account),
+                    sku: None,
+                    lot: Some(m.lot),
+                    is_value: true,
+                    expected: m.posted_value,
+                    found: m.maintained_value,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    async fn stock(&self) -> Result<Vec<StockRow>> {
+        let rows = sqlx::query(
+            "select substr(b.account, 7) as location, b.sku, b.lot, b.qty, b.value, l.expires_on
+             from balances b join lots l on l.lot = b.lot
+             where b.account like 'stock:%' and (b.qty <> 0 or b.value <> 0)
+             order by b.account, b.sku, b.lot",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(err)?;
+        rows.iter()
+            .map(|r| {
+                let b = decode::balance(r.get("qty"), r.get("value"));
+                Ok(StockRow {
+                    location: r.get("location"),
+                    sku: r.get("sku"),
+                    lot: r.get("lot"),
+                    quantity: b.qty,
+                    value: b.value,
+                    expires_on: decode::opt_date(r.get("expires_on"))?,
+                })
+            })
+            .collect()
     }
 
     async fn balance_mismatches(&self) -> Result<Vec<BalanceMismatch>> {

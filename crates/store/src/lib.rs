@@ -168,6 +168,42 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<BalanceRow>>;
     /// Maintained balances that differ from the sum of postings, recomputed by SQL.
     async fn balance_mismatches(&self) -> Result<Vec<BalanceMismatch>>;
+    /// The trial balance computed from the postings (not the maintained balances) of entries
+    /// dated on or before `as_of` (all entries when `None`); rows that are not zero, ordered by
+    /// account, sku and lot.
+    async fn trial_balance(&self, as_of: Option<time::Date>) -> Result<Vec<BalanceRow>>;
+    /// Invariants 1, 2 and 5 checked over the whole journal by SQL that reads postings only,
+    /// plus the maintained balances compared with the recomputed ones.
+    async fn conservation_violations(&self) -> Result<Vec<Violation>>;
+    /// Stock on hand (`stock:` balances that are not zero) with each lot's expiry.
+    async fn stock(&self) -> Result<Vec<StockRow>>;
+}
+
+/// One breach of a conservation check. Amounts are integers at storage scale: quantities
+/// at 3 decimals, values at 4 (`is_value` says which).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    /// `entry-quantity`, `entry-value`, `negative-balance`, `lot-quantity`, `lot-value`,
+    /// `ledger-value`, `lot-item` or `balance`.
+    pub check: &'static str,
+    pub seq: Option<u64>,
+    pub account: Option<String>,
+    pub sku: Option<String>,
+    pub lot: Option<String>,
+    pub is_value: bool,
+    pub expected: i64,
+    pub found: i64,
+}
+
+/// One row of the stock report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StockRow {
+    pub location: String,
+    pub sku: String,
+    pub lot: String,
+    pub quantity: ledger::Qty,
+    pub value: ledger::Money,
+    pub expires_on: Option<time::Date>,
 }
 
 /// A bearer token as stored: never the token itself, only its SHA-256.

@@ -1,0 +1,61 @@
+//! Period close: after it, entries dated on or before the closed date are refused (409).
+
+use ledger::docs::{Decision, PeriodClose};
+use ledger::{Entry, Hash, Needs, Rejection, State};
+use serde_json::Value;
+
+use crate::dto::PeriodCloseIn;
+use crate::error::{Fields, Result};
+use crate::parse;
+use crate::writer::Document;
+
+pub(crate) struct PeriodCloseDoc {
+    close: PeriodClose,
+    id: String,
+    body: Value,
+}
+
+pub(crate) fn parse(input: &PeriodCloseIn) -> Result<PeriodCloseDoc> {
+    let mut f = Fields::default();
+    let through = parse::date(&mut f, "through", &input.through);
+    f.finish()?;
+    let close = PeriodClose {
+        through: through.expect("parsed"),
+    };
+    let body = serde_json::json!({"through": close.through.to_string()});
+    Ok(PeriodCloseDoc {
+        id: close.through.to_string(),
+        close,
+        body,
+    })
+}
+
+impl Document for PeriodCloseDoc {
+    fn kind(&self) -> &'static str {
+        "period-close"
+    }
+    fn id(&self) -> Option<(&'static str, &str)> {
+        Some(("period", &self.id))
+    }
+    fn body(&self) -> &Value {
+        &self.body
+    }
+    fn needs(&self) -> Needs {
+        Needs::default()
+    }
+    fn decide(&self, state: &State, _base_currency: &str) -> Result<Decision, Rejection> {
+        self.close.decide(state)
+    }
+    fn respond(
+        &self,
+        entry: &Entry,
+        hash: &Hash,
+        recorded_at: &str,
+        _decision: &Decision,
+    ) -> Value {
+        let mut v = serde_json::to_value(crate::views::entry_view(entry, hash, recorded_at))
+            .expect("a view serialises");
+        v["closed_through"] = Value::String(self.close.through.to_string());
+        v
+    }
+}
