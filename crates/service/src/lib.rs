@@ -6,13 +6,16 @@
 
 pub mod auth;
 pub mod dto;
+mod dto_shipments;
 pub mod error;
 pub mod export;
 pub mod import;
 pub mod master;
 mod parse;
 mod purchase;
+mod receipt;
 mod reversal;
+pub mod shipment;
 mod verify;
 pub mod views;
 mod writer;
