@@ -81,8 +81,13 @@ async fn refused(
 async fn daegu(backend: Backend) -> String {
     let app = spawn_app(backend).await;
     master_data(&app).await;
-    let g = app.post_ok("/api/v1/purchases", &json!({"purchase_id":"PO-G","date":"2020-03-01","supplier":"SUP-G","location":"FG",
-        "lines":[{"sku":"GOGGLES","qty":"1000","unit_price":"21.3333","lot":"GOG-1"}]})).await;
+    let g = app
+        .post_ok(
+            "/api/v1/purchases",
+            &json!({"purchase_id":"PO-G","date":"2020-03-01","supplier":"SUP-G","location":"FG",
+        "lines":[{"sku":"GOGGLES","qty":"1000","unit_price":"21.3333","lot":"GOG-1"}]}),
+        )
+        .await;
     assert_eq!(g["total_value"], "21333.3000");
     // 3000 x 1.2345 x 7.0123 = 25970.05305, a tie at 4 decimals: half-even keeps 25970.0530.
     let m = app.post_ok("/api/v1/purchases", &json!({"purchase_id":"PO-M","date":"2020-03-02","supplier":"SUP-M","location":"FG",
@@ -136,8 +141,16 @@ async fn daegu(backend: Backend) -> String {
         None,
     )
     .await;
-    refused(&app, "/api/v1/batches", &json!({"batch_id":"DON-KR-1","date":"2020-03-10","from_location":"FG",
-        "lines":[{"destination":"NANWAN","sku":"MASK","qty":"1"}]}), StatusCode::UNPROCESSABLE_ENTITY, "exists-with-different-body", None).await;
+    refused(
+        &app,
+        "/api/v1/batches",
+        &json!({"batch_id":"DON-KR-1","date":"2020-03-10","from_location":"FG",
+        "lines":[{"destination":"NANWAN","sku":"MASK","qty":"1"}]}),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "exists-with-different-body",
+        None,
+    )
+    .await;
 
     // The purchases cannot be reversed while their goods are on the way; the refusal names the
     // shipment holding them. Nor can the dispatch itself.
@@ -199,8 +212,15 @@ async fn daegu(backend: Backend) -> String {
         StatusCode::UNPROCESSABLE_ENTITY, "not-on-shipment", Some("lines[0].lot")).await;
     refused(&app, ack, &json!({"date":"2020-03-17","lines":[{"destination":"KR-DSMC","sku":"GLOVES","received_qty":"1"}]}),
         StatusCode::UNPROCESSABLE_ENTITY, "not-on-shipment", Some("lines[0].sku")).await;
-    refused(&app, ack, &json!({"date":"2020-03-17","lines":[{"destination":"KR-DSMC","sku":"MASK"}]}),
-        StatusCode::UNPROCESSABLE_ENTITY, "invalid", Some("lines[0].received_qty")).await;
+    refused(
+        &app,
+        ack,
+        &json!({"date":"2020-03-17","lines":[{"destination":"KR-DSMC","sku":"MASK"}]}),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid",
+        Some("lines[0].received_qty"),
+    )
+    .await;
     refused(&app, ack, &json!({"date":"2020-03-09","lines":[{"destination":"KR-DSMC","sku":"MASK","received_qty":"1"}]}),
         StatusCode::UNPROCESSABLE_ENTITY, "invalid", Some("date")).await;
     refused(&app, ack, &json!({"date":"2020-03-17","lines":[{"destination":"KR-DSMC","sku":"MASK","received_qty":"1.5"}]}),
@@ -216,8 +236,13 @@ async fn daegu(backend: Backend) -> String {
     .await;
 
     // Over two days: the goggles on the 17th, the masks (990 good, 10 damaged) on the 18th.
-    let a1 = app.post_ok(ack, &json!({"acknowledgement_id":"DSMC-0317","date":"2020-03-17",
-        "lines":[{"destination":"KR-DSMC","sku":"GOGGLES","lot":"GOG-1","received_qty":"1000"}]})).await;
+    let a1 = app
+        .post_ok(
+            ack,
+            &json!({"acknowledgement_id":"DSMC-0317","date":"2020-03-17",
+        "lines":[{"destination":"KR-DSMC","sku":"GOGGLES","lot":"GOG-1","received_qty":"1000"}]}),
+        )
+        .await;
     assert_eq!(a1["acknowledgement_id"], "DSMC-0317");
     assert_eq!(a1["status"], "partly-acknowledged");
     assert_eq!(a1["moved"][0]["received_value"], "21333.3000");
@@ -411,12 +436,17 @@ async fn frontline(backend: Backend) {
 
     // A batch to three communities of Nanwan: lots picked earliest expiry first, the expired
     // lot skipped.
-    let b = app.post("/api/v1/batches", &json!({"batch_id":"NW-B1","date":"2020-02-20","from_location":"NW-STORE","lines":[
+    let b = app
+        .post(
+            "/api/v1/batches",
+            &json!({"batch_id":"NW-B1","date":"2020-02-20","from_location":"NW-STORE","lines":[
         {"destination":"XIACUN","sku":"MASK","qty":"200"},
         {"destination":"NANXIN","sku":"MASK","qty":"200"},
         {"destination":"ZHANGSHUBU","sku":"MASK","qty":"150"},
         {"destination":"XIACUN","sku":"GLOVES","qty":"100"},
-        {"destination":"NANXIN","sku":"GLOVES","qty":"100"}]})).await;
+        {"destination":"NANXIN","sku":"GLOVES","qty":"100"}]}),
+        )
+        .await;
     assert_eq!(b.status, StatusCode::CREATED, "{}", b.text);
     let picked: Vec<(String, String, String, String)> = b.body["picked"]
         .as_array()
@@ -482,12 +512,22 @@ async fn frontline(backend: Backend) {
     // Xiacun acknowledges everything (5 pairs of gloves damaged); Nanxin 150 masks, which are
     // taken from its lots in the order they were sent.
     let ack = "/api/v1/shipments/NW-B1/acknowledgements";
-    let x = app.post_ok(ack, &json!({"date":"2020-02-21","lines":[
+    let x = app
+        .post_ok(
+            ack,
+            &json!({"date":"2020-02-21","lines":[
         {"destination":"XIACUN","sku":"MASK","received_qty":"200"},
-        {"destination":"XIACUN","sku":"GLOVES","received_qty":"95","damaged_qty":"5"}]})).await;
+        {"destination":"XIACUN","sku":"GLOVES","received_qty":"95","damaged_qty":"5"}]}),
+        )
+        .await;
     assert_eq!(x["status"], "partly-acknowledged");
-    let n = app.post_ok(ack, &json!({"date":"2020-02-22","lines":[
-        {"destination":"NANXIN","sku":"MASK","received_qty":"150"}]})).await;
+    let n = app
+        .post_ok(
+            ack,
+            &json!({"date":"2020-02-22","lines":[
+        {"destination":"NANXIN","sku":"MASK","received_qty":"150"}]}),
+        )
+        .await;
     let moved: Vec<(String, String)> = n["moved"]
         .as_array()
         .unwrap()
@@ -501,7 +541,10 @@ async fn frontline(backend: Backend) {
         .collect();
     assert_eq!(
         moved,
-        vec![("M-SOON".into(), "100".into()), ("M-LATE".into(), "50".into())]
+        vec![
+            ("M-SOON".into(), "100".into()),
+            ("M-LATE".into(), "50".into())
+        ]
     );
     assert_eq!(
         app.balance("recipient:XIACUN", "M-SOON").await,
@@ -668,8 +711,37 @@ async fn frontline(backend: Backend) {
         "/api/v1/shipments/{id}/acknowledgements",
         "/api/v1/shipments/{id}/close",
     ] {
-        assert!(doc["paths"][path].is_object(), "{path} is not in the OpenAPI document");
+        assert!(
+            doc["paths"][path].is_object(),
+            "{path} is not in the OpenAPI document"
+        );
     }
+
+    // The database checks the domain's rules a second time, and verify a third.
+    let e = app
+        .db
+        .exec_refused(
+            "update shipment_lines set damaged_qty = dispatched_qty where shipment_id = 'NW-B2'",
+        )
+        .await;
+    assert!(e.to_lowercase().contains("check"), "{e}");
+    let e = app
+        .db
+        .exec_refused("update shipment_lines set dispatched_qty = dispatched_qty + 1")
+        .await;
+    assert!(e.contains("append-only"), "{e}");
+    app.db
+        .exec("update shipment_lines set acknowledged_qty = acknowledged_qty - 1000 where shipment_id = 'NW-B2'")
+        .await;
+    let v = app.get("/api/v1/verify").await;
+    assert_eq!(v.body["ok"], false, "{}", v.text);
+    assert!(
+        v.text.contains(
+            "shipment NW-B2 lot RC-2-1: its lines have 1 outstanding but transit:NW-B2 holds 0"
+        ),
+        "{}",
+        v.text
+    );
     app.stop().await;
 }
 
@@ -755,13 +827,108 @@ async fn shipments_import_from_csv_and_reimport_changes_nothing() {
         for (kind, file, summary) in [
             ("receipts", &receipts, "0 created, 2 unchanged, 1 rejected"),
             ("batches", &batches, "0 created, 1 unchanged, 1 rejected"),
-            ("donations", &donations, "0 created, 1 unchanged, 0 rejected"),
-            ("acknowledgements", &acks, "0 created, 3 unchanged, 1 rejected"),
+            (
+                "donations",
+                &donations,
+                "0 created, 1 unchanged, 0 rejected",
+            ),
+            (
+                "acknowledgements",
+                &acks,
+                "0 created, 3 unchanged, 1 rejected",
+            ),
         ] {
             let (_, out) = app.ppe(&["import", kind, file]).await;
             assert!(out.contains(summary), "{kind}: {out}");
         }
         assert_eq!(app.entry_count().await, count);
+        let v = app.get("/api/v1/verify").await;
+        assert_eq!(v.body["ok"], true, "{}", v.text);
+        app.stop().await;
+    }
+}
+
+/// Many acknowledgements in one group commit: each is decided against what the earlier ones
+/// of the same batch left outstanding, so together they never take more than was sent.
+#[tokio::test]
+async fn acknowledgements_in_one_group_commit_see_each_other() {
+    use service::dto::{AcknowledgementIn, AcknowledgementLineIn, BatchIn, BatchLineIn, DecText};
+    use service::ServiceError;
+    for backend in backends() {
+        let writer = service::WriterConfig {
+            max_wait: std::time::Duration::from_millis(200),
+            ..service::WriterConfig::default()
+        };
+        let app = ppe_tests::spawn_app_with(backend, api::ApiConfig::default(), writer).await;
+        master_data(&app).await;
+        app.post_ok("/api/v1/receipts", &json!({"receipt_id":"RC-1","date":"2020-02-08","donor":"DONOR-RC","location":"NW-STORE",
+            "lines":[{"sku":"MASK","qty":"10","unit_value":"0.3333"}]})).await;
+        let entries = app.entry_count().await;
+        let batch = BatchIn {
+            batch_id: "B-G".into(),
+            date: "2020-02-20".into(),
+            from_location: "NW-STORE".into(),
+            lines: vec![BatchLineIn {
+                destination: "XIACUN".into(),
+                sku: "MASK".into(),
+                qty: DecText("10".into()),
+                lot: None,
+            }],
+        };
+        let ack = |i: usize| AcknowledgementIn {
+            acknowledgement_id: Some(format!("A-{i}")),
+            date: "2020-02-21".into(),
+            lines: vec![AcknowledgementLineIn {
+                destination: "XIACUN".into(),
+                sku: "MASK".into(),
+                lot: None,
+                received_qty: Some(DecText("1".into())),
+                damaged_qty: None,
+                note: None,
+            }],
+        };
+        let s = app.service.clone();
+        // The dispatch is queued first; the acknowledgements follow while the writer waits
+        // for more, so they share its commit.
+        let (dispatched, acks) = tokio::join!(s.record_batch(&batch, "t", None), async {
+            let mut set = tokio::task::JoinSet::new();
+            for i in 0..15 {
+                let (s, a) = (s.clone(), ack(i));
+                set.spawn(async move { s.acknowledge("B-G", &a, "t", None).await });
+            }
+            set.join_all().await
+        });
+        assert!(dispatched.is_ok(), "{dispatched:?}");
+        let ok = acks.iter().filter(|r| r.is_ok()).count();
+        let over = acks
+            .iter()
+            .filter(|r| {
+                matches!(r, Err(ServiceError::Rejected(e)) if e.code() == "more-than-outstanding")
+            })
+            .count();
+        assert_eq!((ok, over), (10, 5), "{acks:?}");
+        assert_eq!(app.entry_count().await, entries + 11);
+        // One commit: every entry of the shipment carries the same recording time.
+        let journal = app.get("/api/v1/entries").await.body;
+        let mut times: Vec<&str> = journal["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["document"] == "B-G")
+            .map(|e| e["recorded_at"].as_str().unwrap())
+            .collect();
+        times.dedup();
+        assert_eq!(times.len(), 1, "{times:?}");
+        let sh = app.get("/api/v1/shipments/B-G").await.body;
+        assert_eq!(sh["status"], "acknowledged");
+        assert_eq!(
+            app.balance("recipient:XIACUN", "RC-1-1").await,
+            ("10".into(), "3.3330".into())
+        );
+        assert_eq!(
+            app.balance("transit:B-G", "RC-1-1").await,
+            ("0".into(), "0.0000".into())
+        );
         let v = app.get("/api/v1/verify").await;
         assert_eq!(v.body["ok"], true, "{}", v.text);
         app.stop().await;

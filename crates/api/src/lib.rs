@@ -108,15 +108,40 @@ pub fn router(service: Service, config: ApiConfig) -> (Router, Arc<RouteTable>) 
     .route(M::POST, "/api/v1/batches", P::Batches, sh::create_batch)
     .route(M::GET, "/api/v1/batches", P::Read, sh::list_batches)
     .route(M::GET, "/api/v1/batches/{id}", P::Read, sh::get_batch)
-    .route(M::POST, "/api/v1/donations", P::Donations, sh::create_donation)
+    .route(
+        M::POST,
+        "/api/v1/donations",
+        P::Donations,
+        sh::create_donation,
+    )
     .route(M::GET, "/api/v1/donations", P::Read, sh::list_donations)
     .route(M::GET, "/api/v1/donations/{id}", P::Read, sh::get_donation)
     .route(M::GET, "/api/v1/shipments", P::Read, sh::list_shipments)
     .route(M::GET, "/api/v1/shipments/{id}", P::Read, sh::get_shipment)
-    .route(M::POST, "/api/v1/shipments/{id}/acknowledgements", P::Acknowledgements, sh::acknowledge)
-    .route(M::GET, "/api/v1/shipments/{id}/acknowledgements", P::Read, sh::list_acknowledgements)
-    .route(M::GET, "/api/v1/shipments/{id}/acknowledgements/{ack_id}", P::Read, sh::get_acknowledgement)
-    .route(M::POST, "/api/v1/shipments/{id}/close", P::Shipments, sh::close_shipment)
+    .route(
+        M::POST,
+        "/api/v1/shipments/{id}/acknowledgements",
+        P::Acknowledgements,
+        sh::acknowledge,
+    )
+    .route(
+        M::GET,
+        "/api/v1/shipments/{id}/acknowledgements",
+        P::Read,
+        sh::list_acknowledgements,
+    )
+    .route(
+        M::GET,
+        "/api/v1/shipments/{id}/acknowledgements/{ack_id}",
+        P::Read,
+        sh::get_acknowledgement,
+    )
+    .route(
+        M::POST,
+        "/api/v1/shipments/{id}/close",
+        P::Shipments,
+        sh::close_shipment,
+    )
     .route(M::GET, "/api/v1/entries", P::Read, r::list_entries)
     .route(M::GET, "/api/v1/entries/{seq}", P::Read, r::get_entry)
     .route(

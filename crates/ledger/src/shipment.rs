@@ -93,7 +93,10 @@ impl ShipmentStatus {
         }
     }
     pub fn parse(s: &str) -> Option<ShipmentStatus> {
-        ShipmentStatus::ALL.iter().copied().find(|k| k.as_str() == s)
+        ShipmentStatus::ALL
+            .iter()
+            .copied()
+            .find(|k| k.as_str() == s)
     }
 }
 
@@ -315,9 +318,10 @@ impl Receipt {
             if line.unit_value.is_negative() {
                 return Err(Rejection::invalid(f("unit_value"), "must not be negative"));
             }
-            let value = Money::product(&[line.qty.decimal(), line.unit_value.decimal()]).map_err(
-                |e| Rejection::invalid(f("unit_value"), format!("gives a line value that {e}")),
-            )?;
+            let value =
+                Money::product(&[line.qty.decimal(), line.unit_value.decimal()]).map_err(|e| {
+                    Rejection::invalid(f("unit_value"), format!("gives a line value that {e}"))
+                })?;
             let lot = new_lot(
                 &mut d,
                 &self.id,
@@ -422,8 +426,8 @@ impl Dispatch {
                     return Err(Rejection::invalid("declared_value", "must not be negative"));
                 }
                 let rate = conversion_rate(&dec.currency, dec.fx_rate, base_currency)?;
-                let base_value = Money::product(&[dec.value.decimal(), rate.decimal()])
-                    .map_err(|e| {
+                let base_value =
+                    Money::product(&[dec.value.decimal(), rate.decimal()]).map_err(|e| {
                         Rejection::invalid(
                             "declared_value",
                             format!("in the base currency is a value that {e}"),
@@ -646,7 +650,10 @@ impl Acknowledgement {
         for (i, line) in self.lines.iter().enumerate() {
             let f = |name: &str| format!("lines[{i}].{name}");
             let item = item(state, &f("sku"), &line.sku)?;
-            for (name, q) in [("received_qty", line.received), ("damaged_qty", line.damaged)] {
+            for (name, q) in [
+                ("received_qty", line.received),
+                ("damaged_qty", line.damaged),
+            ] {
                 if q.is_negative() {
                     return Err(Rejection::invalid(f(name), "must not be negative"));
                 }
@@ -1094,18 +1101,17 @@ mod tests {
         let mut s = dispatched();
         let a = ack(vec![("NX", None, "14", "1")]).decide(&s).unwrap();
         // NX's 15 are 5 of SOON then 10 of LATE: received 14 (5 + 9), damaged 1 of LATE.
-        let moved: Vec<_> = a
-            .1
-            .moves
-            .iter()
-            .map(|m| {
-                (
-                    m.lot.to_string(),
-                    m.received.to_string(),
-                    m.damaged.to_string(),
-                )
-            })
-            .collect();
+        let moved: Vec<_> =
+            a.1.moves
+                .iter()
+                .map(|m| {
+                    (
+                        m.lot.to_string(),
+                        m.received.to_string(),
+                        m.damaged.to_string(),
+                    )
+                })
+                .collect();
         assert_eq!(
             moved,
             vec![
@@ -1132,9 +1138,12 @@ mod tests {
             .unwrap_err();
         assert_eq!(e.field(), Some("lines[0].lot"));
         // The rest, over two acknowledgements: transit is left empty, with value exactly zero.
-        let a = ack(vec![("XC", None, "15", "0"), ("ZSB", Some("LATE"), "10", "0")])
-            .decide(&s)
-            .unwrap();
+        let a = ack(vec![
+            ("XC", None, "15", "0"),
+            ("ZSB", Some("LATE"), "10", "0"),
+        ])
+        .decide(&s)
+        .unwrap();
         commit(&mut s, 3, a);
         let transit = Account::Transit(id("B-1"));
         for lot in ["SOON", "LATE"] {

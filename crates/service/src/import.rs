@@ -542,7 +542,9 @@ impl Service {
                     continue;
                 }
             };
-            let id = row.as_ref().map(|r| document_key(h, r, spec.id_column, split_by));
+            let id = row
+                .as_ref()
+                .map(|r| document_key(h, r, spec.id_column, split_by));
             let continues = matches!((&current, &id), (Some(c), Some(i)) if &c.id == i);
             if !continues {
                 if let Some(done) = current.take() {

@@ -10,8 +10,8 @@ use ledger::shipment::{
     AckLine, Acknowledgement, Closing, DeclaredIn, Dispatch, DispatchLine, ShipmentMove,
 };
 use ledger::{
-    DocId, Entry, Hash, Needs, Rejection, Shipment, ShipmentChange, ShipmentKind,
-    ShipmentStatus, State,
+    DocId, Entry, Hash, Needs, Rejection, Shipment, ShipmentChange, ShipmentKind, ShipmentStatus,
+    State,
 };
 use serde_json::Value;
 use store::ShipmentFilter;
@@ -379,12 +379,18 @@ pub(crate) fn parse_ack(shipment_id: &str, input: &AcknowledgementIn) -> Result<
         let received = parse::qty(
             &mut f,
             &field("received_qty"),
-            l.received_qty.as_ref().filter(|d| !d.0.is_empty()).unwrap_or(&zero),
+            l.received_qty
+                .as_ref()
+                .filter(|d| !d.0.is_empty())
+                .unwrap_or(&zero),
         );
         let damaged = parse::qty(
             &mut f,
             &field("damaged_qty"),
-            l.damaged_qty.as_ref().filter(|d| !d.0.is_empty()).unwrap_or(&zero),
+            l.damaged_qty
+                .as_ref()
+                .filter(|d| !d.0.is_empty())
+                .unwrap_or(&zero),
         );
         let note = l.note.as_deref().unwrap_or("").trim().to_owned();
         if note.chars().any(char::is_control) {

@@ -213,7 +213,8 @@ pub struct RawShipmentLine {
 /// Rebuilds a shipment from its row and its lines (in `pos` order).
 pub fn shipment(raw: RawShipment, lines: Vec<RawShipmentLine>) -> Result<Shipment> {
     let id = &raw.id;
-    let bad = |what: &str, e: &dyn std::fmt::Display| corrupt(&format!("shipment {id} {what}"), "", e);
+    let bad =
+        |what: &str, e: &dyn std::fmt::Display| corrupt(&format!("shipment {id} {what}"), "", e);
     let declared = match (
         raw.declared_value,
         raw.currency,
