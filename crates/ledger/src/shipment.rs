@@ -201,11 +201,12 @@ impl Shipment {
             .collect()
     }
 
-    /// What a shipment's loading needs once it is known: its lots and their transit balances.
-    fn needs_lines(&self) -> Needs {
+    /// What deciding on some of a shipment's lines needs once the shipment is known: their
+    /// lots and transit balances.
+    fn needs_lines(&self, wanted: impl Fn(&ShipmentLine) -> bool) -> Needs {
         let mut n = Needs::default();
         let transit = Account::Transit(self.id.clone());
-        for l in &self.lines {
+        for l in self.lines.iter().filter(|l| wanted(l)) {
             n.lots.insert(l.lot.clone());
             n.balances.insert((transit.clone(), l.lot.clone()));
         }
@@ -627,11 +628,17 @@ impl Acknowledgement {
         n
     }
 
-    /// Once the shipment is loaded: its lots and transit balances.
+    /// Once the shipment is loaded: the lots and transit balances of the lines it names.
     pub fn needs_then(&self, state: &State) -> Needs {
         state
             .shipment(&self.shipment)
-            .map(Shipment::needs_lines)
+            .map(|s| {
+                s.needs_lines(|l| {
+                    self.lines
+                        .iter()
+                        .any(|a| a.destination == l.destination && a.sku == l.sku)
+                })
+            })
             .unwrap_or_default()
     }
 
@@ -826,10 +833,11 @@ impl Closing {
         n
     }
 
+    /// Once the shipment is loaded: the lots and transit balances of what is outstanding.
     pub fn needs_then(&self, state: &State) -> Needs {
         state
             .shipment(&self.shipment)
-            .map(Shipment::needs_lines)
+            .map(|s| s.needs_lines(|l| l.outstanding().is_positive()))
             .unwrap_or_default()
     }
 
