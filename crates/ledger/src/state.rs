@@ -105,6 +105,8 @@ pub struct State {
     created: HashSet<LotNo>,
     /// What this batch changed, per (account, lot): what the store adds to its balances.
     deltas: HashMap<(Account, LotNo), Balance>,
+    /// Shipments with their lines as loaded, then as this batch left them (None: no such
+    /// shipment).
     shipments: HashMap<DocId, Option<Shipment>>,
     /// Shipments this batch changed: whether it created each, and the lines it touched.
     shipment_changes: BTreeMap<DocId, (bool, BTreeSet<usize>)>,
