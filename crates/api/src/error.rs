@@ -152,6 +152,23 @@ fn rejection(r: Rejection) -> ApiError {
         ext.insert("available".into(), available.to_string().into());
         ext.insert("requested".into(), requested.to_string().into());
     }
+    if let Rejection::MoreThanOutstanding {
+        shipment,
+        destination,
+        sku,
+        lot,
+        outstanding,
+        requested,
+        ..
+    } = &r
+    {
+        ext.insert("shipment".into(), shipment.to_string().into());
+        ext.insert("destination".into(), destination.to_string().into());
+        ext.insert("sku".into(), sku.to_string().into());
+        ext.insert("lot".into(), lot.as_ref().map(|l| l.to_string()).into());
+        ext.insert("outstanding".into(), outstanding.to_string().into());
+        ext.insert("requested".into(), requested.to_string().into());
+    }
     e
 }
 

@@ -9,6 +9,7 @@ pub mod error;
 pub mod extract;
 pub mod openapi;
 pub mod routes;
+pub mod routes_shipments;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -76,6 +77,7 @@ impl Builder {
 /// The router and its route table.
 pub fn router(service: Service, config: ApiConfig) -> (Router, Arc<RouteTable>) {
     use routes as r;
+    use routes_shipments as sh;
     use Method as M;
     use Permission as P;
     let b = Builder {
@@ -106,6 +108,46 @@ pub fn router(service: Service, config: ApiConfig) -> (Router, Arc<RouteTable>) 
     )
     .route(M::GET, "/api/v1/purchases", P::Read, r::list_purchases)
     .route(M::GET, "/api/v1/purchases/{id}", P::Read, r::get_purchase)
+    .route(M::POST, "/api/v1/receipts", P::Receipts, sh::create_receipt)
+    .route(M::GET, "/api/v1/receipts", P::Read, sh::list_receipts)
+    .route(M::GET, "/api/v1/receipts/{id}", P::Read, sh::get_receipt)
+    .route(M::POST, "/api/v1/batches", P::Batches, sh::create_batch)
+    .route(M::GET, "/api/v1/batches", P::Read, sh::list_batches)
+    .route(M::GET, "/api/v1/batches/{id}", P::Read, sh::get_batch)
+    .route(
+        M::POST,
+        "/api/v1/donations",
+        P::Donations,
+        sh::create_donation,
+    )
+    .route(M::GET, "/api/v1/donations", P::Read, sh::list_donations)
+    .route(M::GET, "/api/v1/donations/{id}", P::Read, sh::get_donation)
+    .route(M::GET, "/api/v1/shipments", P::Read, sh::list_shipments)
+    .route(M::GET, "/api/v1/shipments/{id}", P::Read, sh::get_shipment)
+    .route(
+        M::POST,
+        "/api/v1/shipments/{id}/acknowledgements",
+        P::Acknowledgements,
+        sh::acknowledge,
+    )
+    .route(
+        M::GET,
+        "/api/v1/shipments/{id}/acknowledgements",
+        P::Read,
+        sh::list_acknowledgements,
+    )
+    .route(
+        M::GET,
+        "/api/v1/shipments/{id}/acknowledgements/{ack_id}",
+        P::Read,
+        sh::get_acknowledgement,
+    )
+    .route(
+        M::POST,
+        "/api/v1/shipments/{id}/close",
+        P::Shipments,
+        sh::close_shipment,
+    )
     .route(M::GET, "/api/v1/entries", P::Read, r::list_entries)
     .route(M::GET, "/api/v1/entries/{seq}", P::Read, r::get_entry)
     .route(

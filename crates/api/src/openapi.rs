@@ -4,7 +4,7 @@ use axum::response::IntoResponse;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes;
+use crate::{routes, routes_shipments};
 
 struct BearerScheme;
 
@@ -34,6 +34,12 @@ impl Modify for BearerScheme {
         routes::create_party, routes::list_parties, routes::get_party,
         routes::create_location, routes::list_locations, routes::get_location,
         routes::create_purchase, routes::list_purchases, routes::get_purchase,
+        routes_shipments::create_receipt, routes_shipments::list_receipts, routes_shipments::get_receipt,
+        routes_shipments::create_batch, routes_shipments::list_batches, routes_shipments::get_batch,
+        routes_shipments::create_donation, routes_shipments::list_donations, routes_shipments::get_donation,
+        routes_shipments::list_shipments, routes_shipments::get_shipment,
+        routes_shipments::acknowledge, routes_shipments::list_acknowledgements, routes_shipments::get_acknowledgement,
+        routes_shipments::close_shipment,
         routes::list_entries, routes::get_entry, routes::reverse_entry,
         routes::balances, routes::verify, routes::report, routes::close_period,
         routes::create_token, routes::list_tokens, routes::revoke_token,

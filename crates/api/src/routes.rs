@@ -76,7 +76,7 @@ fn created<T: serde::Serialize>(c: Created<T>) -> Response {
 }
 
 /// A document's answer; replays say so in a header.
-fn outcome(o: Outcome) -> Response {
+pub(crate) fn outcome(o: Outcome) -> Response {
     let status = StatusCode::from_u16(o.status).unwrap_or(StatusCode::OK);
     let mut res = (status, axum::Json(o.body)).into_response();
     if o.replayed {

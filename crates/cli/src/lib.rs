@@ -36,7 +36,8 @@ pub enum Command {
     Serve(ServeArgs),
     /// Create or upgrade the database schema, then exit.
     Migrate,
-    /// Import a CSV file: items, parties, locations or purchases.
+    /// Import a CSV file: items, parties, locations, purchases, receipts, batches, donations or
+    /// acknowledgements.
     Import {
         /// What the file holds.
         kind: ImportKind,

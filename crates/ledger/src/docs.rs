@@ -371,6 +371,17 @@ impl Reversal {
                     reason: "a period close cannot be reversed".into(),
                 })
             }
+            // A shipment keeps what it dispatched and what was acknowledged beside the
+            // journal; negating one of its entries alone would leave the two disagreeing.
+            EntryKind::Dispatch | EntryKind::Acknowledgement | EntryKind::Close => {
+                return Err(Rejection::NotReversible {
+                    seq: self.seq,
+                    reason: format!(
+                        "it belongs to shipment {}; acknowledge what arrived or close the shipment instead",
+                        past.entry.document()
+                    ),
+                })
+            }
             _ => {}
         }
         let date = self.date.unwrap_or(past.entry.date());

@@ -1,7 +1,7 @@
 //! Named rejections: every way the domain can refuse a request, each carrying what the user
 //! needs to put it right (which field, line or lot, and what was available).
 
-use crate::ident::{LotNo, Sku};
+use crate::ident::{DocId, LotNo, PartyCode, Sku};
 use crate::num::{Money, Qty};
 use crate::Account;
 
@@ -114,6 +114,28 @@ pub enum Rejection {
 
     #[error("value out of range: {0}")]
     Overflow(String),
+
+    /// An acknowledgement naming a destination, sku or lot the shipment did not carry.
+    #[error("{field}: {what} {value:?} is not on shipment {shipment} (it carries: {on_shipment})")]
+    NotOnShipment {
+        field: String,
+        shipment: DocId,
+        what: &'static str,
+        value: String,
+        on_shipment: String,
+    },
+
+    /// An acknowledgement of more than is still in transit for a destination.
+    #[error("{field}: shipment {shipment} has {outstanding} of {sku}{} outstanding for {destination}; {requested} acknowledged", lot.as_ref().map(|l| format!(" lot {l}")).unwrap_or_default())]
+    MoreThanOutstanding {
+        field: String,
+        shipment: DocId,
+        destination: PartyCode,
+        sku: Sku,
+        lot: Option<LotNo>,
+        outstanding: Qty,
+        requested: Qty,
+    },
 }
 
 impl Rejection {
@@ -132,6 +154,7 @@ impl Rejection {
             | WrongKind { .. }
             | LotOfOtherItem { .. }
             | ExistsWithDifferentBody { .. }
+            | NotOnShipment { .. }
             | Overflow(_) => RejectionClass::Invalid,
             NotFound { .. } => RejectionClass::NotFound,
             InsufficientStock { .. }
@@ -142,7 +165,8 @@ impl Rejection {
             | PeriodClosed { .. }
             | StateForbids { .. }
             | Unbalanced { .. }
-            | NegativeBalance { .. } => RejectionClass::Conflict,
+            | NegativeBalance { .. }
+            | MoreThanOutstanding { .. } => RejectionClass::Conflict,
         }
     }
 
@@ -156,7 +180,9 @@ impl Rejection {
             | InsufficientStock { field, .. }
             | LotExpired { field, .. }
             | LotOfOtherItem { field, .. }
-            | LotExists { field, .. } => Some(field),
+            | LotExists { field, .. }
+            | NotOnShipment { field, .. }
+            | MoreThanOutstanding { field, .. } => Some(field),
             _ => None,
         }
     }
@@ -181,6 +207,8 @@ impl Rejection {
             Unbalanced { .. } => "unbalanced",
             NegativeBalance { .. } => "negative-balance",
             Overflow(_) => "overflow",
+            NotOnShipment { .. } => "not-on-shipment",
+            MoreThanOutstanding { .. } => "more-than-outstanding",
         }
     }
 }

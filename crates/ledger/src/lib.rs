@@ -12,6 +12,7 @@ pub mod error;
 pub mod ident;
 pub mod master;
 pub mod num;
+pub mod shipment;
 pub mod state;
 
 pub use account::Account;
@@ -20,6 +21,7 @@ pub use error::{Rejection, RejectionClass};
 pub use ident::{DocId, IdentError, LocationCode, LotNo, PartyCode, Sku};
 pub use master::{Item, ItemKind, Location, Party, PartyKind};
 pub use num::{Money, NumberError, Qty, Rate};
+pub use shipment::{Shipment, ShipmentChange, ShipmentKind, ShipmentLine, ShipmentStatus};
 pub use state::{Balance, Draft, Lot, Needs, PastEntry, State};
 
 /// Parses an ISO 8601 calendar date (`2020-03-17`).

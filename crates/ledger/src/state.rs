@@ -5,7 +5,7 @@
 //! document [`Needs`], then the domain decides against it, and [`State::commit`] checks
 //! invariants 1 and 2 and applies the entry so that the next document of the same batch sees it.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use time::Date;
 
@@ -14,6 +14,7 @@ use crate::error::Rejection;
 use crate::ident::{DocId, LocationCode, LotNo, PartyCode, Sku};
 use crate::master::{Item, Location, Party};
 use crate::num::{Money, Qty};
+use crate::shipment::{Closure, Shipment, ShipmentChange};
 use crate::Account;
 
 /// The balance of one (account, item, lot).
@@ -67,6 +68,8 @@ pub struct Needs {
     pub entries: BTreeSet<u64>,
     /// Every account holding a non-zero balance of a lot, to say where goods went.
     pub holders: BTreeSet<LotNo>,
+    /// Shipments with their lines (an acknowledgement is decided against what is outstanding).
+    pub shipments: BTreeSet<DocId>,
 }
 
 impl Needs {
@@ -79,6 +82,7 @@ impl Needs {
             && self.groups.is_empty()
             && self.entries.is_empty()
             && self.holders.is_empty()
+            && self.shipments.is_empty()
     }
 }
 
@@ -101,6 +105,11 @@ pub struct State {
     created: HashSet<LotNo>,
     /// What this batch changed, per (account, lot): what the store adds to its balances.
     deltas: HashMap<(Account, LotNo), Balance>,
+    /// Shipments with their lines as loaded, then as this batch left them (None: no such
+    /// shipment).
+    shipments: HashMap<DocId, Option<Shipment>>,
+    /// Shipments this batch changed: whether it created each, and the lines it touched.
+    shipment_changes: BTreeMap<DocId, (bool, BTreeSet<usize>)>,
 }
 
 impl State {
@@ -170,6 +179,12 @@ impl State {
                 .filter(|k| !self.holders.contains_key(*k))
                 .cloned()
                 .collect(),
+            shipments: needs
+                .shipments
+                .iter()
+                .filter(|k| !self.shipments.contains_key(*k))
+                .cloned()
+                .collect(),
         }
     }
 
@@ -212,6 +227,9 @@ impl State {
     pub fn put_holders(&mut self, lot: LotNo, holders: Vec<(Account, Balance)>) {
         self.holders.insert(lot, holders);
     }
+    pub fn put_shipment(&mut self, id: DocId, shipment: Option<Shipment>) {
+        self.shipments.insert(id, shipment);
+    }
 
     /// The accounts holding a lot, as stored before this batch; it names where goods went in
     /// a refusal, and is never the basis of a decision.
@@ -246,6 +264,12 @@ impl State {
         self.lots
             .get(lot)
             .expect("lot was not loaded before deciding")
+            .as_ref()
+    }
+    pub fn shipment(&self, id: &DocId) -> Option<&Shipment> {
+        self.shipments
+            .get(id)
+            .expect("shipment was not loaded before deciding")
             .as_ref()
     }
     pub fn past_entry(&self, seq: u64) -> Option<&PastEntry> {
@@ -314,6 +338,43 @@ impl State {
             .iter()
             .filter(|(_, b)| !b.qty.is_zero() || !b.value.is_zero())
             .map(|((a, l), b)| (a, l, *b))
+    }
+
+    /// Applies a shipment change once its entry `seq` is committed, so that the next document
+    /// of the batch is decided against it; returns the shipment as it now is.
+    pub fn apply_shipment(&mut self, change: ShipmentChange, seq: u64) -> &Shipment {
+        let ShipmentChange {
+            mut shipment,
+            touched,
+            created,
+            ..
+        } = change;
+        if created {
+            shipment.dispatch_seq = seq;
+        }
+        if let Some(c @ Closure { seq: 0, .. }) = &mut shipment.closure {
+            c.seq = seq;
+        }
+        let id = shipment.id.clone();
+        let mark = self.shipment_changes.entry(id.clone()).or_default();
+        mark.0 |= created;
+        mark.1.extend(touched);
+        self.shipments.insert(id.clone(), Some(shipment));
+        self.shipments[&id].as_ref().expect("just put")
+    }
+
+    /// The shipments this batch changed, as they now are, with the lines it touched: what the
+    /// store writes.
+    pub fn shipment_changes(&self) -> Vec<ShipmentChange> {
+        self.shipment_changes
+            .iter()
+            .map(|(id, (created, touched))| ShipmentChange {
+                shipment: self.shipments[id].clone().expect("changed shipments exist"),
+                touched: touched.clone(),
+                created: *created,
+                moves: Vec::new(),
+            })
+            .collect()
     }
 
     /// The lots this batch created, with the sequence number of the entry that created each.

@@ -6,6 +6,8 @@ use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, Type};
 use utoipa::openapi::RefOr;
 use utoipa::ToSchema;
 
+pub use crate::dto_shipments::*;
+
 /// A decimal as the client wrote it: a JSON string (`"12.50"`) or number (`12.5`), kept as
 /// its exact text so that nothing passes through a float. Parsed strictly later, with the
 /// field's name in any error.

@@ -27,6 +27,10 @@ pub enum ImportKind {
     Parties,
     Locations,
     Purchases,
+    Receipts,
+    Batches,
+    Donations,
+    Acknowledgements,
 }
 
 impl ImportKind {
@@ -35,6 +39,10 @@ impl ImportKind {
         ImportKind::Parties,
         ImportKind::Locations,
         ImportKind::Purchases,
+        ImportKind::Receipts,
+        ImportKind::Batches,
+        ImportKind::Donations,
+        ImportKind::Acknowledgements,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -43,6 +51,10 @@ impl ImportKind {
             ImportKind::Parties => "parties",
             ImportKind::Locations => "locations",
             ImportKind::Purchases => "purchases",
+            ImportKind::Receipts => "receipts",
+            ImportKind::Batches => "batches",
+            ImportKind::Donations => "donations",
+            ImportKind::Acknowledgements => "acknowledgements",
         }
     }
 
@@ -65,6 +77,50 @@ impl ImportKind {
                 "lot",
                 "expires_on",
             ],
+            ImportKind::Receipts => &[
+                "receipt_id",
+                "date",
+                "donor",
+                "location",
+                "sku",
+                "qty",
+                "unit_value",
+                "lot",
+                "expires_on",
+            ],
+            ImportKind::Batches => &[
+                "batch_id",
+                "date",
+                "from_location",
+                "destination",
+                "sku",
+                "qty",
+                "lot",
+            ],
+            ImportKind::Donations => &[
+                "donation_id",
+                "date",
+                "from_location",
+                "recipient",
+                "declared_value",
+                "currency",
+                "fx_rate",
+                "sku",
+                "qty",
+                "lot",
+            ],
+            // `acknowledgement_id` is an optional column beyond DESIGN's list.
+            ImportKind::Acknowledgements => &[
+                "shipment_id",
+                "date",
+                "destination",
+                "sku",
+                "lot",
+                "received_qty",
+                "damaged_qty",
+                "note",
+                "acknowledgement_id",
+            ],
         }
     }
 
@@ -72,7 +128,20 @@ impl ImportKind {
     fn document(self) -> Option<DocumentCsv> {
         match self {
             ImportKind::Purchases => Some(crate::purchase::CSV),
+            ImportKind::Receipts => Some(crate::receipt::CSV),
+            ImportKind::Batches => Some(crate::shipment::BATCH_CSV),
+            ImportKind::Donations => Some(crate::shipment::DONATION_CSV),
+            ImportKind::Acknowledgements => Some(crate::shipment::ACK_CSV),
             _ => None,
+        }
+    }
+
+    /// Columns besides the id whose change starts a new document: one shipment's rows of two
+    /// days are two acknowledgements.
+    fn split_by(self) -> &'static [&'static str] {
+        match self {
+            ImportKind::Acknowledgements => &["date", "acknowledgement_id"],
+            _ => &[],
         }
     }
 
@@ -83,6 +152,16 @@ impl ImportKind {
             ImportKind::Parties => &["country", "city", "parent"],
             ImportKind::Locations => &[],
             ImportKind::Purchases => &["currency", "fx_rate", "lot", "expires_on"],
+            ImportKind::Receipts => &["lot", "expires_on"],
+            ImportKind::Batches => &["lot"],
+            ImportKind::Donations => &["currency", "fx_rate", "lot"],
+            ImportKind::Acknowledgements => &[
+                "lot",
+                "received_qty",
+                "damaged_qty",
+                "note",
+                "acknowledgement_id",
+            ],
         }
     }
 }
@@ -312,6 +391,21 @@ fn opt_u32(h: &Header, row: &Row, column: &str) -> std::result::Result<Option<u3
         .transpose()
 }
 
+/// What tells one document's rows from the next: the id column, and the columns a kind
+/// splits documents by (written as `id (column value, ...)` in messages).
+fn document_key(h: &Header, row: &Row, id_column: &str, split_by: &[&str]) -> String {
+    let id = h.req(row, id_column);
+    let parts: Vec<String> = split_by
+        .iter()
+        .filter_map(|c| h.get(row, c).map(|v| format!("{c} {v}")))
+        .collect();
+    if parts.is_empty() {
+        id.to_owned()
+    } else {
+        format!("{id} ({})", parts.join(", "))
+    }
+}
+
 /// A document being gathered from its rows.
 struct Gathered {
     id: String,
@@ -346,6 +440,7 @@ impl Service {
             Some(spec) => {
                 self.import_documents(
                     &spec,
+                    kind.split_by(),
                     &h,
                     &mut reader,
                     &mut record,
@@ -423,6 +518,7 @@ impl Service {
     async fn import_documents(
         &self,
         spec: &DocumentCsv,
+        split_by: &[&str],
         h: &Header,
         reader: &mut csv::Reader<impl Read>,
         record: &mut csv::StringRecord,
@@ -446,7 +542,9 @@ impl Service {
                     continue;
                 }
             };
-            let id = row.as_ref().map(|r| h.req(r, spec.id_column).to_owned());
+            let id = row
+                .as_ref()
+                .map(|r| document_key(h, r, spec.id_column, split_by));
             let continues = matches!((&current, &id), (Some(c), Some(i)) if &c.id == i);
             if !continues {
                 if let Some(done) = current.take() {
@@ -468,7 +566,7 @@ impl Service {
             report.rows += 1;
             progress(report.rows);
             let id = id.expect("a row has an id");
-            if id.is_empty() {
+            if h.req(&row, spec.id_column).is_empty() {
                 report.rejected.push(RowError {
                     line: row.line,
                     column: Some(spec.id_column.into()),

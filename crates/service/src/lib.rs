@@ -6,6 +6,7 @@
 
 pub mod auth;
 pub mod dto;
+mod dto_shipments;
 pub mod error;
 pub mod export;
 pub mod import;
@@ -13,8 +14,10 @@ pub mod master;
 mod parse;
 mod period;
 mod purchase;
+mod receipt;
 pub mod reports;
 mod reversal;
+pub mod shipment;
 mod verify;
 pub mod views;
 mod writer;

@@ -1,5 +1,6 @@
 //! `verify`: recompute every hash of the chain, check that sequence numbers have no gap, that
-//! the head row agrees with the last entry, and that maintained balances equal their postings.
+//! the head row agrees with the last entry, that maintained balances equal their postings,
+//! and that what shipments say is outstanding is what their transit accounts hold.
 
 use ledger::Hash;
 use store::{Store, StoreError};
@@ -65,8 +66,20 @@ pub(crate) async fn run(
             m.account, m.lot, m.maintained_qty, m.maintained_value, m.posted_qty, m.posted_value
         ));
     }
+    // A shipment's lines say what is still in transit; the transit balance must agree.
+    let shipments = store.shipment_mismatches().await?;
+    for m in &shipments {
+        problems.push(format!(
+            "shipment {} lot {}: its lines have {} outstanding but transit:{} holds {}",
+            m.shipment,
+            m.lot,
+            ledger::Qty::from_scaled(m.outstanding_qty),
+            m.shipment,
+            ledger::Qty::from_scaled(m.transit_qty)
+        ));
+    }
     Ok(VerifyReport {
-        ok: first_bad.is_none() && mismatches.is_empty(),
+        ok: first_bad.is_none() && mismatches.is_empty() && shipments.is_empty(),
         entries,
         head_hash: head.hash.to_hex(),
         first_bad_seq: first_bad,

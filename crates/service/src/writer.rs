@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ledger::docs::Decision;
-use ledger::{Entry, Hash, Needs, Rejection, State};
+use ledger::shipment::ShipmentMove;
+use ledger::{Entry, Hash, Needs, Rejection, Shipment, ShipmentChange, State};
 use serde_json::Value;
 use store::{
     DocumentRecord, IdempotencyRecord, Store, StoreError, StoredEntry, WriteBatch, WriteTx,
@@ -67,6 +68,28 @@ pub(crate) trait Document: Send + Sync + 'static {
     fn decide(&self, state: &State, base_currency: &str) -> Result<Decision, Rejection>;
     /// The answer for a committed document.
     fn respond(&self, entry: &Entry, hash: &Hash, recorded_at: &str, decision: &Decision) -> Value;
+    /// Decides the document together with what it changes in a shipment (a dispatch, an
+    /// acknowledgement, a closing). Documents that move only balances keep this default.
+    fn decide_with_shipment(
+        &self,
+        state: &State,
+        base_currency: &str,
+    ) -> Result<(Decision, Option<ShipmentChange>), Rejection> {
+        Ok((self.decide(state, base_currency)?, None))
+    }
+    /// The answer for a committed document that changed a shipment: what it moved, and the
+    /// shipment as it now is. Only documents that return a change are answered this way.
+    fn respond_with_shipment(
+        &self,
+        entry: &Entry,
+        hash: &Hash,
+        recorded_at: &str,
+        decision: &Decision,
+        _moves: &[ShipmentMove],
+        _shipment: &Shipment,
+    ) -> Value {
+        self.respond(entry, hash, recorded_at, decision)
+    }
 }
 
 pub(crate) struct Job {
@@ -245,6 +268,7 @@ async fn attempt(
                 )
             })
             .collect();
+        p.batch.shipments = p.state.shipment_changes();
         tx.write(&p.batch).await?;
     } else if !p.batch.idempotency.is_empty() || !p.batch.documents.is_empty() {
         tx.write(&p.batch).await?;
@@ -314,7 +338,7 @@ async fn process(
     tx.load(&doc.needs(), &mut p.state).await?;
     let then = doc.needs_then(&p.state);
     tx.load(&then, &mut p.state).await?;
-    let decision = match doc.decide(&p.state, base) {
+    let (decision, change) = match doc.decide_with_shipment(&p.state, base) {
         Ok(d) => d,
         Err(r) => return Ok(Err(r.into())),
     };
@@ -330,7 +354,16 @@ async fn process(
         Err(r) => return Ok(Err(r.into())),
     };
     let hash = entry.chain_hash(&p.hash);
-    let body = doc.respond(&entry, &hash, &p.recorded_at, &decision);
+    let body = match change {
+        // The shipment changes only once its entry is committed, so a refused entry leaves
+        // it as it was.
+        Some(mut change) => {
+            let moves = std::mem::take(&mut change.moves);
+            let shipment = p.state.apply_shipment(change, seq);
+            doc.respond_with_shipment(&entry, &hash, &p.recorded_at, &decision, &moves, shipment)
+        }
+        None => doc.respond(&entry, &hash, &p.recorded_at, &decision),
+    };
     p.seq = seq;
     p.hash = hash;
     p.batch.entries.push(StoredEntry {

@@ -9,15 +9,17 @@ use std::collections::HashSet;
 use std::str::FromStr;
 
 use async_trait::async_trait;
-use ledger::{Hash, Item, Location, Needs, Party, State};
+use ledger::{Hash, Item, Location, Needs, Party, Shipment, State};
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, QueryBuilder, Row, Transaction};
 use store::decode::{self, RawEntry, RawPosting};
 use store::{
     BalanceFilter, BalanceMismatch, BalanceRow, DocumentRecord, Head, IdempotencyRecord, Inserted,
-    Result, StockRow, Store, StoreError, StoredEntry, TokenRecord, Violation, WriteBatch, WriteTx,
-    PAGE_MAX,
+    Result, ShipmentFilter, ShipmentMismatch, StockRow, Store, StoreError, StoredEntry,
+    TokenRecord, Violation, WriteBatch, WriteTx, PAGE_MAX,
 };
+
+mod shipments;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/postgres");
 
@@ -26,7 +28,7 @@ const MAX_CONNECTIONS: u32 = 8;
 /// Rows per multi-row insert: 7 columns x 100 rows stays far below PostgreSQL's 65535 binds.
 const ROWS_PER_INSERT: usize = 100;
 
-fn err(e: sqlx::Error) -> StoreError {
+pub(crate) fn err(e: sqlx::Error) -> StoreError {
     if let sqlx::Error::Database(db) = &e {
         let msg = db.message().to_owned();
         match db.code().as_deref() {
@@ -88,7 +90,7 @@ fn limit(n: u32) -> i64 {
     i64::from(n.clamp(1, PAGE_MAX))
 }
 
-fn i64_of(v: u64) -> i64 {
+pub(crate) fn i64_of(v: u64) -> i64 {
     i64::try_from(v).expect("sequence numbers fit in i64")
 }
 
@@ -142,7 +144,7 @@ fn lot_row(r: &PgRow) -> Result<ledger::Lot> {
         r.get("source"),
     )
 }
-fn document_row(r: &PgRow) -> Result<DocumentRecord> {
+pub(crate) fn document_row(r: &PgRow) -> Result<DocumentRecord> {
     let body: String = r.get("body");
     let response: String = r.get("response");
     Ok(DocumentRecord {
@@ -725,6 +727,36 @@ impl Store for PgStore {
             })
             .collect())
     }
+
+    async fn shipment(&self, id: &str) -> Result<Option<Shipment>> {
+        let mut conn = self.pool.acquire().await.map_err(err)?;
+        let found =
+            shipments::select(&mut conn, Some(id), &ShipmentFilter::default(), 0, 1).await?;
+        Ok(found.into_iter().next())
+    }
+    async fn shipments(
+        &self,
+        filter: &ShipmentFilter,
+        after: Option<u64>,
+        n: u32,
+    ) -> Result<Vec<Shipment>> {
+        let mut conn = self.pool.acquire().await.map_err(err)?;
+        shipments::select(&mut conn, None, filter, after.map_or(0, i64_of), limit(n)).await
+    }
+    async fn documents_for(
+        &self,
+        kind: &str,
+        document: &str,
+        after: Option<u64>,
+        n: u32,
+    ) -> Result<Vec<(u64, DocumentRecord)>> {
+        let mut conn = self.pool.acquire().await.map_err(err)?;
+        shipments::documents_for(&mut conn, kind, document, after, limit(n)).await
+    }
+    async fn shipment_mismatches(&self) -> Result<Vec<ShipmentMismatch>> {
+        let mut conn = self.pool.acquire().await.map_err(err)?;
+        shipments::mismatches(&mut conn).await
+    }
 }
 
 struct PgWriteTx {
@@ -847,6 +879,12 @@ impl WriteTx for PgWriteTx {
             };
             state.put_entry(*seq, past);
         }
+        for id in &n.shipments {
+            let found =
+                shipments::select(conn, Some(id.as_str()), &ShipmentFilter::default(), 0, 1)
+                    .await?;
+            state.put_shipment(id.clone(), found.into_iter().next());
+        }
         Ok(())
     }
 
@@ -965,6 +1003,8 @@ impl WriteTx for PgWriteTx {
             q.push(") as d (account, lot, sku, qty, value, guarded) where not exists (select 1 from balances b where b.account = d.account and b.lot = d.lot)");
             q.build().execute(&mut *conn).await.map_err(err)?;
         }
+        // After entries and lots, which shipments and their lines reference.
+        shipments::write(&mut *conn, &b.shipments).await?;
         for d in &b.documents {
             sqlx::query("insert into documents (namespace, id, kind, body_hash, body, response, entry_seq) values ($1, $2, $3, $4, $5, $6, $7)")
                 .bind(&d.namespace)

@@ -159,6 +159,7 @@ async fn opens_migrates_and_writes() {
             hash,
             closed_through: None,
         }),
+        ..WriteBatch::default()
     };
     let mut tx = store.begin().await.expect("begin");
     assert_eq!(tx.head().seq, 0);

@@ -8,7 +8,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use ledger::{Hash, Item, Location, Needs, Party, State};
+use ledger::{Hash, Item, Location, Needs, Party, Shipment, State};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
@@ -16,9 +16,11 @@ use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
 use store::decode::{self, RawEntry, RawPosting};
 use store::{
     BalanceFilter, BalanceMismatch, BalanceRow, DocumentRecord, Head, IdempotencyRecord, Inserted,
-    Result, StockRow, Store, StoreError, StoredEntry, TokenRecord, Violation, WriteBatch, WriteTx,
-    PAGE_MAX,
+    Result, ShipmentFilter, ShipmentMismatch, StockRow, Store, StoreError, StoredEntry,
+    TokenRecord, Violation, WriteBatch, WriteTx, PAGE_MAX,
 };
+
+mod shipments;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqlite");
 
@@ -27,7 +29,7 @@ const BUSY_TIMEOUT_MS: u64 = 5_000;
 /// Rows per multi-row insert: 7 columns x 100 rows stays far below SQLite's variable limit.
 const ROWS_PER_INSERT: usize = 100;
 
-fn err(e: sqlx::Error) -> StoreError {
+pub(crate) fn err(e: sqlx::Error) -> StoreError {
     if let sqlx::Error::Database(db) = &e {
         let msg = db.message().to_owned();
         // SQLITE_BUSY (5) and SQLITE_LOCKED (6) ask the caller to try again.
@@ -92,7 +94,7 @@ fn limit(n: u32) -> i64 {
     i64::from(n.clamp(1, PAGE_MAX))
 }
 
-fn i64_of(v: u64) -> i64 {
+pub(crate) fn i64_of(v: u64) -> i64 {
     i64::try_from(v).expect("sequence numbers fit in i64")
 }
 
@@ -144,7 +146,7 @@ fn lot_row(r: &sqlx::sqlite::SqliteRow) -> Result<ledger::Lot> {
         r.get("source"),
     )
 }
-fn document_row(r: &sqlx::sqlite::SqliteRow) -> Result<DocumentRecord> {
+pub(crate) fn document_row(r: &sqlx::sqlite::SqliteRow) -> Result<DocumentRecord> {
     let body: String = r.get("body");
     let response: String = r.get("response");
     Ok(DocumentRecord {
@@ -728,6 +730,36 @@ impl Store for SqliteStore {
             })
             .collect())
     }
+
+    async fn shipment(&self, id: &str) -> Result<Option<Shipment>> {
+        let mut conn = self.reader.acquire().await.map_err(err)?;
+        let found =
+            shipments::select(&mut conn, Some(id), &ShipmentFilter::default(), 0, 1).await?;
+        Ok(found.into_iter().next())
+    }
+    async fn shipments(
+        &self,
+        filter: &ShipmentFilter,
+        after: Option<u64>,
+        n: u32,
+    ) -> Result<Vec<Shipment>> {
+        let mut conn = self.reader.acquire().await.map_err(err)?;
+        shipments::select(&mut conn, None, filter, after.map_or(0, i64_of), limit(n)).await
+    }
+    async fn documents_for(
+        &self,
+        kind: &str,
+        document: &str,
+        after: Option<u64>,
+        n: u32,
+    ) -> Result<Vec<(u64, DocumentRecord)>> {
+        let mut conn = self.reader.acquire().await.map_err(err)?;
+        shipments::documents_for(&mut conn, kind, document, after, limit(n)).await
+    }
+    async fn shipment_mismatches(&self) -> Result<Vec<ShipmentMismatch>> {
+        let mut conn = self.reader.acquire().await.map_err(err)?;
+        shipments::mismatches(&mut conn).await
+    }
 }
 
 struct SqliteWriteTx {
@@ -849,6 +881,12 @@ impl WriteTx for SqliteWriteTx {
             };
             state.put_entry(*seq, past);
         }
+        for id in &n.shipments {
+            let found =
+                shipments::select(conn, Some(id.as_str()), &ShipmentFilter::default(), 0, 1)
+                    .await?;
+            state.put_shipment(id.clone(), found.into_iter().next());
+        }
         Ok(())
     }
 
@@ -959,6 +997,8 @@ impl WriteTx for SqliteWriteTx {
             q.push(") update balances set qty = balances.qty + d.qty, value = balances.value + d.value from d where balances.account = d.account and balances.lot = d.lot");
             q.build().execute(&mut *conn).await.map_err(err)?;
         }
+        // After entries and lots, which shipments and their lines reference.
+        shipments::write(&mut *conn, &b.shipments).await?;
         for d in &b.documents {
             sqlx::query("insert into documents (namespace, id, kind, body_hash, body, response, entry_seq) values (?, ?, ?, ?, ?, ?, ?)")
                 .bind(&d.namespace)

@@ -7,6 +7,8 @@ use ledger::{
 };
 
 use crate::{Result, StoreError, StoredEntry};
+use ledger::shipment::{Closure, Declared, Shipment, ShipmentKind, ShipmentLine};
+use ledger::Rate;
 
 fn corrupt(what: &str, value: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("{what} {value:?}: {e}"))
@@ -174,4 +176,96 @@ pub fn entries(raw: Vec<RawEntry>, postings: Vec<RawPosting>) -> Result<Vec<Stor
         out.push(entry(e, mine)?);
     }
     Ok(out)
+}
+
+/// The columns of one stored shipment.
+#[derive(Debug)]
+pub struct RawShipment {
+    pub id: String,
+    pub kind: String,
+    pub date: String,
+    pub from_location: String,
+    pub recipient: Option<String>,
+    pub country: Option<String>,
+    pub declared_value: Option<i64>,
+    pub currency: Option<String>,
+    pub fx_rate: Option<String>,
+    pub declared_value_base: Option<i64>,
+    pub dispatch_seq: i64,
+    pub closed_on: Option<String>,
+    pub close_reason: Option<String>,
+    pub close_seq: Option<i64>,
+}
+
+/// The columns of one stored shipment line.
+#[derive(Debug)]
+pub struct RawShipmentLine {
+    pub destination: String,
+    pub sku: String,
+    pub lot: String,
+    pub dispatched_qty: i64,
+    pub acknowledged_qty: i64,
+    pub damaged_qty: i64,
+    pub short_qty: i64,
+    pub dispatched_value: i64,
+}
+
+/// Rebuilds a shipment from its row and its lines (in `pos` order).
+pub fn shipment(raw: RawShipment, lines: Vec<RawShipmentLine>) -> Result<Shipment> {
+    let id = &raw.id;
+    let bad =
+        |what: &str, e: &dyn std::fmt::Display| corrupt(&format!("shipment {id} {what}"), "", e);
+    let declared = match (
+        raw.declared_value,
+        raw.currency,
+        raw.fx_rate,
+        raw.declared_value_base,
+    ) {
+        (Some(v), Some(c), Some(r), Some(b)) => Some(Declared {
+            value: Money::from_scaled(v),
+            currency: c,
+            fx_rate: Rate::parse(&r).map_err(|e| bad("fx_rate", &e))?,
+            base_value: Money::from_scaled(b),
+        }),
+        _ => None,
+    };
+    let closure = match (raw.closed_on, raw.close_reason, raw.close_seq) {
+        (Some(d), Some(reason), Some(s)) => Some(Closure {
+            date: date(&d)?,
+            reason,
+            seq: seq(s),
+        }),
+        _ => None,
+    };
+    let mut out = Vec::with_capacity(lines.len());
+    for l in lines {
+        out.push(ShipmentLine {
+            destination: PartyCode::parse(&l.destination).map_err(|e| bad("destination", &e))?,
+            sku: Sku::parse(&l.sku).map_err(|e| bad("sku", &e))?,
+            lot: LotNo::parse(&l.lot).map_err(|e| bad("lot", &e))?,
+            dispatched: Qty::from_scaled(l.dispatched_qty),
+            acknowledged: Qty::from_scaled(l.acknowledged_qty),
+            damaged: Qty::from_scaled(l.damaged_qty),
+            short: Qty::from_scaled(l.short_qty),
+            dispatched_value: Money::from_scaled(l.dispatched_value),
+        });
+    }
+    Ok(Shipment {
+        id: DocId::parse(id).map_err(|e| bad("id", &e))?,
+        kind: ShipmentKind::parse(&raw.kind).ok_or_else(|| bad("kind", &raw.kind))?,
+        date: date(&raw.date)?,
+        from_location: LocationCode::parse(&raw.from_location)
+            .map_err(|e| bad("from_location", &e))?,
+        recipient: raw
+            .recipient
+            .as_deref()
+            .map(PartyCode::parse)
+            .transpose()
+            .map_err(|e| bad("recipient", &e))?,
+        country: raw.country,
+        declared,
+        dispatch_seq: seq(raw.dispatch_seq),
+        closure,
+        lines: out,
+    })
 }

@@ -7,7 +7,10 @@
 pub mod decode;
 
 use async_trait::async_trait;
-use ledger::{Account, Balance, Entry, Hash, Item, Location, Lot, LotNo, Needs, Party, Sku, State};
+use ledger::{
+    Account, Balance, Entry, Hash, Item, Location, Lot, LotNo, Needs, Party, Shipment,
+    ShipmentChange, Sku, State,
+};
 
 /// Largest page any list returns.
 pub const PAGE_MAX: u32 = 1_000;
@@ -88,6 +91,29 @@ pub struct WriteBatch {
     pub idempotency: Vec<IdempotencyRecord>,
     /// The head after the batch; unchanged when the batch holds no entry.
     pub head: Option<Head>,
+    /// Shipments the batch dispatched or changed, as they now are, with the lines it touched.
+    pub shipments: Vec<ShipmentChange>,
+}
+
+/// Filter of `GET /shipments`; each field narrows when set.
+#[derive(Debug, Clone, Default)]
+pub struct ShipmentFilter {
+    /// `batch` or `donation`.
+    pub kind: Option<String>,
+    /// `dispatched`, `partly-acknowledged`, `acknowledged` or `closed`.
+    pub status: Option<String>,
+    /// Shipments with a line to this party.
+    pub destination: Option<String>,
+}
+
+/// Per shipment and lot, where the outstanding quantity of its lines differs from its
+/// `transit:` balance.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ShipmentMismatch {
+    pub shipment: String,
+    pub lot: String,
+    pub outstanding_qty: i64,
+    pub transit_qty: i64,
 }
 
 /// One row of `GET /balances` and of the trial balance.
@@ -177,6 +203,27 @@ pub trait Store: Send + Sync + 'static {
     async fn conservation_violations(&self) -> Result<Vec<Violation>>;
     /// Stock on hand (`stock:` balances that are not zero) with each lot's expiry.
     async fn stock(&self) -> Result<Vec<StockRow>>;
+
+    /// A shipment with its lines, as it is now.
+    async fn shipment(&self, id: &str) -> Result<Option<Shipment>>;
+    /// Shipments in dispatch order, after the cursor (a dispatch entry's seq).
+    async fn shipments(
+        &self,
+        filter: &ShipmentFilter,
+        after: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<Shipment>>;
+    /// Documents of one kind whose entries were made under one document id (the
+    /// acknowledgements of a shipment), in the order they were recorded.
+    async fn documents_for(
+        &self,
+        kind: &str,
+        document: &str,
+        after: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<(u64, DocumentRecord)>>;
+    /// Shipment lines whose outstanding quantity disagrees with the transit balance.
+    async fn shipment_mismatches(&self) -> Result<Vec<ShipmentMismatch>>;
 }
 
 /// One breach of a conservation check. Amounts are integers at storage scale: quantities

@@ -1,0 +1,205 @@
+//! Shipments on SQLite: loading a shipment with its lines into the writer's state, writing
+//! what a batch changed, and the reads behind `GET /shipments` and `verify`.
+
+use ledger::shipment::ShipmentChange;
+use ledger::Shipment;
+use sqlx::sqlite::SqliteRow;
+use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
+use store::decode::{self, RawShipment, RawShipmentLine};
+use store::{Result, ShipmentFilter, ShipmentMismatch};
+
+use crate::{err, i64_of};
+
+/// Line rows per multi-row insert: 10 columns x 100 rows stays far below SQLite's limit.
+const LINES_PER_INSERT: usize = 100;
+
+fn raw_shipment(r: &SqliteRow) -> RawShipment {
+    RawShipment {
+        id: r.get("id"),
+        kind: r.get("kind"),
+        date: r.get("date"),
+        from_location: r.get("from_location"),
+        recipient: r.get("recipient"),
+        country: r.get("country"),
+        declared_value: r.get("declared_value"),
+        currency: r.get("currency"),
+        fx_rate: r.get("fx_rate"),
+        declared_value_base: r.get("declared_value_base"),
+        dispatch_seq: r.get("dispatch_seq"),
+        closed_on: r.get("closed_on"),
+        close_reason: r.get("close_reason"),
+        close_seq: r.get("close_seq"),
+    }
+}
+
+fn raw_line(r: &SqliteRow) -> RawShipmentLine {
+    RawShipmentLine {
+        destination: r.get("destination"),
+        sku: r.get("sku"),
+        lot: r.get("lot"),
+        dispatched_qty: r.get("dispatched_qty"),
+        acknowledged_qty: r.get("acknowledged_qty"),
+        damaged_qty: r.get("damaged_qty"),
+        short_qty: r.get("short_qty"),
+        dispatched_value: r.get("dispatched_value"),
+    }
+}
+
+/// Shipments with their lines in one statement, so that a page is one consistent snapshot:
+/// one shipment by id, or a filtered page in dispatch order after a dispatch seq.
+pub(crate) async fn select(
+    conn: &mut SqliteConnection,
+    id: Option<&str>,
+    f: &ShipmentFilter,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<Shipment>> {
+    let rows = sqlx::query(
+        "with page as (
+             select s.* from shipments s
+             where (?1 is null or s.id = ?1) and (?2 is null or s.kind = ?2) and (?3 is null or s.status = ?3)
+               and (?4 is null or exists (select 1 from shipment_lines d where d.shipment_id = s.id and d.destination = ?4))
+               and s.dispatch_seq > ?5
+             order by s.dispatch_seq limit ?6)
+         select page.id, page.kind, page.date, page.from_location, page.recipient, page.country,
+                page.declared_value, page.currency, page.fx_rate, page.declared_value_base,
+                page.dispatch_seq, page.closed_on, page.close_reason, page.close_seq,
+                l.destination, l.sku, l.lot, l.dispatched_qty, l.acknowledged_qty, l.damaged_qty,
+                l.short_qty, l.dispatched_value
+         from page join shipment_lines l on l.shipment_id = page.id
+         order by page.dispatch_seq, l.pos",
+    )
+    .bind(id)
+    .bind(f.kind.as_deref())
+    .bind(f.status.as_deref())
+    .bind(f.destination.as_deref())
+    .bind(after)
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(err)?;
+    let mut out = Vec::new();
+    let mut current: Option<(RawShipment, Vec<RawShipmentLine>)> = None;
+    for r in &rows {
+        let rid: String = r.get("id");
+        if current.as_ref().is_some_and(|(s, _)| s.id != rid) {
+            let (s, lines) = current.take().expect("checked");
+            out.push(decode::shipment(s, lines)?);
+        }
+        current
+            .get_or_insert_with(|| (raw_shipment(r), Vec::new()))
+            .1
+            .push(raw_line(r));
+    }
+    if let Some((s, lines)) = current {
+        out.push(decode::shipment(s, lines)?);
+    }
+    Ok(out)
+}
+
+/// Writes what a batch changed: each shipment's row (created, or its status and closing
+/// updated) and its touched lines at their new absolute quantities.
+pub(crate) async fn write(conn: &mut SqliteConnection, changes: &[ShipmentChange]) -> Result<()> {
+    for c in changes {
+        let s = &c.shipment;
+        let declared = s.declared.as_ref();
+        sqlx::query(
+            "insert into shipments (id, kind, date, from_location, recipient, country, declared_value, currency, fx_rate, declared_value_base, status, dispatch_seq, closed_on, close_reason, close_seq)
+             values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+             on conflict (id) do update set status = excluded.status, closed_on = excluded.closed_on, close_reason = excluded.close_reason, close_seq = excluded.close_seq",
+        )
+        .bind(s.id.as_str())
+        .bind(s.kind.as_str())
+        .bind(s.date.to_string())
+        .bind(s.from_location.as_str())
+        .bind(s.recipient.as_ref().map(|r| r.as_str()))
+        .bind(s.country.as_deref())
+        .bind(declared.map(|d| d.value.scaled()))
+        .bind(declared.map(|d| d.currency.as_str()))
+        .bind(declared.map(|d| d.fx_rate.to_string()))
+        .bind(declared.map(|d| d.base_value.scaled()))
+        .bind(s.status().as_str())
+        .bind(i64_of(s.dispatch_seq))
+        .bind(s.closure.as_ref().map(|x| x.date.to_string()))
+        .bind(s.closure.as_ref().map(|x| x.reason.as_str()))
+        .bind(s.closure.as_ref().map(|x| i64_of(x.seq)))
+        .execute(&mut *conn)
+        .await
+        .map_err(err)?;
+        let touched: Vec<usize> = c.touched.iter().copied().collect();
+        for chunk in touched.chunks(LINES_PER_INSERT) {
+            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "insert into shipment_lines (shipment_id, pos, destination, sku, lot, dispatched_qty, acknowledged_qty, damaged_qty, short_qty, dispatched_value) ",
+            );
+            q.push_values(chunk, |mut row, &pos| {
+                let l = &s.lines[pos];
+                row.push_bind(s.id.as_str())
+                    .push_bind(i64::try_from(pos).expect("line index fits"))
+                    .push_bind(l.destination.as_str())
+                    .push_bind(l.sku.as_str())
+                    .push_bind(l.lot.as_str())
+                    .push_bind(l.dispatched.scaled())
+                    .push_bind(l.acknowledged.scaled())
+                    .push_bind(l.damaged.scaled())
+                    .push_bind(l.short.scaled())
+                    .push_bind(l.dispatched_value.scaled());
+            });
+            q.push(" on conflict (shipment_id, destination, lot) do update set acknowledged_qty = excluded.acknowledged_qty, damaged_qty = excluded.damaged_qty, short_qty = excluded.short_qty");
+            q.build().execute(&mut *conn).await.map_err(err)?;
+        }
+    }
+    Ok(())
+}
+
+/// Per shipment and lot, outstanding (dispatched less acknowledged, damaged and short) against
+/// the `transit:` balance, both ways: lines without a balance and balances without lines.
+pub(crate) async fn mismatches(conn: &mut SqliteConnection) -> Result<Vec<ShipmentMismatch>> {
+    let rows = sqlx::query(
+        "with outstanding as (
+             select 'transit:' || shipment_id as account, shipment_id, lot,
+                    sum(dispatched_qty - acknowledged_qty - damaged_qty - short_qty) as qty
+             from shipment_lines group by shipment_id, lot),
+         transit as (select account, lot, qty from balances where account like 'transit:%' and qty <> 0)
+         select coalesce(o.shipment_id, substr(t.account, 9)) as shipment, coalesce(o.lot, t.lot) as lot,
+                coalesce(o.qty, 0) as oq, coalesce(t.qty, 0) as tq
+         from outstanding o full outer join transit t on t.account = o.account and t.lot = o.lot
+         where coalesce(o.qty, 0) <> coalesce(t.qty, 0)
+         order by 1, 2",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(err)?;
+    Ok(rows
+        .iter()
+        .map(|r| ShipmentMismatch {
+            shipment: r.get("shipment"),
+            lot: r.get("lot"),
+            outstanding_qty: r.get("oq"),
+            transit_qty: r.get("tq"),
+        })
+        .collect())
+}
+
+/// Documents of one kind whose entries carry one document id, in recorded order.
+pub(crate) async fn documents_for(
+    conn: &mut SqliteConnection,
+    kind: &str,
+    document: &str,
+    after: Option<u64>,
+    limit: i64,
+) -> Result<Vec<(u64, store::DocumentRecord)>> {
+    let rows = sqlx::query(
+        "select d.* from documents d join entries e on e.seq = d.entry_seq
+         where d.kind = ? and e.document = ? and d.pos > ? order by d.pos limit ?",
+    )
+    .bind(kind)
+    .bind(document)
+    .bind(after.map_or(0, i64_of))
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(err)?;
+    rows.iter()
+        .map(|r| Ok((decode::seq(r.get("pos")), crate::document_row(r)?)))
+        .collect()
+}
