@@ -11,8 +11,9 @@ use time::Date;
 
 use crate::entry::{Entry, EntryHeader, EntryKind, Posting};
 use crate::error::Rejection;
-use crate::ident::{DocId, LocationCode, LotNo, PartyCode, Sku};
+use crate::ident::{BomVersion, DocId, LocationCode, LotNo, PartyCode, Sku};
 use crate::master::{Item, Location, Party};
+use crate::production::Bom;
 use crate::num::{Money, Qty};
 use crate::Account;
 
@@ -67,6 +68,8 @@ pub struct Needs {
     pub entries: BTreeSet<u64>,
     /// Every account holding a non-zero balance of a lot, to say where goods went.
     pub holders: BTreeSet<LotNo>,
+    /// Bills of materials, by (product, version).
+    pub boms: BTreeSet<(Sku, BomVersion)>,
 }
 
 impl Needs {
@@ -79,6 +82,7 @@ impl Needs {
             && self.groups.is_empty()
             && self.entries.is_empty()
             && self.holders.is_empty()
+            && self.boms.is_empty()
     }
 }
 
@@ -97,6 +101,7 @@ pub struct State {
     entries: HashMap<u64, Option<PastEntry>>,
     /// Where each lot is, as stored before this batch (for messages, not for decisions).
     holders: HashMap<LotNo, Vec<(Account, Balance)>>,
+    boms: HashMap<(Sku, BomVersion), Option<Bom>>,
     /// Lots created in this batch: every balance of theirs starts at zero.
     created: HashSet<LotNo>,
     /// What this batch changed, per (account, lot): what the store adds to its balances.
@@ -170,6 +175,12 @@ impl State {
                 .filter(|k| !self.holders.contains_key(*k))
                 .cloned()
                 .collect(),
+            boms: needs
+                .boms
+                .iter()
+                .filter(|k| !self.boms.contains_key(*k))
+                .cloned()
+                .collect(),
         }
     }
 
@@ -212,6 +223,9 @@ impl State {
     pub fn put_holders(&mut self, lot: LotNo, holders: Vec<(Account, Balance)>) {
         self.holders.insert(lot, holders);
     }
+    pub fn put_bom(&mut self, product: Sku, version: BomVersion, bom: Option<Bom>) {
+        self.boms.insert((product, version), bom);
+    }
 
     /// The accounts holding a lot, as stored before this batch; it names where goods went in
     /// a refusal, and is never the basis of a decision.
@@ -246,6 +260,12 @@ impl State {
         self.lots
             .get(lot)
             .expect("lot was not loaded before deciding")
+            .as_ref()
+    }
+    pub fn bom(&self, product: &Sku, version: &BomVersion) -> Option<&Bom> {
+        self.boms
+            .get(&(product.clone(), version.clone()))
+            .expect("bill of materials was not loaded before deciding")
             .as_ref()
     }
     pub fn past_entry(&self, seq: u64) -> Option<&PastEntry> {
