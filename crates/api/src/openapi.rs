@@ -4,7 +4,7 @@ use axum::response::IntoResponse;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes;
+use crate::{routes, routes_production};
 
 struct BearerScheme;
 
@@ -34,6 +34,10 @@ impl Modify for BearerScheme {
         routes::create_party, routes::list_parties, routes::get_party,
         routes::create_location, routes::list_locations, routes::get_location,
         routes::create_purchase, routes::list_purchases, routes::get_purchase,
+        routes_production::create_bom, routes_production::list_boms, routes_production::get_bom,
+        routes_production::create_production_run, routes_production::list_production_runs, routes_production::get_production_run,
+        routes_production::create_stock_count, routes_production::list_stock_counts, routes_production::get_stock_count,
+        routes_production::production_report,
         routes::list_entries, routes::get_entry, routes::reverse_entry,
         routes::balances, routes::verify,
         routes::create_token, routes::list_tokens, routes::revoke_token,

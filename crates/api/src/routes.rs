@@ -41,7 +41,7 @@ pub struct BalanceQuery {
     pub limit: Option<u32>,
 }
 
-fn json_or_csv<T: serde::Serialize>(
+pub(crate) fn json_or_csv<T: serde::Serialize>(
     q: &ListQuery,
     page: Page<T>,
     to_csv: impl FnOnce(&[T]) -> String,
@@ -76,7 +76,7 @@ fn created<T: serde::Serialize>(c: Created<T>) -> Response {
 }
 
 /// A document's answer; replays say so in a header.
-fn outcome(o: Outcome) -> Response {
+pub(crate) fn outcome(o: Outcome) -> Response {
     let status = StatusCode::from_u16(o.status).unwrap_or(StatusCode::OK);
     let mut res = (status, axum::Json(o.body)).into_response();
     if o.replayed {

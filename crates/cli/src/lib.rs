@@ -36,7 +36,7 @@ pub enum Command {
     Serve(ServeArgs),
     /// Create or upgrade the database schema, then exit.
     Migrate,
-    /// Import a CSV file: items, parties, locations or purchases.
+    /// Import a CSV file: items, parties, locations, purchases, boms or production.
     Import {
         /// What the file holds.
         kind: ImportKind,

@@ -27,6 +27,8 @@ pub enum ImportKind {
     Parties,
     Locations,
     Purchases,
+    Boms,
+    Production,
 }
 
 impl ImportKind {
@@ -35,6 +37,8 @@ impl ImportKind {
         ImportKind::Parties,
         ImportKind::Locations,
         ImportKind::Purchases,
+        ImportKind::Boms,
+        ImportKind::Production,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -43,6 +47,8 @@ impl ImportKind {
             ImportKind::Parties => "parties",
             ImportKind::Locations => "locations",
             ImportKind::Purchases => "purchases",
+            ImportKind::Boms => "boms",
+            ImportKind::Production => "production",
         }
     }
 
@@ -65,6 +71,8 @@ impl ImportKind {
                 "lot",
                 "expires_on",
             ],
+            ImportKind::Boms => &["product_sku", "version", "output_qty", "material_sku", "qty"],
+            ImportKind::Production => crate::production::CSV_COLUMNS,
         }
     }
 
@@ -72,6 +80,7 @@ impl ImportKind {
     fn document(self) -> Option<DocumentCsv> {
         match self {
             ImportKind::Purchases => Some(crate::purchase::CSV),
+            ImportKind::Production => Some(crate::production::CSV),
             _ => None,
         }
     }
@@ -83,6 +92,19 @@ impl ImportKind {
             ImportKind::Parties => &["country", "city", "parent"],
             ImportKind::Locations => &[],
             ImportKind::Purchases => &["currency", "fx_rate", "lot", "expires_on"],
+            ImportKind::Boms => &[],
+            ImportKind::Production => crate::production::CSV_OPTIONAL,
+        }
+    }
+
+    /// The column a field of a document's line names: DESIGN's JSON lines drop the CSV's
+    /// `material_` prefix (`lines[0].qty` of a run is its `material_qty` column).
+    fn column_of(self, field: &str) -> String {
+        let prefixed = format!("material_{field}");
+        if !self.columns().contains(&field) && self.columns().contains(&prefixed.as_str()) {
+            prefixed
+        } else {
+            field.to_owned()
         }
     }
 }
@@ -219,7 +241,7 @@ fn header(
     Ok(Header { index })
 }
 
-fn next_row(
+pub(crate) fn next_row(
     reader: &mut csv::Reader<impl Read>,
     record: &mut csv::StringRecord,
 ) -> std::result::Result<Option<Row>, RowError> {
@@ -263,7 +285,7 @@ fn next_row(
 /// Turns a service error about one document into row errors with line numbers: a field
 /// `lines[i].x` names the i-th row of the document and column x; any other field names the
 /// first row.
-fn row_errors(e: &ServiceError, lines: &[u64]) -> Vec<RowError> {
+pub(crate) fn row_errors(e: &ServiceError, lines: &[u64]) -> Vec<RowError> {
     let locate = |field: Option<&str>, message: String| -> RowError {
         let first = lines.first().copied().unwrap_or(0);
         let Some(field) = field else {
@@ -343,6 +365,10 @@ impl Service {
         };
         let mut record = csv::StringRecord::new();
         match kind.document() {
+            None if kind == ImportKind::Boms => {
+                self.import_boms(&h, &mut reader, &mut record, &mut report, progress)
+                    .await?
+            }
             Some(spec) => {
                 self.import_documents(
                     &spec,
@@ -414,6 +440,11 @@ impl Service {
                 }
                 progress(report.rows);
             },
+        }
+        for e in &mut report.rejected {
+            if let Some(c) = &mut e.column {
+                *c = kind.column_of(c);
+            }
         }
         report.rejected.sort_by_key(|e| e.line);
         Ok(report)

@@ -5,14 +5,18 @@
 //! types and `ServiceError`; the API maps those to HTTP and the store crates to SQL.
 
 pub mod auth;
+pub mod bom;
 pub mod dto;
+pub mod dto_production;
 pub mod error;
 pub mod export;
 pub mod import;
 pub mod master;
 mod parse;
+pub mod production;
 mod purchase;
 mod reversal;
+mod stock_count;
 mod verify;
 pub mod views;
 mod writer;

@@ -67,6 +67,20 @@ pub(crate) trait Document: Send + Sync + 'static {
     fn decide(&self, state: &State, base_currency: &str) -> Result<Decision, Rejection>;
     /// The answer for a committed document.
     fn respond(&self, entry: &Entry, hash: &Hash, recorded_at: &str, decision: &Decision) -> Value;
+    /// The answer for a committed document given the state its decision read, with anything it
+    /// keeps beyond its entry added to the batch (a production run's report, whose standard
+    /// quantities come from its BOM). By default, `respond`'s answer and nothing more.
+    fn finish(
+        &self,
+        _state: &State,
+        entry: &Entry,
+        hash: &Hash,
+        recorded_at: &str,
+        decision: &Decision,
+        _batch: &mut WriteBatch,
+    ) -> Value {
+        self.respond(entry, hash, recorded_at, decision)
+    }
 }
 
 pub(crate) struct Job {
@@ -330,7 +344,14 @@ async fn process(
         Err(r) => return Ok(Err(r.into())),
     };
     let hash = entry.chain_hash(&p.hash);
-    let body = doc.respond(&entry, &hash, &p.recorded_at, &decision);
+    let body = doc.finish(
+        &p.state,
+        &entry,
+        &hash,
+        &p.recorded_at,
+        &decision,
+        &mut p.batch,
+    );
     p.seq = seq;
     p.hash = hash;
     p.batch.entries.push(StoredEntry {

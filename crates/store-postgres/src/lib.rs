@@ -14,9 +14,12 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRo
 use sqlx::{Postgres, QueryBuilder, Row, Transaction};
 use store::decode::{self, RawEntry, RawPosting};
 use store::{
-    BalanceFilter, BalanceMismatch, BalanceRow, DocumentRecord, Head, IdempotencyRecord, Inserted,
-    Result, Store, StoreError, StoredEntry, TokenRecord, WriteBatch, WriteTx, PAGE_MAX,
+    BalanceFilter, BalanceMismatch, BalanceRow, BomPut, DocumentRecord, Head, IdempotencyRecord,
+    Inserted, Result, RunFilter, RunReportRow, Store, StoreError, StoredBom, StoredEntry,
+    TokenRecord, WriteBatch, WriteTx, PAGE_MAX,
 };
+
+mod production;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/postgres");
 
@@ -537,6 +540,24 @@ impl Store for PgStore {
             })
             .collect())
     }
+
+    async fn put_bom(&self, bom: &ledger::production::Bom) -> Result<BomPut> {
+        production::put_bom(&self.pool, bom).await
+    }
+    async fn bom(&self, product_sku: &str, version: &str) -> Result<Option<StoredBom>> {
+        production::bom(&self.pool, product_sku, version).await
+    }
+    async fn boms(&self, after: Option<(String, String)>, n: u32) -> Result<Vec<StoredBom>> {
+        production::boms(&self.pool, after, n).await
+    }
+    async fn production_runs(
+        &self,
+        filter: &RunFilter,
+        after: Option<u64>,
+        n: u32,
+    ) -> Result<Vec<RunReportRow>> {
+        production::runs(&self.pool, filter, after, n).await
+    }
 }
 
 struct PgWriteTx {
@@ -659,6 +680,7 @@ impl WriteTx for PgWriteTx {
             };
             state.put_entry(*seq, past);
         }
+        production::load_boms(conn, &n.boms, state).await?;
         Ok(())
     }
 
@@ -777,6 +799,7 @@ impl WriteTx for PgWriteTx {
             q.push(") as d (account, lot, sku, qty, value, guarded) where not exists (select 1 from balances b where b.account = d.account and b.lot = d.lot)");
             q.build().execute(&mut *conn).await.map_err(err)?;
         }
+        production::write_runs(conn, &b.production_runs).await?;
         for d in &b.documents {
             sqlx::query("insert into documents (namespace, id, kind, body_hash, body, response, entry_seq) values ($1, $2, $3, $4, $5, $6, $7)")
                 .bind(&d.namespace)

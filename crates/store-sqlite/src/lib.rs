@@ -15,9 +15,12 @@ use sqlx::sqlite::{
 use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
 use store::decode::{self, RawEntry, RawPosting};
 use store::{
-    BalanceFilter, BalanceMismatch, BalanceRow, DocumentRecord, Head, IdempotencyRecord, Inserted,
-    Result, Store, StoreError, StoredEntry, TokenRecord, WriteBatch, WriteTx, PAGE_MAX,
+    BalanceFilter, BalanceMismatch, BalanceRow, BomPut, DocumentRecord, Head, IdempotencyRecord,
+    Inserted, Result, RunFilter, RunReportRow, Store, StoreError, StoredBom, StoredEntry,
+    TokenRecord, WriteBatch, WriteTx, PAGE_MAX,
 };
+
+mod production;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqlite");
 
@@ -540,6 +543,24 @@ impl Store for SqliteStore {
             })
             .collect())
     }
+
+    async fn put_bom(&self, bom: &ledger::production::Bom) -> Result<BomPut> {
+        production::put_bom(&self.writer, bom).await
+    }
+    async fn bom(&self, product_sku: &str, version: &str) -> Result<Option<StoredBom>> {
+        production::bom(&self.reader, product_sku, version).await
+    }
+    async fn boms(&self, after: Option<(String, String)>, n: u32) -> Result<Vec<StoredBom>> {
+        production::boms(&self.reader, after, n).await
+    }
+    async fn production_runs(
+        &self,
+        filter: &RunFilter,
+        after: Option<u64>,
+        n: u32,
+    ) -> Result<Vec<RunReportRow>> {
+        production::runs(&self.reader, filter, after, n).await
+    }
 }
 
 struct SqliteWriteTx {
@@ -661,6 +682,7 @@ impl WriteTx for SqliteWriteTx {
             };
             state.put_entry(*seq, past);
         }
+        production::load_boms(conn, &n.boms, state).await?;
         Ok(())
     }
 
@@ -771,6 +793,7 @@ impl WriteTx for SqliteWriteTx {
             q.push(") update balances set qty = balances.qty + d.qty, value = balances.value + d.value from d where balances.account = d.account and balances.lot = d.lot");
             q.build().execute(&mut *conn).await.map_err(err)?;
         }
+        production::write_runs(conn, &b.production_runs).await?;
         for d in &b.documents {
             sqlx::query("insert into documents (namespace, id, kind, body_hash, body, response, entry_seq) values (?, ?, ?, ?, ?, ?, ?)")
                 .bind(&d.namespace)
