@@ -104,14 +104,54 @@ pub fn router(service: Service, config: ApiConfig) -> (Router, Arc<RouteTable>) 
     .route(M::GET, "/api/v1/purchases/{id}", P::Read, r::get_purchase)
     .route(M::POST, "/api/v1/boms", P::Boms, rp::create_bom)
     .route(M::GET, "/api/v1/boms", P::Read, rp::list_boms)
-    .route(M::GET, "/api/v1/boms/{product_sku}/{version}", P::Read, rp::get_bom)
-    .route(M::POST, "/api/v1/production-runs", P::Production, rp::create_production_run)
-    .route(M::GET, "/api/v1/production-runs", P::Read, rp::list_production_runs)
-    .route(M::GET, "/api/v1/production-runs/{id}", P::Read, rp::get_production_run)
-    .route(M::POST, "/api/v1/stock-counts", P::StockCounts, rp::create_stock_count)
-    .route(M::GET, "/api/v1/stock-counts", P::Read, rp::list_stock_counts)
-    .route(M::GET, "/api/v1/stock-counts/{id}", P::Read, rp::get_stock_count)
-    .route(M::GET, "/api/v1/reports/production", P::Read, rp::production_report)
+    .route(
+        M::GET,
+        "/api/v1/boms/{product_sku}/{version}",
+        P::Read,
+        rp::get_bom,
+    )
+    .route(
+        M::POST,
+        "/api/v1/production-runs",
+        P::Production,
+        rp::create_production_run,
+    )
+    .route(
+        M::GET,
+        "/api/v1/production-runs",
+        P::Read,
+        rp::list_production_runs,
+    )
+    .route(
+        M::GET,
+        "/api/v1/production-runs/{id}",
+        P::Read,
+        rp::get_production_run,
+    )
+    .route(
+        M::POST,
+        "/api/v1/stock-counts",
+        P::StockCounts,
+        rp::create_stock_count,
+    )
+    .route(
+        M::GET,
+        "/api/v1/stock-counts",
+        P::Read,
+        rp::list_stock_counts,
+    )
+    .route(
+        M::GET,
+        "/api/v1/stock-counts/{id}",
+        P::Read,
+        rp::get_stock_count,
+    )
+    .route(
+        M::GET,
+        "/api/v1/reports/production",
+        P::Read,
+        rp::production_report,
+    )
     .route(M::GET, "/api/v1/entries", P::Read, r::list_entries)
     .route(M::GET, "/api/v1/entries/{seq}", P::Read, r::get_entry)
     .route(

@@ -8,8 +8,7 @@ use serde::Deserialize;
 use service::bom::BomOutcome;
 use service::dto::Page;
 use service::dto_production::{
-    BomIn, BomView, ProductionRunIn, ProductionRunView, RunReportView, StockCountIn,
-    StockCountView,
+    BomIn, BomView, ProductionRunIn, ProductionRunView, RunReportView, StockCountIn, StockCountView,
 };
 use service::production::ReportQuery;
 use service::Service;

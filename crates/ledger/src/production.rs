@@ -86,7 +86,10 @@ impl Bom {
             if let Some(first) = seen.insert(&line.sku, i) {
                 return Err(Rejection::invalid(
                     f("sku"),
-                    format!("names {} again (it is lines[{first}]); give each material once", line.sku),
+                    format!(
+                        "names {} again (it is lines[{first}]); give each material once",
+                        line.sku
+                    ),
                 ));
             }
             if !line.qty.is_positive() {
@@ -356,10 +359,9 @@ impl ProductionRun {
             source: None,
         };
         d.new_lots.push(output.clone());
-        let total = Money::from_decimal(
-            (material_cost + self.labor_cost + self.overhead_cost).decimal(),
-        )
-        .map_err(|e| Rejection::Overflow(format!("the run's total cost {e}")))?;
+        let total =
+            Money::from_decimal((material_cost + self.labor_cost + self.overhead_cost).decimal())
+                .map_err(|e| Rejection::Overflow(format!("the run's total cost {e}")))?;
         // Labour and overhead are value-only postings on the output lot (quantity 0), so that
         // every posting names an (item, lot).
         for cost in [self.labor_cost, self.overhead_cost] {
@@ -369,7 +371,12 @@ impl ProductionRun {
             }
         }
         d.post(run.clone(), &output, -self.good_qty, -total);
-        d.post(Account::Stock(self.to.clone()), &output, self.good_qty, total);
+        d.post(
+            Account::Stock(self.to.clone()),
+            &output,
+            self.good_qty,
+            total,
+        );
         if self.scrap_qty.is_positive() {
             d.post(run.clone(), &output, -self.scrap_qty, Money::ZERO);
             d.post(Account::Loss, &output, self.scrap_qty, Money::ZERO);
@@ -388,7 +395,9 @@ impl ProductionRun {
     /// The report of this run once `entry` (its decision) is committed: the standard from
     /// the BOM in `state`, the actual consumption and costs from the entry's postings.
     pub fn report(&self, state: &State, entry: &Entry) -> RunReport {
-        let bom = self.bom(state).expect("the run was decided against its BOM");
+        let bom = self
+            .bom(state)
+            .expect("the run was decided against its BOM");
         let standard = self
             .standard(state, bom)
             .expect("the standard was computed when the run was decided");
@@ -589,7 +598,15 @@ mod tests {
         vec![
             Item::new(sku("PC"), "PC", ItemKind::Material, "kg", 3, None).unwrap(),
             Item::new(sku("BAND"), "Band", ItemKind::Material, "pcs", 0, None).unwrap(),
-            Item::new(sku("GOG"), "Goggles", ItemKind::Product, "pcs", 0, Some(730)).unwrap(),
+            Item::new(
+                sku("GOG"),
+                "Goggles",
+                ItemKind::Product,
+                "pcs",
+                0,
+                Some(730),
+            )
+            .unwrap(),
         ]
     }
 
@@ -630,8 +647,14 @@ mod tests {
             s.put_item(i.sku().clone(), Some(i));
         }
         s.put_item(sku("NOPE"), None);
-        s.put_location(loc("RAW"), Some(crate::Location::new(loc("RAW"), "Raw").unwrap()));
-        s.put_location(loc("FG"), Some(crate::Location::new(loc("FG"), "FG").unwrap()));
+        s.put_location(
+            loc("RAW"),
+            Some(crate::Location::new(loc("RAW"), "Raw").unwrap()),
+        );
+        s.put_location(
+            loc("FG"),
+            Some(crate::Location::new(loc("FG"), "FG").unwrap()),
+        );
         let b = bom();
         s.put_bom(b.product.clone(), b.version.clone(), Some(b));
         for (l, qty, value) in [
@@ -695,7 +718,11 @@ mod tests {
         let d = r.decide(&s).unwrap();
         let out = &d.new_lots[0];
         assert_eq!(out.lot, lot_no("R1-1"));
-        assert_eq!(out.expires_on, Some(date!(2022 - 02 - 14)), "730 days of shelf life");
+        assert_eq!(
+            out.expires_on,
+            Some(date!(2022 - 02 - 14)),
+            "730 days of shelf life"
+        );
         let entry = commit(&mut s, d);
         let fg = Account::Stock(loc("FG"));
         assert_eq!(
@@ -714,7 +741,14 @@ mod tests {
         let v: Vec<_> = report
             .materials
             .iter()
-            .map(|u| (u.sku.to_string(), u.standard_qty, u.actual_qty, u.variance_qty()))
+            .map(|u| {
+                (
+                    u.sku.to_string(),
+                    u.standard_qty,
+                    u.actual_qty,
+                    u.variance_qty(),
+                )
+            })
             .collect();
         assert_eq!(
             v,

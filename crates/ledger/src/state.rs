@@ -13,8 +13,8 @@ use crate::entry::{Entry, EntryHeader, EntryKind, Posting};
 use crate::error::Rejection;
 use crate::ident::{BomVersion, DocId, LocationCode, LotNo, PartyCode, Sku};
 use crate::master::{Item, Location, Party};
-use crate::production::Bom;
 use crate::num::{Money, Qty};
+use crate::production::Bom;
 use crate::Account;
 
 /// The balance of one (account, item, lot).

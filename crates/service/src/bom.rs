@@ -49,7 +49,10 @@ pub(crate) fn parse_bom(input: &BomIn) -> Result<Bom> {
         .map(|(i, l)| {
             let sku = parse::sku(&mut f, &format!("lines[{i}].sku"), &l.sku);
             let qty = parse::qty(&mut f, &format!("lines[{i}].qty"), &l.qty);
-            Some(BomLine { sku: sku?, qty: qty? })
+            Some(BomLine {
+                sku: sku?,
+                qty: qty?,
+            })
         })
         .collect();
     f.finish()?;
@@ -289,7 +292,13 @@ impl Service {
 /// Bills of materials as CSV, one row per material, in the import columns.
 pub fn boms_csv(rows: &[BomView]) -> String {
     let mut out = CsvOut::new();
-    out.header(&["product_sku", "version", "output_qty", "material_sku", "qty"]);
+    out.header(&[
+        "product_sku",
+        "version",
+        "output_qty",
+        "material_sku",
+        "qty",
+    ]);
     for b in rows {
         for l in &b.lines {
             out.row(&[

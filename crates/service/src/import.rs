@@ -71,7 +71,13 @@ impl ImportKind {
                 "lot",
                 "expires_on",
             ],
-            ImportKind::Boms => &["product_sku", "version", "output_qty", "material_sku", "qty"],
+            ImportKind::Boms => &[
+                "product_sku",
+                "version",
+                "output_qty",
+                "material_sku",
+                "qty",
+            ],
             ImportKind::Production => crate::production::CSV_COLUMNS,
         }
     }

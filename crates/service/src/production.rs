@@ -377,9 +377,11 @@ impl Service {
     /// recorded once, its reversal may come later. Runs and their report rows are stored in
     /// the same order, so one query covers a page.
     async fn overlay_reversals(&self, runs: &mut [Value]) -> Result<()> {
-        let seqs: Vec<u64> = runs.iter().filter_map(|r| r["entry_seq"].as_u64()).collect();
-        let (Some(first), Some(count)) = (seqs.iter().min(), u32::try_from(seqs.len()).ok())
-        else {
+        let seqs: Vec<u64> = runs
+            .iter()
+            .filter_map(|r| r["entry_seq"].as_u64())
+            .collect();
+        let (Some(first), Some(count)) = (seqs.iter().min(), u32::try_from(seqs.len()).ok()) else {
             return Ok(());
         };
         let rows = self
@@ -406,12 +408,13 @@ impl Service {
         limit: Option<u32>,
     ) -> Result<Page<RunReportView>> {
         let limit = page_limit(limit);
-        let after = match after {
-            None => None,
-            Some(c) => Some(c.parse::<u64>().map_err(|_| {
-                ServiceError::field("after", "is not a cursor this report gave")
-            })?),
-        };
+        let after =
+            match after {
+                None => None,
+                Some(c) => Some(c.parse::<u64>().map_err(|_| {
+                    ServiceError::field("after", "is not a cursor this report gave")
+                })?),
+            };
         let rows = self
             .store()
             .production_runs(&query.filter(), after, limit)
@@ -439,7 +442,10 @@ impl Service {
                 .production_runs(&query.filter(), after, PAGE_MAX)
                 .await?;
             for r in &rows {
-                report_rows(&mut out, &report_view(&r.report, r.entry_seq, r.reversed_by));
+                report_rows(
+                    &mut out,
+                    &report_view(&r.report, r.entry_seq, r.reversed_by),
+                );
             }
             match rows.last() {
                 Some(last) if rows.len() == PAGE_MAX as usize => after = Some(last.entry_seq),

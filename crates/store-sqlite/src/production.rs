@@ -36,7 +36,14 @@ async fn read_bom(
     .fetch_all(&mut *conn)
     .await
     .map_err(err)?;
-    bom_of(&head, lines.iter().map(|r| (r.get("material_sku"), r.get("qty"))).collect()).map(Some)
+    bom_of(
+        &head,
+        lines
+            .iter()
+            .map(|r| (r.get("material_sku"), r.get("qty")))
+            .collect(),
+    )
+    .map(Some)
 }
 
 fn bom_of(head: &SqliteRow, lines: Vec<(String, i64)>) -> Result<StoredBom> {
@@ -156,9 +163,9 @@ pub(crate) async fn boms(
     for h in &heads {
         let (p, v): (String, String) = (h.get("product_sku"), h.get("version"));
         let mut mine = Vec::new();
-        while let Some(l) =
-            lines.next_if(|l| l.get::<String, _>("product_sku") == p && l.get::<String, _>("version") == v)
-        {
+        while let Some(l) = lines.next_if(|l| {
+            l.get::<String, _>("product_sku") == p && l.get::<String, _>("version") == v
+        }) {
             mine.push((l.get("material_sku"), l.get("qty")));
         }
         out.push(bom_of(h, mine)?);
