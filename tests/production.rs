@@ -876,3 +876,62 @@ async fn roles_and_the_openapi_document() {
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_bom_never_changes_under_a_run_that_uses_it() {
+    for backend in backends() {
+        let app = std::sync::Arc::new(spawn_app(backend).await);
+        master_data(&app).await;
+        buy_materials(&app).await;
+        let body = |pc: &str| {
+            json!({"product_sku":"GOGGLES","version":"race","output_qty":"1",
+                   "lines":[{"sku":"PC-SHEET","qty":pc},{"sku":"BAND","qty":"1"}]})
+        };
+        app.post_ok("/api/v1/boms", &body("0.04")).await;
+        // Replacements of the version race runs that consume its standard quantities.
+        let mut tasks = Vec::new();
+        for i in 0..24 {
+            let app = app.clone();
+            let bom = body(if i % 2 == 0 { "0.05" } else { "0.04" });
+            tasks.push(tokio::spawn(async move {
+                if i % 4 == 3 {
+                    let run = json!({"run_id":format!("RACE-{i}"),"date":"2020-02-15","product_sku":"GOGGLES",
+                        "bom_version":"race","from_location":"RAW","to_location":"FG","good_qty":"10"});
+                    let a = app.post("/api/v1/production-runs", &run).await;
+                    assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
+                } else {
+                    let a = app.post("/api/v1/boms", &bom).await;
+                    assert!(
+                        a.status == StatusCode::OK
+                            || a.status == StatusCode::CREATED
+                            || a.status == StatusCode::CONFLICT,
+                        "{}",
+                        a.text
+                    );
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        // Every run consumed what the BOM, as it now stands for good, says.
+        let bom = app.get("/api/v1/boms/GOGGLES/race").await.body;
+        assert!(bom["first_run"].is_string(), "{bom}");
+        let pc = bom["lines"][0]["qty"].as_str().unwrap().to_owned();
+        let standard = if pc == "0.05" { "0.5" } else { "0.4" };
+        let report = app
+            .get("/api/v1/reports/production?product_sku=GOGGLES")
+            .await;
+        let runs = report.body["items"].as_array().unwrap();
+        assert_eq!(runs.len(), 6);
+        for r in runs {
+            assert_eq!(r["materials"][0]["standard_qty"], standard, "{r}");
+            assert_eq!(r["materials"][0]["actual_qty"], standard, "{r}");
+        }
+        head_hash(&app).await;
+        match std::sync::Arc::try_unwrap(app) {
+            Ok(app) => app.stop().await,
+            Err(_) => panic!("every task is done"),
+        }
+    }
+}
