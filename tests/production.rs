@@ -160,6 +160,16 @@ async fn worked_example(backend: Backend) -> String {
         .iter()
         .all(|p| p["quantity"] == "0" && p["lot"] == "RUN-1-1"));
 
+    // The purchase cannot be reversed now that the run has consumed some of it.
+    let rev = app.post("/api/v1/entries/1/reversal", &json!({})).await;
+    assert_eq!(rev.status, StatusCode::CONFLICT, "{}", rev.text);
+    let detail = rev.body["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("82 of lot PO-1-1 (PC-SHEET) have left stock:RAW")
+            && detail.contains("production:RUN-1 holds 82"),
+        "{detail}"
+    );
+
     // The same run again is a replay; another body under its id is refused; neither writes.
     let replay = app.post("/api/v1/production-runs", &worked_run()).await;
     assert_eq!(replay.status, StatusCode::CREATED);
