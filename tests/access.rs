@@ -32,6 +32,23 @@ fn design_table() -> BTreeMap<(&'static str, &'static str), Option<Vec<&'static 
         "/api/v1/balances",
         "/api/v1/verify",
         "/api/v1/reports/{name}",
+        "/api/v1/receipts",
+        "/api/v1/receipts/{id}",
+        "/api/v1/batches",
+        "/api/v1/batches/{id}",
+        "/api/v1/donations",
+        "/api/v1/donations/{id}",
+        "/api/v1/shipments",
+        "/api/v1/shipments/{id}",
+        "/api/v1/shipments/{id}/acknowledgements",
+        "/api/v1/shipments/{id}/acknowledgements/{ack_id}",
+        "/api/v1/boms",
+        "/api/v1/boms/{product_sku}/{version}",
+        "/api/v1/production-runs",
+        "/api/v1/production-runs/{id}",
+        "/api/v1/stock-counts",
+        "/api/v1/stock-counts/{id}",
+        "/api/v1/reports/production",
     ] {
         t.insert(("GET", path), all.clone());
     }
@@ -47,6 +64,32 @@ fn design_table() -> BTreeMap<(&'static str, &'static str), Option<Vec<&'static 
     );
     t.insert(("POST", "/api/v1/entries/{seq}/reversal"), only(&["admin"]));
     t.insert(("POST", "/api/v1/periods/close"), only(&["admin"]));
+    t.insert(
+        ("POST", "/api/v1/receipts"),
+        only(&["admin", "coordinator"]),
+    );
+    t.insert(("POST", "/api/v1/batches"), only(&["admin", "coordinator"]));
+    t.insert(
+        ("POST", "/api/v1/donations"),
+        only(&["admin", "manufacturer", "coordinator"]),
+    );
+    t.insert(
+        ("POST", "/api/v1/shipments/{id}/acknowledgements"),
+        only(&["admin", "coordinator"]),
+    );
+    t.insert(
+        ("POST", "/api/v1/shipments/{id}/close"),
+        only(&["admin", "manufacturer", "coordinator"]),
+    );
+    t.insert(("POST", "/api/v1/boms"), only(&["admin", "manufacturer"]));
+    t.insert(
+        ("POST", "/api/v1/production-runs"),
+        only(&["admin", "manufacturer"]),
+    );
+    t.insert(
+        ("POST", "/api/v1/stock-counts"),
+        only(&["admin", "manufacturer", "coordinator"]),
+    );
     t.insert(("POST", "/api/v1/tokens"), only(&["admin"]));
     t.insert(("GET", "/api/v1/tokens"), only(&["admin"]));
     t.insert(("POST", "/api/v1/tokens/{name}/revoke"), only(&["admin"]));
@@ -171,6 +214,14 @@ async fn auditors_read_everything_and_write_nothing() {
             "/api/v1/reports/stock",
             "/api/v1/reports/trial-balance?format=csv",
             "/api/v1/reports/stock?format=xlsx",
+            "/api/v1/reports/production",
+            "/api/v1/shipments",
+            "/api/v1/receipts",
+            "/api/v1/batches",
+            "/api/v1/donations",
+            "/api/v1/boms",
+            "/api/v1/production-runs",
+            "/api/v1/stock-counts",
         ] {
             let a = app
                 .request(Method::GET, path, Some(&auditor), None, &[])

@@ -9,6 +9,7 @@ pub mod error;
 pub mod extract;
 pub mod openapi;
 pub mod routes;
+pub mod routes_production;
 pub mod routes_shipments;
 
 use std::sync::Arc;
@@ -77,6 +78,7 @@ impl Builder {
 /// The router and its route table.
 pub fn router(service: Service, config: ApiConfig) -> (Router, Arc<RouteTable>) {
     use routes as r;
+    use routes_production as rp;
     use routes_shipments as sh;
     use Method as M;
     use Permission as P;
@@ -147,6 +149,56 @@ pub fn router(service: Service, config: ApiConfig) -> (Router, Arc<RouteTable>) 
         "/api/v1/shipments/{id}/close",
         P::Shipments,
         sh::close_shipment,
+    )
+    .route(M::POST, "/api/v1/boms", P::Boms, rp::create_bom)
+    .route(M::GET, "/api/v1/boms", P::Read, rp::list_boms)
+    .route(
+        M::GET,
+        "/api/v1/boms/{product_sku}/{version}",
+        P::Read,
+        rp::get_bom,
+    )
+    .route(
+        M::POST,
+        "/api/v1/production-runs",
+        P::Production,
+        rp::create_production_run,
+    )
+    .route(
+        M::GET,
+        "/api/v1/production-runs",
+        P::Read,
+        rp::list_production_runs,
+    )
+    .route(
+        M::GET,
+        "/api/v1/production-runs/{id}",
+        P::Read,
+        rp::get_production_run,
+    )
+    .route(
+        M::POST,
+        "/api/v1/stock-counts",
+        P::StockCounts,
+        rp::create_stock_count,
+    )
+    .route(
+        M::GET,
+        "/api/v1/stock-counts",
+        P::Read,
+        rp::list_stock_counts,
+    )
+    .route(
+        M::GET,
+        "/api/v1/stock-counts/{id}",
+        P::Read,
+        rp::get_stock_count,
+    )
+    .route(
+        M::GET,
+        "/api/v1/reports/production",
+        P::Read,
+        rp::production_report,
     )
     .route(M::GET, "/api/v1/entries", P::Read, r::list_entries)
     .route(M::GET, "/api/v1/entries/{seq}", P::Read, r::get_entry)

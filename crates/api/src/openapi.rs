@@ -4,7 +4,7 @@ use axum::response::IntoResponse;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::{routes, routes_shipments};
+use crate::{routes, routes_production, routes_shipments};
 
 struct BearerScheme;
 
@@ -40,6 +40,10 @@ impl Modify for BearerScheme {
         routes_shipments::list_shipments, routes_shipments::get_shipment,
         routes_shipments::acknowledge, routes_shipments::list_acknowledgements, routes_shipments::get_acknowledgement,
         routes_shipments::close_shipment,
+        routes_production::create_bom, routes_production::list_boms, routes_production::get_bom,
+        routes_production::create_production_run, routes_production::list_production_runs, routes_production::get_production_run,
+        routes_production::create_stock_count, routes_production::list_stock_counts, routes_production::get_stock_count,
+        routes_production::production_report,
         routes::list_entries, routes::get_entry, routes::reverse_entry,
         routes::balances, routes::verify, routes::report, routes::close_period,
         routes::create_token, routes::list_tokens, routes::revoke_token,

@@ -41,7 +41,7 @@ pub struct BalanceQuery {
     pub limit: Option<u32>,
 }
 
-fn json_or_csv<T: serde::Serialize>(
+pub(crate) fn json_or_csv<T: serde::Serialize>(
     q: &ListQuery,
     page: Page<T>,
     to_csv: impl FnOnce(&[T]) -> String,

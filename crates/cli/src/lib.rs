@@ -36,8 +36,8 @@ pub enum Command {
     Serve(ServeArgs),
     /// Create or upgrade the database schema, then exit.
     Migrate,
-    /// Import a CSV file: items, parties, locations, purchases, receipts, batches, donations or
-    /// acknowledgements.
+    /// Import a CSV file: items, parties, locations, purchases, receipts, batches, donations,
+    /// acknowledgements, boms or production.
     Import {
         /// What the file holds.
         kind: ImportKind,

@@ -405,11 +405,24 @@ impl Reversal {
         {
             let b = state.balance(&p.account, &p.lot);
             if b.qty < -p.qty || b.value < -p.value {
+                // Where the lot is now, beyond what the entry itself put there (a run's scrap in
+                // `loss` is not goods that went anywhere): a shipment, a recipient, another
+                // run, a count's loss.
+                let put_by_entry = |a: &Account| -> Qty {
+                    past.entry
+                        .postings()
+                        .iter()
+                        .filter(|x| &x.account == a && x.lot == p.lot)
+                        .map(|x| x.qty)
+                        .sum()
+                };
                 let elsewhere: Vec<String> = state
                     .holders(&p.lot)
                     .iter()
-                    .filter(|(a, h)| a != &p.account && a.guarded() && h.qty.is_positive())
-                    .map(|(a, h)| format!("{a} holds {}", h.qty))
+                    .filter(|(a, _)| a != &p.account)
+                    .map(|(a, h)| (a, h.qty - put_by_entry(a)))
+                    .filter(|(_, moved)| moved.is_positive())
+                    .map(|(a, moved)| format!("{a} holds {moved}"))
                     .collect();
                 let gone = if elsewhere.is_empty() {
                     "it has been used, delivered or lost".to_owned()

@@ -84,6 +84,10 @@ ident!(
     /// A document's id (purchase, run, shipment, ...), unique within its namespace.
     DocId
 );
+ident!(
+    /// The version label of a bill of materials (`2020-02`), unique per product.
+    BomVersion
+);
 
 #[cfg(test)]
 mod tests {

@@ -12,13 +12,14 @@ pub mod error;
 pub mod ident;
 pub mod master;
 pub mod num;
+pub mod production;
 pub mod shipment;
 pub mod state;
 
 pub use account::Account;
 pub use entry::{Entry, EntryHeader, EntryKind, Hash, Posting};
 pub use error::{Rejection, RejectionClass};
-pub use ident::{DocId, IdentError, LocationCode, LotNo, PartyCode, Sku};
+pub use ident::{BomVersion, DocId, IdentError, LocationCode, LotNo, PartyCode, Sku};
 pub use master::{Item, ItemKind, Location, Party, PartyKind};
 pub use num::{Money, NumberError, Qty, Rate};
 pub use shipment::{Shipment, ShipmentChange, ShipmentKind, ShipmentLine, ShipmentStatus};

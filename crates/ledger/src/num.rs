@@ -244,6 +244,24 @@ impl Qty {
     pub fn fits_decimals(self, decimals: u32) -> bool {
         decimals_of(self.0) <= decimals
     }
+
+    /// `self x num / den`, computed exactly and rounded once, half-even, to `decimals`
+    /// (at most [`QTY_SCALE`]): a bill of materials scaled to a run's output. `None` when `den`
+    /// is not positive or the result is out of range.
+    pub fn scale(self, num: Qty, den: Qty, decimals: u32) -> Option<Qty> {
+        if !den.is_positive() || decimals > QTY_SCALE {
+            return None;
+        }
+        // Units of 10^-decimals: self x num x 10^decimals / (den x 10^3), all at scale 3.
+        let n = i128::from(self.scaled())
+            .checked_mul(i128::from(num.scaled()))?
+            .checked_mul(10i128.checked_pow(decimals)?)?;
+        let d = i128::from(den.scaled()).checked_mul(10i128.pow(QTY_SCALE))?;
+        let units = div_half_even(n, d)?;
+        let scaled = units.checked_mul(10i128.checked_pow(QTY_SCALE - decimals)?)?;
+        let q = Qty::from_decimal(Decimal::new(i64::try_from(scaled).ok()?, QTY_SCALE)).ok()?;
+        Some(q)
+    }
 }
 
 impl Money {
@@ -269,6 +287,25 @@ impl Money {
         let num = i128::from(self.scaled()) * i128::from(taken.scaled());
         let units = div_half_even(num, i128::from(held.scaled())).expect("held is positive here");
         Money::from_scaled(i64::try_from(units).expect("relieved value is within the held value"))
+    }
+
+    /// `self x part / whole` rounded once, half-even, to ledger precision: the value of `part`
+    /// units at the average of `whole` units worth `self`, where `part` may exceed `whole` (a
+    /// count that finds more than the book). `None` when `whole` is not positive or the result
+    /// is out of range.
+    pub fn pro_rata(self, part: Qty, whole: Qty) -> Option<Money> {
+        if !whole.is_positive() {
+            return None;
+        }
+        let num = i128::from(self.scaled()).checked_mul(i128::from(part.scaled()))?;
+        let units = div_half_even(num, i128::from(whole.scaled()))?;
+        Money::from_decimal(Decimal::new(i64::try_from(units).ok()?, MONEY_SCALE)).ok()
+    }
+
+    /// The value of one unit when `qty` units are worth `self`, rounded once, half-even, to
+    /// ledger precision (a run's unit cost). `None` when `qty` is not positive.
+    pub fn per_unit(self, qty: Qty) -> Option<Money> {
+        Money::pro_rata(self, Qty::from_scaled(10i64.pow(QTY_SCALE)), qty)
     }
 }
 
@@ -390,6 +427,32 @@ mod tests {
             product_rounded(&[d("100"), d("1.5"), d("7.12345678")], 4),
             Some(d("1068.5185"))
         );
+    }
+
+    #[test]
+    fn scaling_and_unit_cost_round_once_half_even() {
+        let q = |s: &str| Qty::parse(s).unwrap();
+        // 0.04 kg per goggle x 2000 goggles = 80 kg.
+        assert_eq!(q("0.04").scale(q("2000"), q("1"), 3), Some(q("80")));
+        // 1 band per 3 goggles x 10 goggles = 3.333... bands: 3 whole bands.
+        assert_eq!(q("1").scale(q("10"), q("3"), 0), Some(q("3")));
+        // 2.5 rounds to the even 2; 3.5 to 4.
+        assert_eq!(q("0.5").scale(q("5"), q("1"), 0), Some(q("2")));
+        assert_eq!(q("0.5").scale(q("7"), q("1"), 0), Some(q("4")));
+        assert_eq!(q("1").scale(q("1"), q("0"), 0), None);
+        // 7280.0000 / 1950 = 3.73333... -> 3.7333.
+        let m = Money::parse("7280").unwrap();
+        assert_eq!(m.per_unit(q("1950")), Some(Money::parse("3.7333").unwrap()));
+        // 100.00 x 4 / 3 = 133.3333...; 0.0001 x 1 / 2 is a tie at 0.00005 -> 0.0000.
+        assert_eq!(
+            Money::parse("100").unwrap().pro_rata(q("4"), q("3")),
+            Some(Money::parse("133.3333").unwrap())
+        );
+        assert_eq!(
+            Money::parse("0.0001").unwrap().pro_rata(q("1"), q("2")),
+            Some(Money::ZERO)
+        );
+        assert_eq!(Money::parse("1").unwrap().pro_rata(q("1"), q("0")), None);
     }
 
     #[test]

@@ -11,9 +11,10 @@ use time::Date;
 
 use crate::entry::{Entry, EntryHeader, EntryKind, Posting};
 use crate::error::Rejection;
-use crate::ident::{DocId, LocationCode, LotNo, PartyCode, Sku};
+use crate::ident::{BomVersion, DocId, LocationCode, LotNo, PartyCode, Sku};
 use crate::master::{Item, Location, Party};
 use crate::num::{Money, Qty};
+use crate::production::Bom;
 use crate::shipment::{Closure, Shipment, ShipmentChange};
 use crate::Account;
 
@@ -70,6 +71,8 @@ pub struct Needs {
     pub holders: BTreeSet<LotNo>,
     /// Shipments with their lines (an acknowledgement is decided against what is outstanding).
     pub shipments: BTreeSet<DocId>,
+    /// Bills of materials, by (product, version).
+    pub boms: BTreeSet<(Sku, BomVersion)>,
 }
 
 impl Needs {
@@ -83,6 +86,7 @@ impl Needs {
             && self.entries.is_empty()
             && self.holders.is_empty()
             && self.shipments.is_empty()
+            && self.boms.is_empty()
     }
 }
 
@@ -101,6 +105,7 @@ pub struct State {
     entries: HashMap<u64, Option<PastEntry>>,
     /// Where each lot is, as stored before this batch (for messages, not for decisions).
     holders: HashMap<LotNo, Vec<(Account, Balance)>>,
+    boms: HashMap<(Sku, BomVersion), Option<Bom>>,
     /// Lots created in this batch: every balance of theirs starts at zero.
     created: HashSet<LotNo>,
     /// What this batch changed, per (account, lot): what the store adds to its balances.
@@ -185,6 +190,12 @@ impl State {
                 .filter(|k| !self.shipments.contains_key(*k))
                 .cloned()
                 .collect(),
+            boms: needs
+                .boms
+                .iter()
+                .filter(|k| !self.boms.contains_key(*k))
+                .cloned()
+                .collect(),
         }
     }
 
@@ -230,6 +241,9 @@ impl State {
     pub fn put_shipment(&mut self, id: DocId, shipment: Option<Shipment>) {
         self.shipments.insert(id, shipment);
     }
+    pub fn put_bom(&mut self, product: Sku, version: BomVersion, bom: Option<Bom>) {
+        self.boms.insert((product, version), bom);
+    }
 
     /// The accounts holding a lot, as stored before this batch; it names where goods went in
     /// a refusal, and is never the basis of a decision.
@@ -270,6 +284,12 @@ impl State {
         self.shipments
             .get(id)
             .expect("shipment was not loaded before deciding")
+            .as_ref()
+    }
+    pub fn bom(&self, product: &Sku, version: &BomVersion) -> Option<&Bom> {
+        self.boms
+            .get(&(product.clone(), version.clone()))
+            .expect("bill of materials was not loaded before deciding")
             .as_ref()
     }
     pub fn past_entry(&self, seq: u64) -> Option<&PastEntry> {

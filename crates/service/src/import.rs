@@ -31,6 +31,8 @@ pub enum ImportKind {
     Batches,
     Donations,
     Acknowledgements,
+    Boms,
+    Production,
 }
 
 impl ImportKind {
@@ -43,6 +45,8 @@ impl ImportKind {
         ImportKind::Batches,
         ImportKind::Donations,
         ImportKind::Acknowledgements,
+        ImportKind::Boms,
+        ImportKind::Production,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -55,6 +59,8 @@ impl ImportKind {
             ImportKind::Batches => "batches",
             ImportKind::Donations => "donations",
             ImportKind::Acknowledgements => "acknowledgements",
+            ImportKind::Boms => "boms",
+            ImportKind::Production => "production",
         }
     }
 
@@ -121,6 +127,14 @@ impl ImportKind {
                 "note",
                 "acknowledgement_id",
             ],
+            ImportKind::Boms => &[
+                "product_sku",
+                "version",
+                "output_qty",
+                "material_sku",
+                "qty",
+            ],
+            ImportKind::Production => crate::production::CSV_COLUMNS,
         }
     }
 
@@ -132,6 +146,7 @@ impl ImportKind {
             ImportKind::Batches => Some(crate::shipment::BATCH_CSV),
             ImportKind::Donations => Some(crate::shipment::DONATION_CSV),
             ImportKind::Acknowledgements => Some(crate::shipment::ACK_CSV),
+            ImportKind::Production => Some(crate::production::CSV),
             _ => None,
         }
     }
@@ -162,6 +177,19 @@ impl ImportKind {
                 "note",
                 "acknowledgement_id",
             ],
+            ImportKind::Boms => &[],
+            ImportKind::Production => crate::production::CSV_OPTIONAL,
+        }
+    }
+
+    /// The column a field of a document's line names: DESIGN's JSON lines drop the CSV's
+    /// `material_` prefix (`lines[0].qty` of a run is its `material_qty` column).
+    fn column_of(self, field: &str) -> String {
+        let prefixed = format!("material_{field}");
+        if !self.columns().contains(&field) && self.columns().contains(&prefixed.as_str()) {
+            prefixed
+        } else {
+            field.to_owned()
         }
     }
 }
@@ -298,7 +326,7 @@ fn header(
     Ok(Header { index })
 }
 
-fn next_row(
+pub(crate) fn next_row(
     reader: &mut csv::Reader<impl Read>,
     record: &mut csv::StringRecord,
 ) -> std::result::Result<Option<Row>, RowError> {
@@ -342,7 +370,7 @@ fn next_row(
 /// Turns a service error about one document into row errors with line numbers: a field
 /// `lines[i].x` names the i-th row of the document and column x; any other field names the
 /// first row.
-fn row_errors(e: &ServiceError, lines: &[u64]) -> Vec<RowError> {
+pub(crate) fn row_errors(e: &ServiceError, lines: &[u64]) -> Vec<RowError> {
     let locate = |field: Option<&str>, message: String| -> RowError {
         let first = lines.first().copied().unwrap_or(0);
         let Some(field) = field else {
@@ -437,6 +465,10 @@ impl Service {
         };
         let mut record = csv::StringRecord::new();
         match kind.document() {
+            None if kind == ImportKind::Boms => {
+                self.import_boms(&h, &mut reader, &mut record, &mut report, progress)
+                    .await?
+            }
             Some(spec) => {
                 self.import_documents(
                     &spec,
@@ -509,6 +541,11 @@ impl Service {
                 }
                 progress(report.rows);
             },
+        }
+        for e in &mut report.rejected {
+            if let Some(c) = &mut e.column {
+                *c = kind.column_of(c);
+            }
         }
         report.rejected.sort_by_key(|e| e.line);
         Ok(report)

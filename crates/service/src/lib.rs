@@ -5,7 +5,9 @@
 //! types and `ServiceError`; the API maps those to HTTP and the store crates to SQL.
 
 pub mod auth;
+pub mod bom;
 pub mod dto;
+pub mod dto_production;
 mod dto_shipments;
 pub mod error;
 pub mod export;
@@ -13,11 +15,13 @@ pub mod import;
 pub mod master;
 mod parse;
 mod period;
+pub mod production;
 mod purchase;
 mod receipt;
 pub mod reports;
 mod reversal;
 pub mod shipment;
+mod stock_count;
 mod verify;
 pub mod views;
 mod writer;

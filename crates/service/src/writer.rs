@@ -90,6 +90,20 @@ pub(crate) trait Document: Send + Sync + 'static {
     ) -> Value {
         self.respond(entry, hash, recorded_at, decision)
     }
+    /// The answer for a committed document given the state its decision read, with anything it
+    /// keeps beyond its entry added to the batch (a production run's report, whose standard
+    /// quantities come from its BOM). By default, `respond`'s answer and nothing more.
+    fn finish(
+        &self,
+        _state: &State,
+        entry: &Entry,
+        hash: &Hash,
+        recorded_at: &str,
+        decision: &Decision,
+        _batch: &mut WriteBatch,
+    ) -> Value {
+        self.respond(entry, hash, recorded_at, decision)
+    }
 }
 
 pub(crate) struct Job {
@@ -362,7 +376,14 @@ async fn process(
             let shipment = p.state.apply_shipment(change, seq);
             doc.respond_with_shipment(&entry, &hash, &p.recorded_at, &decision, &moves, shipment)
         }
-        None => doc.respond(&entry, &hash, &p.recorded_at, &decision),
+        None => doc.finish(
+            &p.state,
+            &entry,
+            &hash,
+            &p.recorded_at,
+            &decision,
+            &mut p.batch,
+        ),
     };
     p.seq = seq;
     p.hash = hash;

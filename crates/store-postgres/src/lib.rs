@@ -14,11 +14,12 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRo
 use sqlx::{Postgres, QueryBuilder, Row, Transaction};
 use store::decode::{self, RawEntry, RawPosting};
 use store::{
-    BalanceFilter, BalanceMismatch, BalanceRow, DocumentRecord, Head, IdempotencyRecord, Inserted,
-    Result, ShipmentFilter, ShipmentMismatch, StockRow, Store, StoreError, StoredEntry,
-    TokenRecord, Violation, WriteBatch, WriteTx, PAGE_MAX,
+    BalanceFilter, BalanceMismatch, BalanceRow, BomPut, DocumentRecord, Head, IdempotencyRecord,
+    Inserted, Result, RunFilter, RunReportRow, ShipmentFilter, ShipmentMismatch, StockRow, Store,
+    StoreError, StoredBom, StoredEntry, TokenRecord, Violation, WriteBatch, WriteTx, PAGE_MAX,
 };
 
+mod production;
 mod shipments;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/postgres");
@@ -757,6 +758,23 @@ impl Store for PgStore {
         let mut conn = self.pool.acquire().await.map_err(err)?;
         shipments::mismatches(&mut conn).await
     }
+    async fn put_bom(&self, bom: &ledger::production::Bom) -> Result<BomPut> {
+        production::put_bom(&self.pool, bom).await
+    }
+    async fn bom(&self, product_sku: &str, version: &str) -> Result<Option<StoredBom>> {
+        production::bom(&self.pool, product_sku, version).await
+    }
+    async fn boms(&self, after: Option<(String, String)>, n: u32) -> Result<Vec<StoredBom>> {
+        production::boms(&self.pool, after, n).await
+    }
+    async fn production_runs(
+        &self,
+        filter: &RunFilter,
+        after: Option<u64>,
+        n: u32,
+    ) -> Result<Vec<RunReportRow>> {
+        production::runs(&self.pool, filter, after, n).await
+    }
 }
 
 struct PgWriteTx {
@@ -885,6 +903,7 @@ impl WriteTx for PgWriteTx {
                     .await?;
             state.put_shipment(id.clone(), found.into_iter().next());
         }
+        production::load_boms(conn, &n.boms, state).await?;
         Ok(())
     }
 
@@ -1005,6 +1024,7 @@ impl WriteTx for PgWriteTx {
         }
         // After entries and lots, which shipments and their lines reference.
         shipments::write(&mut *conn, &b.shipments).await?;
+        production::write_runs(conn, &b.production_runs).await?;
         for d in &b.documents {
             sqlx::query("insert into documents (namespace, id, kind, body_hash, body, response, entry_seq) values ($1, $2, $3, $4, $5, $6, $7)")
                 .bind(&d.namespace)

@@ -159,6 +159,7 @@ async fn opens_migrates_and_writes() {
             hash,
             closed_through: None,
         }),
+        // Records of later documents' own tables (production runs, ...) are not exercised here.
         ..WriteBatch::default()
     };
     let mut tx = store.begin().await.expect("begin");

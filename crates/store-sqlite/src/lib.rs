@@ -15,11 +15,12 @@ use sqlx::sqlite::{
 use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
 use store::decode::{self, RawEntry, RawPosting};
 use store::{
-    BalanceFilter, BalanceMismatch, BalanceRow, DocumentRecord, Head, IdempotencyRecord, Inserted,
-    Result, ShipmentFilter, ShipmentMismatch, StockRow, Store, StoreError, StoredEntry,
-    TokenRecord, Violation, WriteBatch, WriteTx, PAGE_MAX,
+    BalanceFilter, BalanceMismatch, BalanceRow, BomPut, DocumentRecord, Head, IdempotencyRecord,
+    Inserted, Result, RunFilter, RunReportRow, ShipmentFilter, ShipmentMismatch, StockRow, Store,
+    StoreError, StoredBom, StoredEntry, TokenRecord, Violation, WriteBatch, WriteTx, PAGE_MAX,
 };
 
+mod production;
 mod shipments;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqlite");
@@ -760,6 +761,23 @@ impl Store for SqliteStore {
         let mut conn = self.reader.acquire().await.map_err(err)?;
         shipments::mismatches(&mut conn).await
     }
+    async fn put_bom(&self, bom: &ledger::production::Bom) -> Result<BomPut> {
+        production::put_bom(&self.writer, bom).await
+    }
+    async fn bom(&self, product_sku: &str, version: &str) -> Result<Option<StoredBom>> {
+        production::bom(&self.reader, product_sku, version).await
+    }
+    async fn boms(&self, after: Option<(String, String)>, n: u32) -> Result<Vec<StoredBom>> {
+        production::boms(&self.reader, after, n).await
+    }
+    async fn production_runs(
+        &self,
+        filter: &RunFilter,
+        after: Option<u64>,
+        n: u32,
+    ) -> Result<Vec<RunReportRow>> {
+        production::runs(&self.reader, filter, after, n).await
+    }
 }
 
 struct SqliteWriteTx {
@@ -887,6 +905,7 @@ impl WriteTx for SqliteWriteTx {
                     .await?;
             state.put_shipment(id.clone(), found.into_iter().next());
         }
+        production::load_boms(conn, &n.boms, state).await?;
         Ok(())
     }
 
@@ -999,6 +1018,7 @@ impl WriteTx for SqliteWriteTx {
         }
         // After entries and lots, which shipments and their lines reference.
         shipments::write(&mut *conn, &b.shipments).await?;
+        production::write_runs(conn, &b.production_runs).await?;
         for d in &b.documents {
             sqlx::query("insert into documents (namespace, id, kind, body_hash, body, response, entry_seq) values (?, ?, ?, ?, ?, ?, ?)")
                 .bind(&d.namespace)

@@ -5,12 +5,14 @@
 //! crate (`store-sqlite`, `store-postgres`) and is picked at run time by the URL scheme.
 
 pub mod decode;
+pub mod production;
 
 use async_trait::async_trait;
 use ledger::{
     Account, Balance, Entry, Hash, Item, Location, Lot, LotNo, Needs, Party, Shipment,
     ShipmentChange, Sku, State,
 };
+pub use production::{BomPut, ProductionRunRecord, RunFilter, RunReportRow, StoredBom};
 
 /// Largest page any list returns.
 pub const PAGE_MAX: u32 = 1_000;
@@ -91,6 +93,8 @@ pub struct WriteBatch {
     pub idempotency: Vec<IdempotencyRecord>,
     /// The head after the batch; unchanged when the batch holds no entry.
     pub head: Option<Head>,
+    /// Reports of the production runs in the batch; each marks its BOM version used.
+    pub production_runs: Vec<ProductionRunRecord>,
     /// Shipments the batch dispatched or changed, as they now are, with the lines it touched.
     pub shipments: Vec<ShipmentChange>,
 }
@@ -224,6 +228,22 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<(u64, DocumentRecord)>>;
     /// Shipment lines whose outstanding quantity disagrees with the transit balance.
     async fn shipment_mismatches(&self) -> Result<Vec<ShipmentMismatch>>;
+
+    /// Stores a bill of materials: creates it, finds it unchanged, or replaces it while no run
+    /// has used it. Atomic against the writer, which marks a version used in a run's
+    /// transaction: a replacement never slips between a run's reading of a BOM and its commit.
+    async fn put_bom(&self, bom: &ledger::production::Bom) -> Result<BomPut>;
+    async fn bom(&self, product_sku: &str, version: &str) -> Result<Option<StoredBom>>;
+    /// Bills of materials ordered by (product_sku, version), after the cursor.
+    async fn boms(&self, after: Option<(String, String)>, limit: u32) -> Result<Vec<StoredBom>>;
+    /// Production run reports in the order they were recorded, after the cursor (an entry
+    /// sequence number).
+    async fn production_runs(
+        &self,
+        filter: &RunFilter,
+        after: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<RunReportRow>>;
 }
 
 /// One breach of a conservation check. Amounts are integers at storage scale: quantities
