@@ -13,6 +13,7 @@ pub mod master;
 mod parse;
 mod purchase;
 mod reversal;
+mod stock;
 mod verify;
 pub mod views;
 mod writer;

@@ -168,6 +168,9 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<BalanceRow>>;
     /// Maintained balances that differ from the sum of postings, recomputed by SQL.
     async fn balance_mismatches(&self) -> Result<Vec<BalanceMismatch>>;
+    /// The lots of the given numbers that exist (at most `PAGE_MAX` numbers per call), in
+    /// lot order. Reads only: the writer loads lots through `WriteTx::load`.
+    async fn lots(&self, lots: &[String]) -> Result<Vec<Lot>>;
 }
 
 /// A bearer token as stored: never the token itself, only its SHA-256.
