@@ -762,6 +762,7 @@ async fn browse(app: &TestApp, c: &Client, coordinator: &str) {
         text(c, "dl.facts").await.contains("1,000.0000"),
         "850 + 150, grouped"
     );
+    screenshot(c, "purchase.png").await;
 
     // It is in the list, and the dashboard changed: more lots, the masks on hand, and the
     // lot expiring in 10 days flagged.
@@ -877,6 +878,7 @@ async fn browse(app: &TestApp, c: &Client, coordinator: &str) {
         "the language is kept"
     );
     assert!(text(c, "#journal").await.contains("年"));
+    screenshot(c, "journal-zh.png").await;
     css(c, "nav.lang a[data-lang='en']")
         .await
         .click()

@@ -55,3 +55,13 @@ pub fn page_head(title: &str, intro: Option<&str>, actions: Markup) -> Markup {
         }
     }
 }
+
+/// Suggestions for a code input (`<input list=...>`): codes with their names. The input still
+/// takes any text, so that the ledger, not the browser, says what is wrong with it.
+pub fn datalist(id: &str, options: &[(String, String)]) -> Markup {
+    html! {
+        datalist #(id) {
+            @for (code, name) in options { option value=(code) { (name) } }
+        }
+    }
+}

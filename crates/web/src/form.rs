@@ -80,6 +80,31 @@ impl FormData {
             .iter()
             .all(|f| self.get(&format!("{group}[{i}].{f}")).is_empty())
     }
+
+    /// Drops the rows of a group that were left wholly empty and renumbers the rest from 0.
+    /// Answers the form as renumbered: build the document's lines from its rows `0..n`, so
+    /// that `lines[i]` in a refusal is row `i` of the form shown again.
+    pub fn compact_rows(&self, group: &str, fields: &[&str]) -> (FormData, usize) {
+        let mut shown = self.clone();
+        let total = self.rows(group);
+        let mut n = 0;
+        for i in 0..total {
+            if self.row_is_blank(group, i, fields) {
+                continue;
+            }
+            for f in fields {
+                let v = self.get(&format!("{group}[{i}].{f}"));
+                shown.set(&format!("{group}[{n}].{f}"), &v);
+            }
+            n += 1;
+        }
+        for i in n..total {
+            for f in fields {
+                shown.values.remove(&format!("{group}[{i}].{f}"));
+            }
+        }
+        (shown, n)
+    }
 }
 
 /// The ledger's refusal of a form: every field it named with its words, and the refusal's
@@ -241,6 +266,11 @@ mod tests {
             "the CSRF token is not a field of the document"
         );
         assert_eq!(f.opt("missing"), None);
+        let (compact, n) = f.compact_rows("lines", &["sku", "qty"]);
+        assert_eq!(n, 2);
+        assert_eq!(compact.get("lines[0].sku"), "A");
+        assert_eq!(compact.get("lines[1].qty"), "3");
+        assert_eq!(compact.rows("lines"), 2);
     }
 
     #[test]

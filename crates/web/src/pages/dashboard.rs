@@ -21,6 +21,7 @@ use crate::components::{code, empty, num, page_head};
 use crate::i18n::{Lang, Msg};
 use crate::layout::{self, Nav};
 use crate::pages::errors::{OrPage, PageResult};
+use crate::pages::lookups;
 use crate::session::Ctx;
 
 /// How far ahead the dashboard warns of expiring lots.
@@ -425,8 +426,12 @@ pub fn production_section(lang: Lang, rows: &[RunRow]) -> Markup {
 
 pub async fn show(State(s): State<Service>, ctx: Ctx) -> PageResult {
     let rows = s.stock_on_hand().await.or_page(&ctx)?;
-    let items = all_items(&s).await.or_page(&ctx)?;
-    let locations = all_locations(&s).await.or_page(&ctx)?;
+    let items = lookups::item_names_and_units(&s).await.or_page(&ctx)?;
+    let locations: HashMap<String, String> = lookups::locations(&s)
+        .await
+        .or_page(&ctx)?
+        .into_iter()
+        .collect();
     let (lines, expiring) = summarise(&rows, &items, ctx.today);
     let in_transit = load_in_transit(&s).await.or_page(&ctx)?;
     let donations = load_donations_by_country(&s).await.or_page(&ctx)?;
@@ -457,38 +462,6 @@ pub async fn show(State(s): State<Service>, ctx: Ctx) -> PageResult {
         }
     };
     Ok(layout::page(&ctx, ctx.t(Msg::DashboardTitle), Nav::Dashboard, body).into_response())
-}
-
-/// Every item's name and unit, by sku.
-async fn all_items(s: &Service) -> service::Result<HashMap<String, (String, String)>> {
-    let mut map = HashMap::new();
-    let mut after: Option<String> = None;
-    loop {
-        let page = s.items(after.as_deref(), Some(store::PAGE_MAX)).await?;
-        for i in page.items {
-            map.insert(i.sku, (i.name, i.unit));
-        }
-        match page.next {
-            Some(n) => after = Some(n),
-            None => return Ok(map),
-        }
-    }
-}
-
-/// Every location's name, by code.
-pub async fn all_locations(s: &Service) -> service::Result<HashMap<String, String>> {
-    let mut map = HashMap::new();
-    let mut after: Option<String> = None;
-    loop {
-        let page = s.locations(after.as_deref(), Some(store::PAGE_MAX)).await?;
-        for l in page.items {
-            map.insert(l.code, l.name);
-        }
-        match page.next {
-            Some(n) => after = Some(n),
-            None => return Ok(map),
-        }
-    }
 }
 
 #[cfg(test)]

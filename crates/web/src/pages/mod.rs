@@ -5,6 +5,7 @@ pub mod assets;
 pub mod dashboard;
 pub mod errors;
 pub mod journal;
+pub mod lookups;
 pub mod master;
 pub mod purchases;
 pub mod signin;

@@ -10,11 +10,12 @@ use service::auth::Permission;
 use service::dto::{DecText, PurchaseIn, PurchaseLineIn, PurchaseView};
 use service::Service;
 
-use crate::components::{code, empty, hash_short, next_link, notice, num, page_head};
+use crate::components::{code, datalist, empty, hash_short, next_link, notice, num, page_head};
 use crate::form::{FormData, FormErrors, FormView, Input};
 use crate::i18n::Msg;
 use crate::layout::{self, csrf_field, Nav};
 use crate::pages::errors::{OrPage, PageError, PageResult};
+use crate::pages::lookups;
 use crate::session::Ctx;
 
 /// Purchases per page of the list.
@@ -146,49 +147,11 @@ struct Choices {
 }
 
 async fn choices(s: &Service) -> service::Result<Choices> {
-    let mut suppliers = Vec::new();
-    let mut after: Option<String> = None;
-    loop {
-        let page = s.parties(after.as_deref(), Some(store::PAGE_MAX)).await?;
-        suppliers.extend(
-            page.items
-                .into_iter()
-                .filter(|p| p.kind == "supplier")
-                .map(|p| (p.code, p.name)),
-        );
-        match page.next {
-            Some(n) => after = Some(n),
-            None => break,
-        }
-    }
-    let mut items = Vec::new();
-    let mut after: Option<String> = None;
-    loop {
-        let page = s.items(after.as_deref(), Some(store::PAGE_MAX)).await?;
-        items.extend(page.items.into_iter().map(|i| (i.sku, i.name)));
-        match page.next {
-            Some(n) => after = Some(n),
-            None => break,
-        }
-    }
-    let mut locations: Vec<_> = crate::pages::dashboard::all_locations(s)
-        .await?
-        .into_iter()
-        .collect();
-    locations.sort();
     Ok(Choices {
-        suppliers,
-        locations,
-        items,
+        suppliers: lookups::parties(s, &["supplier"]).await?,
+        locations: lookups::locations(s).await?,
+        items: lookups::items(s).await?,
     })
-}
-
-fn datalist(id: &str, options: &[(String, String)]) -> Markup {
-    html! {
-        datalist #(id) {
-            @for (code, name) in options { option value=(code) { (name) } }
-        }
-    }
 }
 
 fn render(ctx: &Ctx, c: &Choices, data: &FormData, errors: &FormErrors, rows: usize) -> Markup {
@@ -276,39 +239,27 @@ pub async fn form(State(s): State<Service>, ctx: Ctx) -> PageResult {
 /// The purchase a form describes, with the lines left wholly empty dropped, and the form
 /// renumbered to match, so that `lines[i]` in a refusal is row `i` on the re-shown form.
 fn purchase_of(data: &FormData) -> (PurchaseIn, FormData) {
-    let mut shown = data.clone();
-    let mut lines = Vec::new();
-    let mut n = 0;
-    for i in 0..data.rows("lines") {
-        if data.row_is_blank("lines", i, &LINE_FIELDS) {
-            continue;
-        }
-        let get = |f: &str| data.get(&format!("lines[{i}].{f}"));
-        let opt = |f: &str| data.opt(&format!("lines[{i}].{f}"));
-        for f in LINE_FIELDS {
-            shown.set(&format!("lines[{n}].{f}"), &get(f));
-        }
-        lines.push(PurchaseLineIn {
-            sku: get("sku"),
-            qty: DecText(get("qty")),
-            unit_price: DecText(get("unit_price")),
-            lot: opt("lot"),
-            expires_on: opt("expires_on"),
-        });
-        n += 1;
-    }
-    for i in n..data.rows("lines") {
-        for f in LINE_FIELDS {
-            shown.set(&format!("lines[{i}].{f}"), "");
-        }
-    }
+    let (shown, n) = data.compact_rows("lines", &LINE_FIELDS);
+    let lines = (0..n)
+        .map(|i| {
+            let get = |f: &str| shown.get(&format!("lines[{i}].{f}"));
+            let opt = |f: &str| shown.opt(&format!("lines[{i}].{f}"));
+            PurchaseLineIn {
+                sku: get("sku"),
+                qty: DecText(get("qty")),
+                unit_price: DecText(get("unit_price")),
+                lot: opt("lot"),
+                expires_on: opt("expires_on"),
+            }
+        })
+        .collect();
     let input = PurchaseIn {
-        purchase_id: data.get("purchase_id"),
-        date: data.get("date"),
-        supplier: data.get("supplier"),
-        location: data.get("location"),
-        currency: data.opt("currency"),
-        fx_rate: data.opt("fx_rate").map(DecText),
+        purchase_id: shown.get("purchase_id"),
+        date: shown.get("date"),
+        supplier: shown.get("supplier"),
+        location: shown.get("location"),
+        currency: shown.opt("currency"),
+        fx_rate: shown.opt("fx_rate").map(DecText),
         lines,
     };
     (input, shown)
@@ -374,5 +325,6 @@ mod tests {
         assert_eq!(input.fx_rate, None);
         assert_eq!(shown.get("lines[0].qty"), "1.5");
         assert_eq!(shown.get("lines[1].qty"), "");
+        assert_eq!(shown.rows("lines"), 1);
     }
 }
