@@ -362,7 +362,7 @@ impl Lang {
 
     /// The name of a kind (item, party or entry kind) in this language; a kind this table does
     /// not know yet is shown as its code.
-    pub fn kind<'a>(self, code: &'a str) -> &'a str {
+    pub fn kind(self, code: &str) -> &str {
         let m = match code {
             "material" => Msg::ItemKindMaterial,
             "product" => Msg::ItemKindProduct,
