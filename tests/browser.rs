@@ -367,14 +367,25 @@ async fn http_story(backend: Backend) {
     let list = v.get("/purchases").await;
     assert!(list.text.contains("data-id=\"PO-H-1\""));
     assert!(list.text.contains("href=\"/record/purchase\""));
+    // A lot that expires in 10 days is flagged on the dashboard (its expiry read back from
+    // the store of this backend).
+    let soon = (app.service.now().date() + time::Duration::days(10)).to_string();
+    app.post_ok(
+        "/api/v1/purchases",
+        &json!({"purchase_id":"PO-EXP","date":today,"supplier":"SUP-MED","location":"FG",
+                "lines":[{"sku":"GLOVE","qty":"10","unit_price":"1","expires_on":soon}]}),
+    )
+    .await;
     let dash = v.get("/").await;
     assert!(dash
         .text
         .contains("data-sku=\"MASK\" data-location=\"RAW\""));
+    assert!(dash.text.contains("data-lot=\"PO-EXP-1\""), "{}", dash.text);
+    assert!(dash.text.contains("10 days left"));
     let journal = v.get("/journal").await;
     assert!(journal
         .text
-        .contains(&format!("data-seq=\"{}\"", entries + 1)));
+        .contains(&format!("data-seq=\"{}\"", entries + 2)));
     let verify = v.get("/verify").await;
     assert!(verify.text.contains("data-ok=\"true\""));
     let head = app.get("/api/v1/verify").await.body["head_hash"]
@@ -442,7 +453,7 @@ async fn http_story(backend: Backend) {
         )
         .await;
     assert_eq!(res.status, StatusCode::FORBIDDEN);
-    assert_eq!(app.entry_count().await, entries + 1);
+    assert_eq!(app.entry_count().await, entries + 2);
 
     app.stop().await;
 }
