@@ -189,7 +189,8 @@ pub async fn spawn_app_with(
         .await
         .expect("binding a random port");
     let addr = listener.local_addr().expect("local address");
-    let (router, _) = api::router(service.clone(), config);
+    // The whole application, as `ppe serve` runs it: the API and the web pages.
+    let (router, _) = web::app(service.clone(), config);
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(api::serve(listener, router, async move {
         let _ = rx.await;

@@ -116,6 +116,11 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         self.status
     }
+
+    /// The problem as it will be answered: the web pages show its fields and words on forms.
+    pub fn problem(&self) -> &Problem {
+        &self.problem
+    }
 }
 
 fn rejection(r: Rejection) -> ApiError {

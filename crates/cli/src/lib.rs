@@ -32,7 +32,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Serve the HTTP API.
+    /// Serve the HTTP API and the web pages.
     Serve(ServeArgs),
     /// Create or upgrade the database schema, then exit.
     Migrate,
@@ -340,13 +340,14 @@ async fn serve(url: &str, args: ServeArgs, out: &mut (dyn Write + Send)) -> anyh
     let service = open(url, config).await?;
     if let Some(t) = service.first_admin_token().await? {
         writeln!(out, "No token existed, so an admin token was created. It is shown only this once; keep it:\n\n    {}\n", t.token)?;
-        writeln!(out, "Use it as `Authorization: Bearer <token>`. Make tokens for others with:\n    ppe token create --role manufacturer|coordinator|auditor --name NAME\n")?;
+        writeln!(out, "Paste it on the sign-in page of the address below, or use it as `Authorization: Bearer <token>`.\nMake tokens for others with:\n    ppe token create --role manufacturer|coordinator|auditor --name NAME\n")?;
     }
     let listener = tokio::net::TcpListener::bind(&args.bind)
         .await
         .with_context(|| format!("binding {}", args.bind))?;
     let addr = listener.local_addr()?;
-    let (router, _) = api::router(
+    // The API under /api/v1 and the web pages under /, from one listener.
+    let (router, _) = web::app(
         service.clone(),
         api::ApiConfig {
             body_limit_bytes: args.body_limit_bytes,
@@ -357,7 +358,7 @@ async fn serve(url: &str, args: ServeArgs, out: &mut (dyn Write + Send)) -> anyh
     );
     writeln!(
         out,
-        "ppe serving {} ({}) on http://{addr}",
+        "ppe serving {} ({}) on http://{addr}\n    web pages: http://{addr}/ (sign in with a token)\n    API:       http://{addr}/api/v1",
         url,
         service.backend()
     )?;

@@ -244,3 +244,15 @@ pub struct PeriodCloseIn {
     #[schema(example = "2020-02-29")]
     pub through: String,
 }
+
+/// Goods on hand: one row per stock location, item and lot (the row of the stock report).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, ToSchema)]
+pub struct StockRow {
+    #[schema(example = "RAW")]
+    pub location: String,
+    pub sku: String,
+    pub lot: String,
+    pub quantity: String,
+    pub value: String,
+    pub expires_on: Option<String>,
+}

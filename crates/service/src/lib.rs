@@ -21,6 +21,7 @@ mod receipt;
 pub mod reports;
 mod reversal;
 pub mod shipment;
+mod stock;
 mod stock_count;
 mod verify;
 pub mod views;

@@ -702,6 +702,23 @@ impl Store for PgStore {
             .collect()
     }
 
+    async fn lots(&self, lots: &[String]) -> Result<Vec<ledger::Lot>> {
+        if lots.is_empty() {
+            return Ok(Vec::new());
+        }
+        let lots: Vec<&str> = lots
+            .iter()
+            .take(PAGE_MAX as usize)
+            .map(String::as_str)
+            .collect();
+        let rows = sqlx::query("select * from lots where lot = any($1) order by lot")
+            .bind(lots)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(err)?;
+        rows.iter().map(lot_row).collect()
+    }
+
     async fn balance_mismatches(&self) -> Result<Vec<BalanceMismatch>> {
         // Recompute every balance from the postings and compare, in both directions (a balance
         // row with no postings, postings with no balance row). Sums of bigint are numeric here.

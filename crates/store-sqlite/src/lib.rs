@@ -705,6 +705,21 @@ impl Store for SqliteStore {
             .collect()
     }
 
+    async fn lots(&self, lots: &[String]) -> Result<Vec<ledger::Lot>> {
+        if lots.is_empty() {
+            return Ok(Vec::new());
+        }
+        // One statement with a bound list: PAGE_MAX numbers stay below SQLite's variable limit.
+        let mut q = QueryBuilder::<Sqlite>::new("select * from lots where lot in (");
+        let mut sep = q.separated(", ");
+        for lot in lots.iter().take(PAGE_MAX as usize) {
+            sep.push_bind(lot);
+        }
+        q.push(") order by lot");
+        let rows = q.build().fetch_all(&self.reader).await.map_err(err)?;
+        rows.iter().map(lot_row).collect()
+    }
+
     async fn balance_mismatches(&self) -> Result<Vec<BalanceMismatch>> {
         // Recompute every balance from the postings and compare, in both directions (a balance
         // row with no postings, postings with no balance row).

@@ -244,6 +244,9 @@ pub trait Store: Send + Sync + 'static {
         after: Option<u64>,
         limit: u32,
     ) -> Result<Vec<RunReportRow>>;
+    /// The lots of the given numbers that exist (at most `PAGE_MAX` numbers per call), in
+    /// lot order. Reads only: the writer loads lots through `WriteTx::load`.
+    async fn lots(&self, lots: &[String]) -> Result<Vec<Lot>>;
 }
 
 /// One breach of a conservation check. Amounts are integers at storage scale: quantities
