@@ -458,6 +458,411 @@ async fn http_story(backend: Backend) {
     app.stop().await;
 }
 
+/// Products, a bill of materials, a subdistrict and its communities, and stock to ship.
+async fn shipment_data(app: &TestApp) {
+    for body in [
+        json!({"sku":"GOGGLES","name":"Protective goggles","kind":"product","unit":"pcs","decimals":0,"shelf_life_days":1095}),
+        json!({"sku":"BAND","name":"Elastic band","kind":"material","unit":"pcs","decimals":0}),
+    ] {
+        app.post_ok("/api/v1/items", &body).await;
+    }
+    for body in [
+        json!({"code":"NANWAN","name":"Nanwan subdistrict","kind":"subdistrict"}),
+        json!({"code":"XIACUN","name":"Xiacun community","kind":"community","parent":"NANWAN"}),
+        json!({"code":"NANXIN","name":"Nanxin community","kind":"community","parent":"NANWAN"}),
+        json!({"code":"FR-APHP","name":"Hôpital Européen Georges-Pompidou","kind":"hospital","country":"FR","city":"Paris"}),
+    ] {
+        app.post_ok("/api/v1/parties", &body).await;
+    }
+    app.post_ok(
+        "/api/v1/boms",
+        &json!({"product_sku":"GOGGLES","version":"2020-02","output_qty":"1",
+                "lines":[{"sku":"PC-SHEET","qty":"0.04"},{"sku":"BAND","qty":"1"}]}),
+    )
+    .await;
+    app.post_ok(
+        "/api/v1/purchases",
+        &json!({"purchase_id":"PO-S-1","date":"2020-02-12","supplier":"SUP-MED","location":"RAW",
+                "lines":[{"sku":"PC-SHEET","qty":"100","unit_price":"40"},{"sku":"BAND","qty":"10000","unit_price":"0.20"}]}),
+    )
+    .await;
+    app.post_ok(
+        "/api/v1/purchases",
+        &json!({"purchase_id":"PO-S-2","date":"2020-02-12","supplier":"SUP-MED","location":"FG",
+                "lines":[{"sku":"MASK","qty":"5000","unit_price":"0.85"}]}),
+    )
+    .await;
+}
+
+/// The link a packing list carries for a destination (the first sheet when `None`).
+fn recipient_link(page: &Page, destination: Option<&str>) -> String {
+    let from = match destination {
+        Some(d) => page
+            .text
+            .find(&format!("data-destination=\"{d}\""))
+            .unwrap_or_else(|| panic!("a sheet for {d}:\n{}", page.text)),
+        None => 0,
+    };
+    let marker = "class=\"recipient-link\" href=\"";
+    let at = page.text[from..]
+        .find(marker)
+        .map(|i| from + i + marker.len())
+        .unwrap_or_else(|| panic!("a recipient link:\n{}", page.text));
+    let rest = &page.text[at..];
+    rest[..rest.find('"').unwrap()].to_owned()
+}
+
+/// The path of an absolute link of this app.
+fn path_of_link<'a>(app: &TestApp, url: &'a str) -> &'a str {
+    url.strip_prefix(&app.base)
+        .unwrap_or_else(|| panic!("{url} leads back to {}", app.base))
+}
+
+/// The value of a field error shown next to `field`.
+fn field_error<'a>(page: &'a Page, field: &str) -> &'a str {
+    let marker = format!("data-field=\"{field}\"><span>");
+    let at = page
+        .text
+        .find(&marker)
+        .unwrap_or_else(|| panic!("an error next to {field}:\n{}", page.text))
+        + marker.len();
+    let rest = &page.text[at..];
+    &rest[..rest.find("</span>").unwrap()]
+}
+
+#[tokio::test]
+async fn shipment_pages_over_http() {
+    for backend in backends() {
+        shipments_story(backend).await;
+    }
+}
+
+async fn shipments_story(backend: Backend) {
+    let app = spawn_app(backend).await;
+    master_data(&app).await;
+    shipment_data(&app).await;
+    let today = app.service.now().date().to_string();
+    let mut v = Visitor::new(&app);
+    v.sign_in(&app.admin_token).await;
+    let csrf = v.get("/record/production-run").await.csrf();
+
+    // A production run through the form: its page shows the report.
+    let run = [
+        ("_csrf", csrf.as_str()),
+        ("run_id", "RUN-W-1"),
+        ("date", today.as_str()),
+        ("product_sku", "GOGGLES"),
+        ("bom_version", "2020-02"),
+        ("from_location", "RAW"),
+        ("to_location", "FG"),
+        ("good_qty", "1950"),
+        ("scrap_qty", "50"),
+        ("labor_cost", "3000"),
+        ("overhead_cost", "600"),
+        ("lines[0].sku", "PC-SHEET"),
+        ("lines[0].qty", "82"),
+        ("lines[1].sku", "BAND"),
+        ("lines[1].qty", "2000"),
+        ("lines[2].sku", ""),
+        ("lines[2].qty", ""),
+        ("action", "record"),
+    ];
+    // More than there is: refused with the API's words next to the line, nothing written.
+    let entries = app.entry_count().await;
+    let mut too_much = run.to_vec();
+    too_much[12] = ("lines[0].qty", "820");
+    let page = v.post("/record/production-run", &too_much).await;
+    let api = app
+        .post(
+            "/api/v1/production-runs",
+            &json!({"run_id":"RUN-W-1","date":today,"product_sku":"GOGGLES","bom_version":"2020-02",
+                    "from_location":"RAW","to_location":"FG","good_qty":"1950","scrap_qty":"50",
+                    "labor_cost":"3000","overhead_cost":"600",
+                    "lines":[{"sku":"PC-SHEET","qty":"820"},{"sku":"BAND","qty":"2000"}]}),
+        )
+        .await;
+    assert_eq!(page.status, api.status, "{}", api.text);
+    assert_eq!(page.status, StatusCode::CONFLICT);
+    let words = api.body["detail"].as_str().unwrap();
+    assert!(
+        page.text.contains(&html_escape(words)),
+        "the form shows {words:?}:\n{}",
+        page.text
+    );
+    assert_eq!(app.entry_count().await, entries);
+    let res = v.post("/record/production-run", &run).await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.text);
+    assert_eq!(res.location(), "/runs/RUN-W-1?recorded=1");
+    let detail = v.get("/runs/RUN-W-1").await;
+    assert!(detail.text.contains("7,280.0000"), "total cost");
+    assert!(detail.text.contains("3.7333"), "unit cost");
+    assert!(detail.text.contains("+2"), "variance of polycarbonate");
+    let runs = v.get("/runs").await;
+    assert!(runs.text.contains("data-id=\"RUN-W-1\""));
+
+    // A batch whose destination is a hospital: the API's words next to the field.
+    let csrf = v.get("/record/batch").await.csrf();
+    let batch = |dest: &'static str| {
+        vec![
+            ("_csrf", csrf.clone()),
+            ("batch_id", "B-W-1".to_owned()),
+            ("date", today.clone()),
+            ("from_location", "FG".to_owned()),
+            ("lines[0].destination", dest.to_owned()),
+            ("lines[0].sku", "MASK".to_owned()),
+            ("lines[0].qty", "300".to_owned()),
+            ("lines[1].destination", "NANXIN".to_owned()),
+            ("lines[1].sku", "MASK".to_owned()),
+            ("lines[1].qty", "200".to_owned()),
+            ("action", "record".to_owned()),
+        ]
+    };
+    let as_refs = |f: &[(&'static str, String)]| -> Vec<(&'static str, String)> { f.to_vec() };
+    let bad = as_refs(&batch("KR-DSMC"));
+    let bad: Vec<(&str, &str)> = bad.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let page = v.post("/record/batch", &bad).await;
+    let api = app
+        .post(
+            "/api/v1/batches",
+            &json!({"batch_id":"B-W-1","date":today,"from_location":"FG",
+                    "lines":[{"destination":"KR-DSMC","sku":"MASK","qty":"300"},{"destination":"NANXIN","sku":"MASK","qty":"200"}]}),
+        )
+        .await;
+    assert_eq!(page.status, api.status, "{}", api.text);
+    assert_eq!(api.fields(), vec!["lines[0].destination".to_owned()]);
+    assert_eq!(
+        field_error(&page, "lines[0].destination"),
+        html_escape(api.body["errors"][0]["message"].as_str().unwrap())
+    );
+    assert_eq!(app.entry_count().await, entries + 1);
+    let good = batch("XIACUN");
+    let good: Vec<(&str, &str)> = good.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let res = v.post("/record/batch", &good).await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.text);
+    assert_eq!(res.location(), "/batches/B-W-1?recorded=1");
+    let list = v.get("/batches").await;
+    assert!(list.text.contains("data-subdistrict=\"NANWAN\""), "{}", list.text);
+    assert!(list.text.contains("data-destination=\"XIACUN\" data-sku=\"MASK\""));
+
+    // A donation through the form, declared in KRW.
+    let csrf = v.get("/record/donation").await.csrf();
+    let donation = |qty: &'static str| {
+        vec![
+            ("_csrf", csrf.clone()),
+            ("donation_id", "DON-W-1".to_owned()),
+            ("date", today.clone()),
+            ("from_location", "FG".to_owned()),
+            ("recipient", "KR-DSMC".to_owned()),
+            ("declared_value", "1000000".to_owned()),
+            ("currency", "KRW".to_owned()),
+            ("fx_rate", "0.00581234".to_owned()),
+            ("lines[0].sku", "GOGGLES".to_owned()),
+            ("lines[0].qty", "1000".to_owned()),
+            ("lines[1].sku", "MASK".to_owned()),
+            ("lines[1].qty", qty.to_owned()),
+            ("action", "record".to_owned()),
+        ]
+    };
+    let bad = donation("99999");
+    let bad: Vec<(&str, &str)> = bad.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let page = v.post("/record/donation", &bad).await;
+    let api = app
+        .post(
+            "/api/v1/donations",
+            &json!({"donation_id":"DON-W-1","date":today,"from_location":"FG","recipient":"KR-DSMC",
+                    "declared_value":"1000000","currency":"KRW","fx_rate":"0.00581234",
+                    "lines":[{"sku":"GOGGLES","qty":"1000"},{"sku":"MASK","qty":"99999"}]}),
+        )
+        .await;
+    assert_eq!(page.status, api.status, "{}", api.text);
+    assert_eq!(page.status, StatusCode::CONFLICT);
+    let words = api.body["errors"][0]["message"]
+        .as_str()
+        .or(api.body["detail"].as_str())
+        .unwrap();
+    assert!(page.text.contains(&html_escape(words)), "{words}");
+    assert_eq!(app.entry_count().await, entries + 2);
+    let good = donation("1000");
+    let good: Vec<(&str, &str)> = good.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let res = v.post("/record/donation", &good).await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.text);
+    assert_eq!(res.location(), "/donations/DON-W-1?recorded=1");
+    let detail = v.get("/donations/DON-W-1?recorded=1").await;
+    assert!(detail.text.contains("data-status=\"dispatched\""));
+    assert!(detail.text.contains("5,812.3400"), "declared in CNY: {}", detail.text);
+    let list = v.get("/donations").await;
+    assert!(list.text.contains("data-country=\"KR\""));
+    assert!(list.text.contains("<svg"), "the chart");
+    let dash = v.get("/").await;
+    assert!(dash
+        .text
+        .contains("data-shipment=\"DON-W-1\" data-destination=\"KR-DSMC\""));
+    assert!(dash.text.contains("data-run=\"RUN-W-1\""));
+    assert!(dash.text.contains("data-country=\"KR\""));
+
+    // The packing lists carry one link per destination; an auditor gets none.
+    let packing = v.get("/donations/DON-W-1/packing-list").await;
+    assert_eq!(packing.status, StatusCode::OK);
+    assert!(packing.text.contains("<svg class=\"qr\""));
+    let don_link = recipient_link(&packing, None);
+    assert!(don_link.starts_with(&format!("{}/r/DON-W-1~KR-DSMC~", app.base)));
+    let batch_packing = v.get("/batches/B-W-1/packing-list").await;
+    let xiacun_link = recipient_link(&batch_packing, Some("XIACUN"));
+    let nanxin_link = recipient_link(&batch_packing, Some("NANXIN"));
+    let auditor = app.token("auditor", "auditor-s").await;
+    let mut a = Visitor::new(&app);
+    a.sign_in(&auditor).await;
+    assert_eq!(
+        a.get("/donations/DON-W-1/packing-list").await.status,
+        StatusCode::FORBIDDEN
+    );
+
+    // The recipient, with no account: the link opens its shipment and destination only.
+    let mut r = Visitor::new(&app);
+    let page = r.get(path_of_link(&app, &don_link)).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+    assert!(page.text.contains("DON-W-1") && page.text.contains("KR-DSMC"));
+    assert!(!page.text.contains("B-W-1") && !page.text.contains("nav class=\"main\""));
+    let page = r.get(path_of_link(&app, &xiacun_link)).await;
+    assert!(page.text.contains("XIACUN") && !page.text.contains("NANXIN"));
+    // Another shipment, another destination or a flipped signature: refused.
+    let don_path = path_of_link(&app, &don_link).to_owned();
+    for forged in [
+        don_path.replacen("DON-W-1", "B-W-1", 1),
+        don_path.replacen("KR-DSMC", "XIACUN", 1),
+        format!("{}A", &don_path[..don_path.len() - 1]),
+        "/r/nothing".to_owned(),
+    ] {
+        let res = r.get(&forged).await;
+        assert_eq!(res.status, StatusCode::FORBIDDEN, "{forged}");
+        assert!(res.text.contains("This link is not valid"), "{forged}");
+    }
+    // More than was sent: the API's words, next to the line, nothing written.
+    let entries = app.entry_count().await;
+    let csrf = r.get(&don_path).await.csrf();
+    let ack = |goggles: &'static str, masks: &'static str, damaged: &'static str| {
+        vec![
+            ("_csrf", csrf.clone()),
+            ("date", today.clone()),
+            ("lines[0].sku", "GOGGLES".to_owned()),
+            ("lines[0].lot", "RUN-W-1-1".to_owned()),
+            ("lines[0].received_qty", goggles.to_owned()),
+            ("lines[0].damaged_qty", String::new()),
+            ("lines[0].note", String::new()),
+            ("lines[1].sku", "MASK".to_owned()),
+            ("lines[1].lot", "PO-S-2-1".to_owned()),
+            ("lines[1].received_qty", masks.to_owned()),
+            ("lines[1].damaged_qty", damaged.to_owned()),
+            ("lines[1].note", String::new()),
+            ("action", "record".to_owned()),
+        ]
+    };
+    let too_many = ack("", "2000", "");
+    let too_many: Vec<(&str, &str)> = too_many.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let page = r.post(&don_path, &too_many).await;
+    let api = app
+        .post(
+            "/api/v1/shipments/DON-W-1/acknowledgements",
+            &json!({"date":today,"lines":[{"destination":"KR-DSMC","sku":"MASK","lot":"PO-S-2-1","received_qty":"2000"}]}),
+        )
+        .await;
+    assert_eq!(page.status, api.status, "{}", api.text);
+    let words = api.body["detail"].as_str().unwrap();
+    assert!(page.text.contains(&html_escape(words)), "{words}\n{}", page.text);
+    if let Some(f) = api.fields().first() {
+        // The ledger names the first line sent; the form shows it on the row it was typed in.
+        assert_eq!(f, "lines[0].received_qty");
+        assert!(page.text.contains("data-field=\"lines[1].received_qty\""));
+    }
+    assert_eq!(app.entry_count().await, entries);
+    // Part of it arrived: recorded as the recipient; the link still works for the rest.
+    let part = ack("", "990", "10");
+    let part: Vec<(&str, &str)> = part.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let res = r.post(&don_path, &part).await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.text);
+    assert_eq!(res.location(), format!("{don_path}?recorded=1"));
+    assert_eq!(app.entry_count().await, entries + 1);
+    let last = app.get(&format!("/api/v1/entries/{}", entries + 1)).await;
+    assert_eq!(last.body["actor"], "recipient-link:KR-DSMC");
+    let page = r.get(&format!("{don_path}?recorded=1")).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.text.contains("The acknowledgement was recorded."));
+    assert!(!page.text.contains("data-lot=\"PO-S-2-1\""), "the masks are done");
+    let journal = v.get("/journal").await;
+    assert!(journal.text.contains("recipient-link:KR-DSMC"));
+    // The rest arrives: the shipment is acknowledged and the link stops working.
+    let csrf = r.get(&don_path).await.csrf();
+    let rest = [
+        ("_csrf", csrf.as_str()),
+        ("date", today.as_str()),
+        ("lines[0].sku", "GOGGLES"),
+        ("lines[0].lot", "RUN-W-1-1"),
+        ("lines[0].received_qty", "1000"),
+        ("action", "record"),
+    ];
+    let res = r.post(&don_path, &rest).await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.text);
+    let shipment = app.get("/api/v1/shipments/DON-W-1").await;
+    assert_eq!(shipment.body["status"], "acknowledged");
+    let thanks = r.get(&format!("{don_path}?recorded=1")).await;
+    assert!(thanks.text.contains("Thank you"));
+    let again = r.get(&don_path).await;
+    assert_eq!(again.status, StatusCode::GONE);
+    assert!(again.text.contains("no longer works"));
+    let entries = app.entry_count().await;
+    let res = r.post(&don_path, &rest).await;
+    assert_eq!(res.status, StatusCode::GONE);
+    assert_eq!(app.entry_count().await, entries, "a used link writes nothing");
+    let packing = v.get("/donations/DON-W-1/packing-list").await;
+    assert!(!packing.text.contains("recipient-link"), "no link once done");
+    let dash = v.get("/").await;
+    assert!(!dash.text.contains("data-shipment=\"DON-W-1\""), "no longer in transit");
+
+    // The key persists in the database: another process over it signs the same links.
+    let other = service::Service::open(&app.db.url, service::WriterConfig::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        other
+            .secret(service::secrets::RECIPIENT_LINK_KEY)
+            .await
+            .unwrap(),
+        app.service
+            .secret(service::secrets::RECIPIENT_LINK_KEY)
+            .await
+            .unwrap()
+    );
+    drop(other);
+
+    // A staff member acknowledges the batch's Nanxin line through the form.
+    let form = v.get("/record/acknowledgement?shipment=B-W-1").await;
+    assert!(form.text.contains("value=\"NANXIN\""));
+    // After 60 days the links have expired; the Xiacun one is refused, and nothing written.
+    let nanxin = r.get(path_of_link(&app, &nanxin_link)).await;
+    assert_eq!(nanxin.status, StatusCode::OK);
+    let csrf = nanxin.csrf();
+    app.advance(time::Duration::days(61));
+    let expired = r.get(path_of_link(&app, &xiacun_link)).await;
+    assert_eq!(expired.status, StatusCode::GONE);
+    assert!(expired.text.contains("expired"));
+    let entries = app.entry_count().await;
+    let res = r
+        .post(
+            path_of_link(&app, &xiacun_link),
+            &[
+                ("_csrf", &csrf),
+                ("date", &today),
+                ("lines[0].sku", "MASK"),
+                ("lines[0].received_qty", "300"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::GONE);
+    assert_eq!(app.entry_count().await, entries);
+
+    app.stop().await;
+}
+
 fn html_escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
@@ -469,7 +874,8 @@ fn html_escape(s: &str) -> String {
 struct Driver {
     child: tokio::process::Child,
     url: String,
-    profile: tempfile::TempDir,
+    /// One Chromium profile per session, so that each session starts with no cookie.
+    profiles: std::sync::Mutex<Vec<tempfile::TempDir>>,
 }
 
 fn find_program(name: &str) -> Option<PathBuf> {
@@ -521,7 +927,7 @@ impl Driver {
                     return Some(Driver {
                         child,
                         url,
-                        profile: tempfile::tempdir().unwrap(),
+                        profiles: std::sync::Mutex::new(Vec::new()),
                     });
                 }
             }
@@ -530,8 +936,12 @@ impl Driver {
         panic!("chromedriver did not answer on {url} within 10 s");
     }
 
+    /// A new browser session, with a profile of its own: no cookie of another session.
     async fn client(&self) -> Client {
         let chromium = find_program("chromium").expect("chromium");
+        let profile = tempfile::tempdir().unwrap();
+        let profile_dir = profile.path().display().to_string();
+        self.profiles.lock().unwrap().push(profile);
         let mut caps = serde_json::Map::new();
         caps.insert(
             "goog:chromeOptions".into(),
@@ -545,7 +955,7 @@ impl Driver {
                     "--disable-component-update", "--disable-sync",
                     "--disable-default-apps", "--disable-extensions",
                     "--disable-dev-shm-usage", "--window-size=1280,1000",
-                    format!("--user-data-dir={}", self.profile.path().display()),
+                    format!("--user-data-dir={profile_dir}"),
                 ],
                 "prefs": { "intl.accept_languages": "en-US,en" },
             }),
@@ -685,13 +1095,16 @@ async fn browser_story() {
         .token;
     let c = driver.client().await;
     let app = std::sync::Arc::new(app);
+    // The recipient's browser: a session of its own, never signed in.
+    let recipient = driver.client().await;
     let story = {
-        let (app, c) = (app.clone(), c.clone());
-        tokio::spawn(async move { browse(&app, &c, &coordinator).await })
+        let (app, c, r) = (app.clone(), c.clone(), recipient.clone());
+        tokio::spawn(async move { browse(&app, &c, &r, &coordinator).await })
     };
     let outcome = story.await;
-    // Close the browser before judging, so that a failure leaves no Chromium behind.
+    // Close the browsers before judging, so that a failure leaves no Chromium behind.
     let _ = c.close().await;
+    let _ = recipient.close().await;
     driver.stop().await;
     if let Ok(app) = std::sync::Arc::try_unwrap(app) {
         app.stop().await;
@@ -701,7 +1114,7 @@ async fn browser_story() {
     }
 }
 
-async fn browse(app: &TestApp, c: &Client, coordinator: &str) {
+async fn browse(app: &TestApp, c: &Client, recipient: &Client, coordinator: &str) {
     let base = &app.base;
     let today = app.service.now().date();
     let soon = (today + time::Duration::days(10)).to_string();
@@ -862,6 +1275,93 @@ async fn browse(app: &TestApp, c: &Client, coordinator: &str) {
     );
     screenshot(c, "purchase-form-error.png").await;
 
+    // Dispatch a donation of 600 of the masks through the form.
+    css(c, "nav.main a[href='/donations']")
+        .await
+        .click()
+        .await
+        .unwrap();
+    css(c, "a[href='/record/donation']")
+        .await
+        .click()
+        .await
+        .unwrap();
+    fill(c, "donation_id", "DON-WEB-1").await;
+    fill(c, "from_location", "RAW").await;
+    fill(c, "recipient", "KR-DSMC").await;
+    fill(c, "declared_value", "600").await;
+    fill(c, "lines[0].sku", "MASK").await;
+    fill(c, "lines[0].qty", "600").await;
+    css(c, "button[value='record']")
+        .await
+        .click()
+        .await
+        .unwrap();
+    assert!(text(c, "p.notice").await.contains("dispatched"));
+    assert_eq!(path_of(c).await, "/donations/DON-WEB-1?recorded=1");
+    assert_eq!(text(c, "#ledger-cost").await, "510.0000 CNY");
+    assert!(text(c, "#difference").await.contains("over"));
+
+    // It is in transit on the dashboard, and KR's declared value is flagged against its cost.
+    css(c, "nav.main a[href='/']").await.click().await.unwrap();
+    let transit = text(c, "#in-transit tr[data-shipment='DON-WEB-1']").await;
+    assert!(transit.contains("KR-DSMC") && transit.contains("600"), "{transit}");
+    let kr = text(c, "#donations tr[data-country='KR']").await;
+    assert!(kr.contains("600.0000") && kr.contains("510.0000") && kr.contains("17.65"), "{kr}");
+    assert!(c
+        .find(Locator::Css("#donations svg g.group[data-label='KR']"))
+        .await
+        .is_ok());
+
+    // Its packing list: the lines, a QR code and the recipient's link.
+    c.goto(&format!("{base}/donations/DON-WEB-1")).await.unwrap();
+    css(c, "#packing-link").await.click().await.unwrap();
+    css(c, "section.packing-sheet svg.qr").await;
+    assert!(text(c, "section.packing-sheet table").await.contains("PO-WEB-1-1"));
+    let link = css(c, "a.recipient-link")
+        .await
+        .attr("href")
+        .await
+        .unwrap()
+        .expect("the recipient's link");
+    assert!(link.starts_with(&format!("{base}/r/DON-WEB-1~KR-DSMC~")), "{link}");
+    screenshot(c, "packing-list.png").await;
+
+    // The hospital opens the link in a browser that never signed in, and records what came.
+    recipient.goto(&link).await.unwrap();
+    css(recipient, "#recipient-form").await;
+    assert!(recipient.find(Locator::Css("nav.main")).await.is_err(), "no navigation");
+    assert_eq!(text(recipient, "#shipment-id").await, "DON-WEB-1");
+    fill(recipient, "lines[0].received_qty", "590").await;
+    fill(recipient, "lines[0].damaged_qty", "10").await;
+    screenshot(recipient, "recipient-form.png").await;
+    css(recipient, "button[value='record']")
+        .await
+        .click()
+        .await
+        .unwrap();
+    let done = text(recipient, ".recipient-done").await;
+    assert!(done.contains("Thank you"), "{done}");
+    let entries = app.entry_count().await;
+    let last = app.get(&format!("/api/v1/entries/{entries}")).await;
+    assert_eq!(last.body["actor"], "recipient-link:KR-DSMC");
+    // The link has done its work: opened again, it is refused.
+    recipient.goto(&link).await.unwrap();
+    assert!(text(recipient, ".error-page").await.contains("no longer works"));
+
+    // Back at the dashboard: nothing in transit, and the journal names the recipient.
+    c.goto(&format!("{base}/")).await.unwrap();
+    css(c, ".cards").await;
+    assert!(c
+        .find(Locator::Css("#in-transit tr[data-shipment='DON-WEB-1']"))
+        .await
+        .is_err());
+    assert!(text(c, "#in-transit").await.contains("No goods in transit"));
+    screenshot(c, "dashboard-shipments.png").await;
+    c.goto(&format!("{base}/donations/DON-WEB-1")).await.unwrap();
+    assert!(text(c, "#status").await.contains("acknowledged"));
+    assert!(text(c, "#acknowledgements").await.contains("recipient-link:KR-DSMC"));
+
     // Switch to Chinese: the words change, codes and amounts do not, and the choice stays.
     c.goto(&format!("{base}/")).await.unwrap();
     css(c, "nav.lang a[data-lang='zh-CN']")
@@ -874,7 +1374,7 @@ async fn browse(app: &TestApp, c: &Client, coordinator: &str) {
     assert_eq!(text(c, "nav.main a[href='/journal']").await, "日记账");
     let masks = text(c, "tr[data-sku='MASK'][data-location='RAW']").await;
     assert!(
-        masks.contains("MASK") && masks.contains("850.0000"),
+        masks.contains("MASK") && masks.contains("340.0000"),
         "{masks}"
     );
     assert!(text(c, "#expiring").await.contains("剩余 10 天"));

@@ -20,6 +20,7 @@ mod purchase;
 mod receipt;
 pub mod reports;
 mod reversal;
+pub mod secrets;
 pub mod shipment;
 mod stock;
 mod stock_count;

@@ -386,6 +386,21 @@ impl Store for PgStore {
             .map_err(err)?;
         Ok(Inserted::Existing(token_row(&row)))
     }
+    async fn secret(&self, name: &str, fresh: &str, created_at: &str) -> Result<String> {
+        sqlx::query("insert into secrets (name, value, created_at) values ($1, $2, $3) on conflict (name) do nothing")
+            .bind(name)
+            .bind(fresh)
+            .bind(created_at)
+            .execute(&self.pool)
+            .await
+            .map_err(err)?;
+        let row = sqlx::query("select value from secrets where name = $1")
+            .bind(name)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(err)?;
+        row.try_get("value").map_err(err)
+    }
     async fn token_by_hash(&self, token_hash: &str) -> Result<Option<TokenRecord>> {
         let row = sqlx::query("select * from tokens where token_hash = $1")
             .bind(token_hash)

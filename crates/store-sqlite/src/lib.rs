@@ -388,6 +388,21 @@ impl Store for SqliteStore {
             .map_err(err)?;
         Ok(Inserted::Existing(token_row(&row)))
     }
+    async fn secret(&self, name: &str, fresh: &str, created_at: &str) -> Result<String> {
+        sqlx::query("insert into secrets (name, value, created_at) values (?, ?, ?) on conflict (name) do nothing")
+            .bind(name)
+            .bind(fresh)
+            .bind(created_at)
+            .execute(&self.writer)
+            .await
+            .map_err(err)?;
+        let row = sqlx::query("select value from secrets where name = ?")
+            .bind(name)
+            .fetch_one(&self.writer)
+            .await
+            .map_err(err)?;
+        row.try_get("value").map_err(err)
+    }
     async fn token_by_hash(&self, token_hash: &str) -> Result<Option<TokenRecord>> {
         let row = sqlx::query("select * from tokens where token_hash = ?")
             .bind(token_hash)

@@ -172,6 +172,10 @@ pub trait Store: Send + Sync + 'static {
     /// Marks a token revoked at `at`; false when there is no such token or it was revoked.
     async fn revoke_token(&self, name: &str, at: &str) -> Result<bool>;
 
+    /// The secret stored under `name`, storing `fresh` (made at `created_at`) first when there
+    /// is none. The first caller decides the value for every process; it never changes after.
+    async fn secret(&self, name: &str, fresh: &str, created_at: &str) -> Result<String>;
+
     /// Starts the single serialised write path: takes the database's write lock and reads the
     /// head. Everything written through the returned transaction commits together or not at all.
     async fn begin(&self) -> Result<Box<dyn WriteTx + '_>>;

@@ -81,15 +81,20 @@ impl FormData {
             .all(|f| self.get(&format!("{group}[{i}].{f}")).is_empty())
     }
 
-    /// Drops the rows of a group that were left wholly empty and renumbers the rest from 0.
-    /// Answers the form as renumbered: build the document's lines from its rows `0..n`, so
-    /// that `lines[i]` in a refusal is row `i` of the form shown again.
-    pub fn compact_rows(&self, group: &str, fields: &[&str]) -> (FormData, usize) {
+    /// Drops the rows of a group whose `significant` fields are all empty (a line offered
+    /// with its codes filled in but no quantity typed) and renumbers the rest from 0, like
+    /// [`FormData::compact_rows`].
+    pub fn compact_rows_where(
+        &self,
+        group: &str,
+        fields: &[&str],
+        significant: &[&str],
+    ) -> (FormData, usize) {
         let mut shown = self.clone();
         let total = self.rows(group);
         let mut n = 0;
         for i in 0..total {
-            if self.row_is_blank(group, i, fields) {
+            if self.row_is_blank(group, i, significant) {
                 continue;
             }
             for f in fields {
@@ -104,6 +109,13 @@ impl FormData {
             }
         }
         (shown, n)
+    }
+
+    /// Drops the rows of a group that were left wholly empty and renumbers the rest from 0.
+    /// Answers the form as renumbered: build the document's lines from its rows `0..n`, so
+    /// that `lines[i]` in a refusal is row `i` of the form shown again.
+    pub fn compact_rows(&self, group: &str, fields: &[&str]) -> (FormData, usize) {
+        self.compact_rows_where(group, fields, fields)
     }
 }
 
@@ -134,6 +146,24 @@ impl FormErrors {
 
     pub fn is_empty(&self) -> bool {
         self.fields.is_empty() && self.detail.is_none()
+    }
+
+    /// Names rows of `group` as the form showed them: the ledger's `lines[k]` is the form's
+    /// `lines[rows[k]]` when only some rows of the form were sent.
+    pub fn renumber(mut self, group: &str, rows: &[usize]) -> FormErrors {
+        let prefix = format!("{group}[");
+        for (field, _) in &mut self.fields {
+            let Some(rest) = field.strip_prefix(&prefix) else {
+                continue;
+            };
+            let Some((k, tail)) = rest.split_once(']') else {
+                continue;
+            };
+            if let Some(row) = k.parse::<usize>().ok().and_then(|k| rows.get(k)) {
+                *field = format!("{prefix}{row}]{tail}");
+            }
+        }
+        self
     }
 
     /// The messages about one field.
@@ -250,6 +280,66 @@ impl FormView<'_> {
     }
 }
 
+/// A column of a lines table: the line field it edits, its heading and how it is typed.
+#[derive(Debug, Clone, Copy)]
+pub struct Column<'a> {
+    pub field: &'static str,
+    pub label: &'a str,
+    pub input: Input,
+    pub optional: bool,
+}
+
+/// The texts a lines table shows around its rows.
+#[derive(Debug, Clone, Copy)]
+pub struct LinesText<'a> {
+    pub legend: &'a str,
+    pub optional: &'a str,
+    pub add_line: &'a str,
+    pub hint: Option<&'a str>,
+}
+
+impl FormView<'_> {
+    /// The lines of a document as a table of inputs named `lines[i].field`, with the errors
+    /// about `lines` itself above it and a button that adds a row (without script it asks the
+    /// server for one more row; `app.js` adds it in place).
+    pub fn lines_table(
+        &self,
+        table_id: &str,
+        columns: &[Column<'_>],
+        rows: usize,
+        text: LinesText<'_>,
+    ) -> Markup {
+        html! {
+            fieldset.lines {
+                legend { (text.legend) }
+                @for m in self.errors.of("lines") {
+                    p.field-error data-field="lines" { (m) }
+                }
+                div.table-wrap { table.form-lines #(table_id) {
+                    thead { tr {
+                        @for c in columns {
+                            th { (c.label) @if c.optional { " " span.muted { "(" (text.optional) ")" } } }
+                        }
+                    } }
+                    tbody {
+                        @for i in 0..rows {
+                            tr.line data-line=(i) {
+                                @for c in columns {
+                                    (self.cell(&format!("lines[{i}].{}", c.field), c.label, c.input))
+                                }
+                            }
+                        }
+                    }
+                } }
+                @if let Some(h) = text.hint { p.hint { (h) } }
+                button.secondary type="submit" name="action" value="add_line" data-add-line=(table_id) formnovalidate {
+                    "+ " (text.add_line)
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -271,6 +361,23 @@ mod tests {
         assert_eq!(compact.get("lines[0].sku"), "A");
         assert_eq!(compact.get("lines[1].qty"), "3");
         assert_eq!(compact.rows("lines"), 2);
+    }
+
+    #[test]
+    fn refused_lines_are_named_as_the_form_showed_them() {
+        let e = ServiceError::Invalid(vec![
+            service::FieldError {
+                field: "lines[0].received_qty".into(),
+                message: "m".into(),
+            },
+            service::FieldError {
+                field: "lines".into(),
+                message: "n".into(),
+            },
+        ]);
+        let errors = FormErrors::from_service(e).renumber("lines", &[2]);
+        assert_eq!(errors.of("lines[2].received_qty"), vec!["m"]);
+        assert_eq!(errors.of("lines"), vec!["n"]);
     }
 
     #[test]

@@ -17,7 +17,9 @@ mod components;
 mod form;
 pub mod i18n;
 mod layout;
+pub mod link;
 mod pages;
+mod qr;
 mod session;
 
 use std::sync::Arc;
@@ -41,6 +43,14 @@ pub(crate) struct Web {
     pub table: Arc<RouteTable>,
     /// Largest form body accepted, as for the API.
     pub body_limit: usize,
+    /// The key that signs recipients' links.
+    pub link_key: link::LinkKey,
+}
+
+impl FromRef<Web> for link::LinkKey {
+    fn from_ref(w: &Web) -> link::LinkKey {
+        w.link_key.clone()
+    }
 }
 
 impl FromRef<Web> for Service {
@@ -99,6 +109,41 @@ pub fn pages_router(service: Service, config: ApiConfig) -> Router {
         P::Purchases,
         p::purchases::submit,
     )
+    .page(M::GET, "/runs", P::Read, p::runs::list)
+    .page(M::GET, "/runs/{id}", P::Read, p::runs::detail)
+    .page(M::GET, "/record/production-run", P::Production, p::runs::form)
+    .page(M::POST, "/record/production-run", P::Production, p::runs::submit)
+    .page(M::GET, "/batches", P::Read, p::batches::list)
+    .page(M::GET, "/batches/{id}", P::Read, p::batches::detail)
+    .page(M::GET, "/batches/{id}/packing-list", P::Batches, p::packing::batch)
+    .page(M::GET, "/record/batch", P::Batches, p::batches::form)
+    .page(M::POST, "/record/batch", P::Batches, p::batches::submit)
+    .page(M::GET, "/donations", P::Read, p::donations::list)
+    .page(M::GET, "/donations/{id}", P::Read, p::donations::detail)
+    .page(
+        M::GET,
+        "/donations/{id}/packing-list",
+        P::Donations,
+        p::packing::donation,
+    )
+    .page(M::GET, "/record/donation", P::Donations, p::donations::form)
+    .page(M::POST, "/record/donation", P::Donations, p::donations::submit)
+    .page(M::GET, "/shipments/{id}", P::Read, p::shipments::by_id)
+    .page(
+        M::GET,
+        "/record/acknowledgement",
+        P::Acknowledgements,
+        p::acknowledge::form,
+    )
+    .page(
+        M::POST,
+        "/record/acknowledgement",
+        P::Acknowledgements,
+        p::acknowledge::submit,
+    )
+    // A recipient's link: no account; the signed token in the path is checked by the page.
+    .page(M::GET, "/r/{token}", P::Open, p::recipient::show)
+    .page(M::POST, "/r/{token}", P::Open, p::recipient::submit)
     .page(M::GET, "/journal", P::Read, p::journal::list)
     .page(M::GET, "/journal/{seq}", P::Read, p::journal::entry)
     .page(M::GET, "/verify", P::Read, p::journal::verify)
@@ -109,6 +154,7 @@ pub fn pages_router(service: Service, config: ApiConfig) -> Router {
         service,
         table: Arc::new(b.table),
         body_limit: config.body_limit_bytes,
+        link_key: link::LinkKey::default(),
     };
     b.router
         .route_layer(axum::middleware::from_fn_with_state(

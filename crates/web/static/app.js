@@ -26,3 +26,8 @@ document.addEventListener("click", function (event) {
   var first = row.querySelector("input");
   if (first) first.focus();
 });
+
+// The packing list's print button: script may not run inline under the page's policy.
+document.addEventListener("click", function (event) {
+  if (event.target.closest("button[data-print]")) window.print();
+});

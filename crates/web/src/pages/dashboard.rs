@@ -2,10 +2,10 @@
 //! transit, donations by country (declared value against ledger cost, with a chart) and
 //! production runs.
 //!
-//! Each section renders rows shaped like the report rows of DESIGN section 4. Stock is read
-//! now; the in-transit, donation and production rows are loaded by the `load_*` functions,
-//! which answer nothing until those documents and their reports exist. Filling a section is
-//! changing its `load_*` function to call the report; its rendering is already here and tested.
+//! Each section renders rows shaped like the report rows of DESIGN section 4, loaded by its
+//! `load_*` function through the service: stock on hand, open shipments' outstanding lines
+//! (in transit), every donation's declared value and ledger cost summed per country (by the
+//! donations report's rule, `pages::donations::flag`), and the production report.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -13,7 +13,7 @@ use axum::extract::State;
 use axum::response::IntoResponse;
 use maud::{html, Markup};
 use rust_decimal::Decimal;
-use service::dto::StockRow;
+use service::dto::{ShipmentView, StockRow};
 use service::Service;
 
 use crate::chart::{bar_chart, BarChart, Group};
@@ -91,22 +91,94 @@ pub struct RunRow {
     pub variance: Vec<(String, String)>,
 }
 
-/// Goods in transit. Answers nothing until batches and donations exist (issue 5); then the
-/// in-transit report (issue 6) fills it.
-async fn load_in_transit(_s: &Service) -> service::Result<Vec<InTransitRow>> {
-    Ok(Vec::new())
+/// How many production runs the dashboard shows: the latest.
+const RUNS_SHOWN: usize = 10;
+
+/// Goods in transit: every line of an open batch or donation that still has something
+/// outstanding, the oldest first, with its age in days since dispatch.
+async fn load_in_transit(s: &Service, today: time::Date) -> service::Result<Vec<InTransitRow>> {
+    let mut open = Vec::new();
+    for kind in ["batch", "donation"] {
+        for status in ["dispatched", "partly-acknowledged"] {
+            open.extend(lookups::shipments(s, kind, Some(status)).await?);
+        }
+    }
+    Ok(in_transit_rows(&open, today))
 }
 
-/// Donations by country. Answers nothing until donations exist; then the donations report's
-/// per-country totals fill it.
-async fn load_donations_by_country(_s: &Service) -> service::Result<Vec<CountryRow>> {
-    Ok(Vec::new())
+/// The in-transit rows of open shipments, oldest first.
+pub fn in_transit_rows(open: &[ShipmentView], today: time::Date) -> Vec<InTransitRow> {
+    let mut rows: Vec<(i64, u64, InTransitRow)> = Vec::new();
+    for v in open {
+        let age = days_between(today, &v.date).map_or(0, |d| -d);
+        for l in &v.lines {
+            if crate::pages::shipments::is_zero(&l.outstanding) {
+                continue;
+            }
+            rows.push((
+                age,
+                v.dispatch_seq,
+                InTransitRow {
+                    shipment_id: v.shipment_id.clone(),
+                    destination: l.destination.clone(),
+                    sku: l.sku.clone(),
+                    lot: l.lot.clone(),
+                    dispatched: l.dispatched.clone(),
+                    acknowledged: l.acknowledged.clone(),
+                    damaged: l.damaged.clone(),
+                    outstanding: l.outstanding.clone(),
+                    age_days: age.to_string(),
+                },
+            ));
+        }
+    }
+    rows.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    rows.into_iter().map(|(_, _, r)| r).collect()
 }
 
-/// Production runs. Answers nothing until runs exist (issue 4); then the production report
-/// fills it.
-async fn load_production(_s: &Service) -> service::Result<Vec<RunRow>> {
-    Ok(Vec::new())
+/// Donations by country: declared value in the base currency against the ledger cost of
+/// what was dispatched, flagged past the tolerance.
+async fn load_donations_by_country(s: &Service) -> service::Result<Vec<CountryRow>> {
+    let all = lookups::shipments(s, "donation", None).await?;
+    Ok(crate::pages::donations::by_country(&all))
+}
+
+/// The latest production runs from the production report, newest first.
+async fn load_production(s: &Service) -> service::Result<Vec<RunRow>> {
+    let query = service::production::ReportQuery::default();
+    let mut runs = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = s
+            .production_report(&query, after.as_deref(), Some(store::PAGE_MAX))
+            .await?;
+        runs.extend(page.items);
+        if runs.len() > RUNS_SHOWN {
+            runs.drain(..runs.len() - RUNS_SHOWN);
+        }
+        match page.next {
+            Some(n) => after = Some(n),
+            None => break,
+        }
+    }
+    Ok(runs
+        .into_iter()
+        .rev()
+        .filter(|r| r.reversed_by.is_none())
+        .map(|r| RunRow {
+            run_id: r.run_id,
+            product_sku: r.product_sku,
+            good_qty: r.good_qty,
+            scrap_qty: r.scrap_qty,
+            total_cost: r.total_cost,
+            unit_cost: r.unit_cost,
+            variance: r
+                .materials
+                .into_iter()
+                .map(|m| (m.material_sku, m.variance_qty))
+                .collect(),
+        })
+        .collect())
 }
 
 fn dec(s: &str) -> Decimal {
@@ -309,8 +381,8 @@ pub fn in_transit_section(lang: Lang, rows: &[InTransitRow]) -> Markup {
                     } }
                     tbody {
                         @for r in rows {
-                            tr {
-                                td { (code(&r.shipment_id)) }
+                            tr data-shipment=(r.shipment_id) data-destination=(r.destination) {
+                                td { a href=(format!("/shipments/{}", r.shipment_id)) { (code(&r.shipment_id)) } }
                                 td { (code(&r.destination)) }
                                 td { (code(&r.sku)) }
                                 td { (code(&r.lot)) }
@@ -328,7 +400,8 @@ pub fn in_transit_section(lang: Lang, rows: &[InTransitRow]) -> Markup {
     }
 }
 
-fn status_badge(lang: Lang, status: &str) -> Markup {
+/// A donation's flag (`ok`, `over`, `under`) in words, coloured.
+pub fn flag_badge(lang: Lang, status: &str) -> Markup {
     let (class, label) = match status {
         "ok" => ("ok", lang.t(Msg::StatusOk)),
         "over" => ("bad", lang.t(Msg::StatusOver)),
@@ -374,7 +447,7 @@ pub fn donations_section(lang: Lang, rows: &[CountryRow], base_currency: &str) -
                                 (num(lang, &r.ledger_cost))
                                 (num(lang, &r.difference))
                                 (num(lang, &r.difference_pct))
-                                td { (status_badge(lang, &r.status)) }
+                                td { (flag_badge(lang, &r.status)) }
                             }
                         }
                     }
@@ -403,8 +476,8 @@ pub fn production_section(lang: Lang, rows: &[RunRow]) -> Markup {
                     } }
                     tbody {
                         @for r in rows {
-                            tr {
-                                td { (code(&r.run_id)) }
+                            tr data-run=(r.run_id) {
+                                td { a href=(crate::pages::runs::href(&r.run_id)) { (code(&r.run_id)) } }
                                 td { (code(&r.product_sku)) }
                                 (num(lang, &r.good_qty))
                                 (num(lang, &r.scrap_qty))
@@ -412,7 +485,7 @@ pub fn production_section(lang: Lang, rows: &[RunRow]) -> Markup {
                                 (num(lang, &r.unit_cost))
                                 td {
                                     @for (sku, q) in &r.variance {
-                                        span.variance { (code(sku)) " " (lang.number(q)) } " "
+                                        span.material { (code(sku)) " " (crate::pages::runs::variance(lang, q)) } " "
                                     }
                                 }
                             }
@@ -433,7 +506,7 @@ pub async fn show(State(s): State<Service>, ctx: Ctx) -> PageResult {
         .into_iter()
         .collect();
     let (lines, expiring) = summarise(&rows, &items, ctx.today);
-    let in_transit = load_in_transit(&s).await.or_page(&ctx)?;
+    let in_transit = load_in_transit(&s, ctx.today).await.or_page(&ctx)?;
     let donations = load_donations_by_country(&s).await.or_page(&ctx)?;
     let runs = load_production(&s).await.or_page(&ctx)?;
     let head = s

@@ -218,19 +218,7 @@ pub async fn form(State(s): State<Service>, ctx: Ctx) -> PageResult {
     let c = choices(&s).await.or_page(&ctx)?;
     let now = s.now();
     let mut data = FormData::default();
-    // A suggested id, unique to the second; the person may write their own.
-    data.set(
-        "purchase_id",
-        &format!(
-            "PO-{:04}{:02}{:02}-{:02}{:02}{:02}",
-            now.year(),
-            u8::from(now.month()),
-            now.day(),
-            now.hour(),
-            now.minute(),
-            now.second()
-        ),
-    );
+    data.set("purchase_id", &crate::pages::suggest_id("PO", now));
     data.set("date", &now.date().to_string());
     data.set("currency", s.base_currency());
     Ok(render(&ctx, &c, &data, &FormErrors::default(), 1).into_response())
@@ -273,12 +261,10 @@ pub async fn submit(State(s): State<Service>, ctx: Ctx, body: Bytes) -> PageResu
         return Ok(render(&ctx, &c, &data, &FormErrors::default(), rows).into_response());
     }
     let (input, shown) = purchase_of(&data);
-    let caller = ctx
-        .caller
-        .as_ref()
-        .map(|c| c.name.clone())
-        .unwrap_or_default();
-    match s.record_purchase(&input, &caller, None).await {
+    match s
+        .record_purchase(&input, &crate::pages::actor(&ctx), None)
+        .await
+    {
         Ok(outcome) => {
             let id = outcome.body["purchase_id"]
                 .as_str()
