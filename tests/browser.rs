@@ -460,6 +460,8 @@ async fn http_story(backend: Backend) {
 
 /// Products, a bill of materials, a subdistrict and its communities, and stock to ship.
 async fn shipment_data(app: &TestApp) {
+    // Dated today, so that no lot has passed its shelf life.
+    let today = app.service.now().date().to_string();
     for body in [
         json!({"sku":"GOGGLES","name":"Protective goggles","kind":"product","unit":"pcs","decimals":0,"shelf_life_days":1095}),
         json!({"sku":"BAND","name":"Elastic band","kind":"material","unit":"pcs","decimals":0}),
@@ -482,13 +484,13 @@ async fn shipment_data(app: &TestApp) {
     .await;
     app.post_ok(
         "/api/v1/purchases",
-        &json!({"purchase_id":"PO-S-1","date":"2020-02-12","supplier":"SUP-MED","location":"RAW",
+        &json!({"purchase_id":"PO-S-1","date":today,"supplier":"SUP-MED","location":"RAW",
                 "lines":[{"sku":"PC-SHEET","qty":"100","unit_price":"40"},{"sku":"BAND","qty":"10000","unit_price":"0.20"}]}),
     )
     .await;
     app.post_ok(
         "/api/v1/purchases",
-        &json!({"purchase_id":"PO-S-2","date":"2020-02-12","supplier":"SUP-MED","location":"FG",
+        &json!({"purchase_id":"PO-S-2","date":today,"supplier":"SUP-MED","location":"FG",
                 "lines":[{"sku":"MASK","qty":"5000","unit_price":"0.85"}]}),
     )
     .await;
