@@ -643,8 +643,14 @@ async fn shipments_story(backend: Backend) {
     assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.text);
     assert_eq!(res.location(), "/batches/B-W-1?recorded=1");
     let list = v.get("/batches").await;
-    assert!(list.text.contains("data-subdistrict=\"NANWAN\""), "{}", list.text);
-    assert!(list.text.contains("data-destination=\"XIACUN\" data-sku=\"MASK\""));
+    assert!(
+        list.text.contains("data-subdistrict=\"NANWAN\""),
+        "{}",
+        list.text
+    );
+    assert!(list
+        .text
+        .contains("data-destination=\"XIACUN\" data-sku=\"MASK\""));
 
     // A donation through the form, declared in KRW.
     let csrf = v.get("/record/donation").await.csrf();
@@ -691,7 +697,11 @@ async fn shipments_story(backend: Backend) {
     assert_eq!(res.location(), "/donations/DON-W-1?recorded=1");
     let detail = v.get("/donations/DON-W-1?recorded=1").await;
     assert!(detail.text.contains("data-status=\"dispatched\""));
-    assert!(detail.text.contains("5,812.3400"), "declared in CNY: {}", detail.text);
+    assert!(
+        detail.text.contains("5,812.3400"),
+        "declared in CNY: {}",
+        detail.text
+    );
     let list = v.get("/donations").await;
     assert!(list.text.contains("data-country=\"KR\""));
     assert!(list.text.contains("<svg"), "the chart");
@@ -770,7 +780,11 @@ async fn shipments_story(backend: Backend) {
         .await;
     assert_eq!(page.status, api.status, "{}", api.text);
     let words = api.body["detail"].as_str().unwrap();
-    assert!(page.text.contains(&html_escape(words)), "{words}\n{}", page.text);
+    assert!(
+        page.text.contains(&html_escape(words)),
+        "{words}\n{}",
+        page.text
+    );
     if let Some(f) = api.fields().first() {
         // The ledger names the first line sent; the form shows it on the row it was typed in.
         assert_eq!(f, "lines[0].received_qty");
@@ -789,7 +803,10 @@ async fn shipments_story(backend: Backend) {
     let page = r.get(&format!("{don_path}?recorded=1")).await;
     assert_eq!(page.status, StatusCode::OK);
     assert!(page.text.contains("The acknowledgement was recorded."));
-    assert!(!page.text.contains("data-lot=\"PO-S-2-1\""), "the masks are done");
+    assert!(
+        !page.text.contains("data-lot=\"PO-S-2-1\""),
+        "the masks are done"
+    );
     let journal = v.get("/journal").await;
     assert!(journal.text.contains("recipient-link:KR-DSMC"));
     // The rest arrives: the shipment is acknowledged and the link stops working.
@@ -814,11 +831,21 @@ async fn shipments_story(backend: Backend) {
     let entries = app.entry_count().await;
     let res = r.post(&don_path, &rest).await;
     assert_eq!(res.status, StatusCode::GONE);
-    assert_eq!(app.entry_count().await, entries, "a used link writes nothing");
+    assert_eq!(
+        app.entry_count().await,
+        entries,
+        "a used link writes nothing"
+    );
     let packing = v.get("/donations/DON-W-1/packing-list").await;
-    assert!(!packing.text.contains("recipient-link"), "no link once done");
+    assert!(
+        !packing.text.contains("recipient-link"),
+        "no link once done"
+    );
     let dash = v.get("/").await;
-    assert!(!dash.text.contains("data-shipment=\"DON-W-1\""), "no longer in transit");
+    assert!(
+        !dash.text.contains("data-shipment=\"DON-W-1\""),
+        "no longer in transit"
+    );
 
     // The key persists in the database: another process over it signs the same links.
     let other = service::Service::open(&app.db.url, service::WriterConfig::default())
@@ -1307,32 +1334,48 @@ async fn browse(app: &TestApp, c: &Client, recipient: &Client, coordinator: &str
     // It is in transit on the dashboard, and KR's declared value is flagged against its cost.
     css(c, "nav.main a[href='/']").await.click().await.unwrap();
     let transit = text(c, "#in-transit tr[data-shipment='DON-WEB-1']").await;
-    assert!(transit.contains("KR-DSMC") && transit.contains("600"), "{transit}");
+    assert!(
+        transit.contains("KR-DSMC") && transit.contains("600"),
+        "{transit}"
+    );
     let kr = text(c, "#donations tr[data-country='KR']").await;
-    assert!(kr.contains("600.0000") && kr.contains("510.0000") && kr.contains("17.65"), "{kr}");
+    assert!(
+        kr.contains("600.0000") && kr.contains("510.0000") && kr.contains("17.65"),
+        "{kr}"
+    );
     assert!(c
         .find(Locator::Css("#donations svg g.group[data-label='KR']"))
         .await
         .is_ok());
 
     // Its packing list: the lines, a QR code and the recipient's link.
-    c.goto(&format!("{base}/donations/DON-WEB-1")).await.unwrap();
+    c.goto(&format!("{base}/donations/DON-WEB-1"))
+        .await
+        .unwrap();
     css(c, "#packing-link").await.click().await.unwrap();
     css(c, "section.packing-sheet svg.qr").await;
-    assert!(text(c, "section.packing-sheet table").await.contains("PO-WEB-1-1"));
+    assert!(text(c, "section.packing-sheet table")
+        .await
+        .contains("PO-WEB-1-1"));
     let link = css(c, "a.recipient-link")
         .await
         .attr("href")
         .await
         .unwrap()
         .expect("the recipient's link");
-    assert!(link.starts_with(&format!("{base}/r/DON-WEB-1~KR-DSMC~")), "{link}");
+    assert!(
+        link.starts_with(&format!("{base}/r/DON-WEB-1~KR-DSMC~")),
+        "{link}"
+    );
     screenshot(c, "packing-list.png").await;
 
     // The hospital opens the link in a browser that never signed in, and records what came.
     recipient.goto(&link).await.unwrap();
     css(recipient, "#recipient-form").await;
-    assert!(recipient.find(Locator::Css("nav.main")).await.is_err(), "no navigation");
+    assert!(
+        recipient.find(Locator::Css("nav.main")).await.is_err(),
+        "no navigation"
+    );
     assert_eq!(text(recipient, "#shipment-id").await, "DON-WEB-1");
     fill(recipient, "lines[0].received_qty", "590").await;
     fill(recipient, "lines[0].damaged_qty", "10").await;
@@ -1349,7 +1392,9 @@ async fn browse(app: &TestApp, c: &Client, recipient: &Client, coordinator: &str
     assert_eq!(last.body["actor"], "recipient-link:KR-DSMC");
     // The link has done its work: opened again, it is refused.
     recipient.goto(&link).await.unwrap();
-    assert!(text(recipient, ".error-page").await.contains("no longer works"));
+    assert!(text(recipient, ".error-page")
+        .await
+        .contains("no longer works"));
 
     // Back at the dashboard: nothing in transit, and the journal names the recipient.
     c.goto(&format!("{base}/")).await.unwrap();
@@ -1360,9 +1405,13 @@ async fn browse(app: &TestApp, c: &Client, recipient: &Client, coordinator: &str
         .is_err());
     assert!(text(c, "#in-transit").await.contains("No goods in transit"));
     screenshot(c, "dashboard-shipments.png").await;
-    c.goto(&format!("{base}/donations/DON-WEB-1")).await.unwrap();
+    c.goto(&format!("{base}/donations/DON-WEB-1"))
+        .await
+        .unwrap();
     assert!(text(c, "#status").await.contains("acknowledged"));
-    assert!(text(c, "#acknowledgements").await.contains("recipient-link:KR-DSMC"));
+    assert!(text(c, "#acknowledgements")
+        .await
+        .contains("recipient-link:KR-DSMC"));
 
     // Switch to Chinese: the words change, codes and amounts do not, and the choice stays.
     c.goto(&format!("{base}/")).await.unwrap();

@@ -20,10 +20,7 @@ impl Service {
             .now()
             .format(&time::format_description::well_known::Rfc3339)
             .expect("a UTC time formats");
-        let stored = self
-            .store()
-            .secret(name, &hex::encode(fresh), &now)
-            .await?;
+        let stored = self.store().secret(name, &hex::encode(fresh), &now).await?;
         hex::decode(&stored).map_err(|_| {
             ServiceError::Store(store::StoreError::Corrupt(format!(
                 "secret {name} is not hex"

@@ -111,11 +111,26 @@ pub fn pages_router(service: Service, config: ApiConfig) -> Router {
     )
     .page(M::GET, "/runs", P::Read, p::runs::list)
     .page(M::GET, "/runs/{id}", P::Read, p::runs::detail)
-    .page(M::GET, "/record/production-run", P::Production, p::runs::form)
-    .page(M::POST, "/record/production-run", P::Production, p::runs::submit)
+    .page(
+        M::GET,
+        "/record/production-run",
+        P::Production,
+        p::runs::form,
+    )
+    .page(
+        M::POST,
+        "/record/production-run",
+        P::Production,
+        p::runs::submit,
+    )
     .page(M::GET, "/batches", P::Read, p::batches::list)
     .page(M::GET, "/batches/{id}", P::Read, p::batches::detail)
-    .page(M::GET, "/batches/{id}/packing-list", P::Batches, p::packing::batch)
+    .page(
+        M::GET,
+        "/batches/{id}/packing-list",
+        P::Batches,
+        p::packing::batch,
+    )
     .page(M::GET, "/record/batch", P::Batches, p::batches::form)
     .page(M::POST, "/record/batch", P::Batches, p::batches::submit)
     .page(M::GET, "/donations", P::Read, p::donations::list)
@@ -127,7 +142,12 @@ pub fn pages_router(service: Service, config: ApiConfig) -> Router {
         p::packing::donation,
     )
     .page(M::GET, "/record/donation", P::Donations, p::donations::form)
-    .page(M::POST, "/record/donation", P::Donations, p::donations::submit)
+    .page(
+        M::POST,
+        "/record/donation",
+        P::Donations,
+        p::donations::submit,
+    )
     .page(M::GET, "/shipments/{id}", P::Read, p::shipments::by_id)
     .page(
         M::GET,

@@ -47,7 +47,8 @@ const SEP: char = '~';
 const LABEL: &[u8] = b"ppe-recipient-link/v1\n";
 
 fn mac(secret: &[u8], payload: &str) -> Hmac<Sha256> {
-    let mut m = <Hmac<Sha256> as Mac>::new_from_slice(secret).expect("HMAC takes a key of any size");
+    let mut m =
+        <Hmac<Sha256> as Mac>::new_from_slice(secret).expect("HMAC takes a key of any size");
     m.update(LABEL);
     m.update(payload.as_bytes());
     m

@@ -85,9 +85,7 @@ fn qty(d: Decimal) -> String {
 }
 
 pub async fn list(State(s): State<Service>, ctx: Ctx) -> PageResult {
-    let batches = lookups::shipments(&s, "batch", None)
-        .await
-        .or_page(&ctx)?;
+    let batches = lookups::shipments(&s, "batch", None).await.or_page(&ctx)?;
     let parties: HashMap<String, PartyIn> = lookups::all_parties(&s)
         .await
         .or_page(&ctx)?
@@ -310,7 +308,10 @@ pub async fn submit(State(s): State<Service>, ctx: Ctx, body: Bytes) -> PageResu
                 .as_str()
                 .unwrap_or(&input.batch_id)
                 .to_owned();
-            Ok(Redirect::to(&format!("{}?recorded=1", shipments::href("batch", &id))).into_response())
+            Ok(
+                Redirect::to(&format!("{}?recorded=1", shipments::href("batch", &id)))
+                    .into_response(),
+            )
         }
         Err(e) => {
             let errors = FormErrors::from_service(e);

@@ -362,7 +362,7 @@ pub fn expiring_section(lang: Lang, lots: &[ExpiringLot]) -> Markup {
 
 pub fn in_transit_section(lang: Lang, rows: &[InTransitRow]) -> Markup {
     html! {
-        section.panel #in-transit {
+        section.panel.wide #in-transit {
             h2 { (lang.t(Msg::InTransit)) }
             @if rows.is_empty() {
                 (empty(lang.t(Msg::InTransitEmpty)))
@@ -424,7 +424,7 @@ pub fn donations_section(lang: Lang, rows: &[CountryRow], base_currency: &str) -
             .collect(),
     };
     html! {
-        section.panel #donations {
+        section.panel.wide #donations {
             h2 { (lang.t(Msg::DonationsByCountry)) }
             @if rows.is_empty() {
                 (empty(lang.t(Msg::DonationsEmpty)))
@@ -529,9 +529,9 @@ pub async fn show(State(s): State<Service>, ctx: Ctx) -> PageResult {
         div.grid {
             (stock_section(lang, &lines, &locations, base))
             (expiring_section(lang, &expiring))
+            (production_section(lang, &runs))
             (in_transit_section(lang, &in_transit))
             (donations_section(lang, &donations, base))
-            (production_section(lang, &runs))
         }
     };
     Ok(layout::page(&ctx, ctx.t(Msg::DashboardTitle), Nav::Dashboard, body).into_response())

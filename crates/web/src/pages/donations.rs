@@ -312,11 +312,10 @@ pub async fn submit(State(s): State<Service>, ctx: Ctx, body: Bytes) -> PageResu
                 .as_str()
                 .unwrap_or(&input.donation_id)
                 .to_owned();
-            Ok(Redirect::to(&format!(
-                "{}?recorded=1",
-                shipments::href("donation", &id)
-            ))
-            .into_response())
+            Ok(
+                Redirect::to(&format!("{}?recorded=1", shipments::href("donation", &id)))
+                    .into_response(),
+            )
         }
         Err(e) => {
             let errors = FormErrors::from_service(e);

@@ -14,7 +14,9 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{html, Markup};
-use service::dto::{AcknowledgementIn, AcknowledgementLineIn, DecText, ShipmentLineView, ShipmentView};
+use service::dto::{
+    AcknowledgementIn, AcknowledgementLineIn, DecText, ShipmentLineView, ShipmentView,
+};
 use service::Service;
 
 use crate::components::{code, notice, num};
@@ -36,9 +38,7 @@ pub fn actor(destination: &str) -> String {
 fn refused(ctx: &Ctx, why: LinkError) -> PageError {
     let (status, m) = match why {
         LinkError::Expired => (StatusCode::GONE, Msg::LinkExpired),
-        LinkError::Malformed | LinkError::BadSignature => {
-            (StatusCode::FORBIDDEN, Msg::LinkInvalid)
-        }
+        LinkError::Malformed | LinkError::BadSignature => (StatusCode::FORBIDDEN, Msg::LinkInvalid),
     };
     PageError::new(ctx, status, Msg::LinkRefusedTitle, ctx.t(m))
 }
@@ -76,8 +76,8 @@ impl Opened {
 /// Checks the token's signature and expiry, then finds its shipment and destination.
 async fn open(s: &Service, key: &LinkKey, ctx: &Ctx, token: &str) -> Result<Opened, PageError> {
     let secret = key.get(s).await.or_page(ctx)?;
-    let claims = link::verify(secret, token, s.now().unix_timestamp())
-        .map_err(|why| refused(ctx, why))?;
+    let claims =
+        link::verify(secret, token, s.now().unix_timestamp()).map_err(|why| refused(ctx, why))?;
     let shipment = s
         .shipment(&claims.shipment, None)
         .await

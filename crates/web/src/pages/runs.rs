@@ -38,7 +38,10 @@ pub fn href(id: &str) -> String {
 
 /// A signed variance, coloured when it is not zero.
 pub fn variance(lang: Lang, q: &str) -> Markup {
-    let zero = q.trim_start_matches('-').chars().all(|c| c == '0' || c == '.');
+    let zero = q
+        .trim_start_matches('-')
+        .chars()
+        .all(|c| c == '0' || c == '.');
     let shown = if zero || q.starts_with('-') {
         lang.number(q)
     } else {
@@ -199,11 +202,7 @@ async fn choices(s: &Service) -> service::Result<Choices> {
     let mut after: Option<String> = None;
     loop {
         let page = s.boms(after.as_deref(), Some(store::PAGE_MAX)).await?;
-        boms.extend(
-            page.items
-                .into_iter()
-                .map(|b| (b.version, b.product_sku)),
-        );
+        boms.extend(page.items.into_iter().map(|b| (b.version, b.product_sku)));
         match page.next {
             Some(n) => after = Some(n),
             None => break,

@@ -261,7 +261,12 @@ pub async fn detail(s: &Service, ctx: &Ctx, v: ShipmentView) -> PageResult {
     let actors: HashMap<u64, String> = entries.iter().map(|e| (e.seq, e.actor.clone())).collect();
     let base = s.base_currency();
     let (title_msg, nav, packing, record_perm) = if v.kind == "batch" {
-        (Msg::BatchTitle, Nav::Batches, "packing-list", Permission::Batches)
+        (
+            Msg::BatchTitle,
+            Nav::Batches,
+            "packing-list",
+            Permission::Batches,
+        )
     } else {
         (
             Msg::DonationTitle,
