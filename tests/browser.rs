@@ -1070,6 +1070,28 @@ async fn path_of(c: &Client) -> String {
     }
 }
 
+/// The text of the one QR code in a PNG screenshot, read as a phone's camera would.
+fn read_qr(path: &std::path::Path) -> String {
+    let file = std::io::BufReader::new(std::fs::File::open(path).unwrap());
+    let mut reader = png::Decoder::new(file).read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    assert_eq!(info.bit_depth, png::BitDepth::Eight);
+    let (w, h) = (
+        usize::try_from(info.width).unwrap(),
+        usize::try_from(info.height).unwrap(),
+    );
+    let channels = info.color_type.samples();
+    let stride = info.line_size;
+    // Black on white: the green channel alone tells a module from paper.
+    let mut img = rqrr::PreparedImage::prepare_from_greyscale(w, h, |x, y| {
+        buf[y * stride + x * channels + usize::from(channels >= 3)]
+    });
+    let grids = img.detect_grids();
+    assert_eq!(grids.len(), 1, "one QR code in {}", path.display());
+    grids[0].decode().expect("a readable QR code").1
+}
+
 /// Saves a screenshot of the whole page.
 async fn screenshot(c: &Client, name: &str) -> PathBuf {
     let js = |script: &'static str| async move {
@@ -1347,6 +1369,7 @@ async fn browse(app: &TestApp, c: &Client, recipient: &Client, coordinator: &str
         .find(Locator::Css("#donations svg g.group[data-label='KR']"))
         .await
         .is_ok());
+    screenshot(c, "dashboard-in-transit.png").await;
 
     // Its packing list: the lines, a QR code and the recipient's link.
     c.goto(&format!("{base}/donations/DON-WEB-1"))
@@ -1367,7 +1390,13 @@ async fn browse(app: &TestApp, c: &Client, recipient: &Client, coordinator: &str
         link.starts_with(&format!("{base}/r/DON-WEB-1~KR-DSMC~")),
         "{link}"
     );
-    screenshot(c, "packing-list.png").await;
+    let shot = screenshot(c, "packing-list.png").await;
+    // The QR code, as printed, holds the link.
+    assert_eq!(
+        read_qr(&shot),
+        link,
+        "the QR code scans to the printed link"
+    );
 
     // The hospital opens the link in a browser that never signed in, and records what came.
     recipient.goto(&link).await.unwrap();
