@@ -49,6 +49,7 @@ fn design_table() -> BTreeMap<(&'static str, &'static str), Option<Vec<&'static 
         "/api/v1/stock-counts",
         "/api/v1/stock-counts/{id}",
         "/api/v1/reports/production",
+        "/api/v1/trace/{lot}",
     ] {
         t.insert(("GET", path), all.clone());
     }

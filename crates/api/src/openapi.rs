@@ -45,7 +45,7 @@ impl Modify for BearerScheme {
         routes_production::create_stock_count, routes_production::list_stock_counts, routes_production::get_stock_count,
         routes_production::production_report,
         routes::list_entries, routes::get_entry, routes::reverse_entry,
-        routes::balances, routes::verify, routes::report, routes::close_period,
+        routes::balances, routes::verify, routes::report, routes::close_period, routes::trace,
         routes::create_token, routes::list_tokens, routes::revoke_token,
     ),
     components(schemas(crate::error::Problem, crate::error::ProblemField))

@@ -16,8 +16,9 @@ use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
 use store::decode::{self, RawEntry, RawPosting};
 use store::{
     BalanceFilter, BalanceMismatch, BalanceRow, BomPut, DocumentRecord, Head, IdempotencyRecord,
-    Inserted, Result, RunFilter, RunReportRow, ShipmentFilter, ShipmentMismatch, StockRow, Store,
-    StoreError, StoredBom, StoredEntry, TokenRecord, Violation, WriteBatch, WriteTx, PAGE_MAX,
+    Inserted, LotPosting, Result, RunFilter, RunReportRow, ShipmentFilter, ShipmentMismatch,
+    StockRow, Store, StoreError, StoredBom, StoredEntry, TokenRecord, Violation, WriteBatch,
+    WriteTx, PAGE_MAX,
 };
 
 mod production;
@@ -718,6 +719,32 @@ impl Store for SqliteStore {
         q.push(") order by lot");
         let rows = q.build().fetch_all(&self.reader).await.map_err(err)?;
         rows.iter().map(lot_row).collect()
+    }
+
+    async fn lot_postings(&self, lot: &str) -> Result<Vec<LotPosting>> {
+        let rows = sqlx::query(
+            "select p.seq, e.date, e.kind, e.document, p.account, p.qty, p.value
+             from postings p join entries e on e.seq = p.seq
+             where p.lot = ? order by p.seq, p.account, p.idx",
+        )
+        .bind(lot)
+        .fetch_all(&self.reader)
+        .await
+        .map_err(err)?;
+        rows.iter()
+            .map(|r| {
+                let b = decode::balance(r.get("qty"), r.get("value"));
+                Ok(LotPosting {
+                    seq: decode::seq(r.get("seq")),
+                    date: decode::date(r.get::<&str, _>("date"))?,
+                    kind: r.get("kind"),
+                    document: r.get("document"),
+                    account: r.get("account"),
+                    qty: b.qty,
+                    value: b.value,
+                })
+            })
+            .collect()
     }
 
     async fn balance_mismatches(&self) -> Result<Vec<BalanceMismatch>> {
