@@ -2,6 +2,7 @@
 //! database (a new SQLite file, or a new PostgreSQL database when `PPE_TEST_POSTGRES_URL` is
 //! set), and a small client for driving it over HTTP.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
@@ -30,6 +31,20 @@ pub fn backends() -> Vec<Backend> {
     }
     v
 }
+
+/// The tables a write can add rows to.
+pub const WRITTEN_TABLES: &[&str] = &[
+    "entries",
+    "postings",
+    "lots",
+    "documents",
+    "balances",
+    "idempotency",
+    "items",
+    "parties",
+    "locations",
+    "tokens",
+];
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
@@ -130,6 +145,63 @@ impl TestDb {
         match r {
             Ok(()) => panic!("the database accepted {sql}"),
             Err(e) => e.to_string(),
+        }
+    }
+
+    /// Rows in every table a write can touch, and the head's sequence number: a refusal
+    /// that "writes nothing" leaves all of these as they were.
+    pub async fn counts(&self) -> BTreeMap<&'static str, i64> {
+        let mut out = BTreeMap::new();
+        for table in WRITTEN_TABLES {
+            let sql = format!("select count(*) from {table}");
+            out.insert(*table, self.scalar_i64(&sql).await);
+        }
+        out.insert(
+            "ledger.seq",
+            self.scalar_i64("select seq from ledger").await,
+        );
+        out
+    }
+
+    /// One integer from a query run directly on the database.
+    pub async fn scalar_i64(&self, sql: &str) -> i64 {
+        match self.backend {
+            Backend::Sqlite => {
+                let mut c = <sqlx::SqliteConnection as sqlx::Connection>::connect(&self.url)
+                    .await
+                    .expect("connect");
+                sqlx::query_scalar::<_, i64>(sql)
+                    .fetch_one(&mut c)
+                    .await
+                    .unwrap_or_else(|e| panic!("{sql}: {e}"))
+            }
+            Backend::Postgres => {
+                let mut c = <sqlx::PgConnection as sqlx::Connection>::connect(&self.url)
+                    .await
+                    .expect("connect");
+                sqlx::query_scalar::<_, i64>(sql)
+                    .fetch_one(&mut c)
+                    .await
+                    .unwrap_or_else(|e| panic!("{sql}: {e}"))
+            }
+        }
+    }
+
+    /// SQL that turns off what keeps entries and postings append-only (the triggers) and
+    /// consistent (foreign keys): the deliberate act outside the service that tamper tests
+    /// play. Prefix a tampering statement with it in one `exec`. On SQLite the triggers are
+    /// dropped for good; on PostgreSQL replica mode lasts for that one session.
+    pub fn unguarded(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite => {
+                "pragma foreign_keys = off;
+                 drop trigger if exists entries_append_only_update;
+                 drop trigger if exists entries_append_only_delete;
+                 drop trigger if exists postings_append_only_update;
+                 drop trigger if exists postings_append_only_delete;"
+            }
+            // A superuser session in replica mode fires no triggers, foreign keys included.
+            Backend::Postgres => "set session_replication_role = replica;",
         }
     }
 
@@ -264,6 +336,18 @@ impl TestApp {
     pub async fn post(&self, path: &str, body: &Value) -> Answer {
         self.request(Method::POST, path, Some(&self.admin_token), Some(body), &[])
             .await
+    }
+
+    /// POST with the admin token and an `Idempotency-Key`.
+    pub async fn post_keyed(&self, path: &str, body: &Value, key: &str) -> Answer {
+        self.request(
+            Method::POST,
+            path,
+            Some(&self.admin_token),
+            Some(body),
+            &[("idempotency-key", key)],
+        )
+        .await
     }
 
     /// POST that must succeed with 200 or 201.
