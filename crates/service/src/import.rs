@@ -146,6 +146,8 @@ pub(crate) struct Row {
 /// The header of a file: where each known column is.
 pub(crate) struct Header {
     index: HashMap<&'static str, usize>,
+    /// The column of each cell, in file order.
+    names: Vec<&'static str>,
 }
 
 impl Header {
@@ -197,6 +199,7 @@ fn header(
         .map_err(|e| at_line_1(format!("cannot read the header: {e}")))?
         .clone();
     let mut index = HashMap::new();
+    let mut names = Vec::new();
     for (i, h) in headers.iter().enumerate() {
         let Some(&known) = kind.columns().iter().find(|c| **c == h.trim()) else {
             return Err(at_line_1(format!(
@@ -205,6 +208,7 @@ fn header(
                 kind.columns().join(",")
             )));
         };
+        names.push(known);
         if index.insert(known, i).is_some() {
             return Err(at_line_1(format!("column {known:?} appears twice")));
         }
@@ -216,45 +220,75 @@ fn header(
     {
         return Err(at_line_1(format!("missing column {missing:?}")));
     }
-    Ok(Header { index })
+    Ok(Header { index, names })
+}
+
+/// A row that cannot be read: why, and the id of the document it names when that cell at
+/// least can be read (so that the document is refused whole rather than imported without it).
+struct BadRow {
+    error: RowError,
+    id: Option<String>,
 }
 
 fn next_row(
     reader: &mut csv::Reader<impl Read>,
-    record: &mut csv::StringRecord,
-) -> std::result::Result<Option<Row>, RowError> {
-    match reader.read_record(record) {
+    record: &mut csv::ByteRecord,
+    h: &Header,
+    id_column: Option<&str>,
+) -> std::result::Result<Option<Row>, BadRow> {
+    match reader.read_byte_record(record) {
         Ok(false) => Ok(None),
         Ok(true) => {
             let line = record.position().map_or(0, |p| p.line());
-            if let Some(long) = record.iter().find(|c| c.len() > CELL_MAX_LEN) {
-                return Err(RowError {
+            let id = id_column
+                .and_then(|c| h.index.get(c))
+                .and_then(|&i| record.get(i))
+                .and_then(|b| std::str::from_utf8(b).ok())
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty());
+            let bad = |column: Option<&str>, message: String| BadRow {
+                error: RowError {
                     line,
-                    column: None,
-                    message: format!(
-                        "a cell is longer than {CELL_MAX_LEN} bytes ({} bytes)",
-                        long.len()
+                    column: column.map(str::to_owned),
+                    message,
+                },
+                id: id.clone(),
+            };
+            if record.len() != h.names.len() {
+                return Err(bad(
+                    None,
+                    format!(
+                        "has {} cells where the header has {}",
+                        record.len(),
+                        h.names.len()
                     ),
-                });
+                ));
             }
-            Ok(Some(Row {
-                line,
-                cells: record.iter().map(|c| c.trim().to_owned()).collect(),
-            }))
+            let mut cells = Vec::with_capacity(record.len());
+            for (i, cell) in record.iter().enumerate() {
+                let column = h.names.get(i).copied();
+                if cell.len() > CELL_MAX_LEN {
+                    return Err(bad(
+                        column,
+                        format!("is longer than {CELL_MAX_LEN} bytes ({} bytes)", cell.len()),
+                    ));
+                }
+                match std::str::from_utf8(cell) {
+                    Ok(c) => cells.push(c.trim().to_owned()),
+                    Err(_) => return Err(bad(column, "is not valid UTF-8".to_owned())),
+                }
+            }
+            Ok(Some(Row { line, cells }))
         }
         Err(e) => {
             let line = e.position().map_or(0, |p| p.line());
-            let message = match e.kind() {
-                csv::ErrorKind::UnequalLengths {
-                    expected_len, len, ..
-                } => format!("has {len} cells where the header has {expected_len}"),
-                csv::ErrorKind::Utf8 { .. } => "is not valid UTF-8".to_owned(),
-                _ => e.to_string(),
-            };
-            Err(RowError {
-                line,
-                column: None,
-                message,
+            Err(BadRow {
+                error: RowError {
+                    line,
+                    column: None,
+                    message: e.to_string(),
+                },
+                id: None,
             })
         }
     }
@@ -312,6 +346,17 @@ fn opt_u32(h: &Header, row: &Row, column: &str) -> std::result::Result<Option<u3
         .transpose()
 }
 
+/// The refusal of a document next to a row that cannot be read and names no document.
+fn unreadable_neighbour(line: u64, id: &str, bad_line: u64) -> RowError {
+    RowError {
+        line,
+        column: None,
+        message: format!(
+            "document {id} is not imported: line {bad_line} beside it cannot be read and may be one of its rows"
+        ),
+    }
+}
+
 /// A document being gathered from its rows.
 struct Gathered {
     id: String,
@@ -331,7 +376,9 @@ impl Service {
             skip_bom(std::io::BufReader::new(input)).map_err(|e| ServiceError::field("file", e))?;
         let mut reader = csv::ReaderBuilder::new()
             .has_headers(true)
-            .flexible(false)
+            // Rows of the wrong length are read and reported here, so that the document they
+            // name can be refused whole.
+            .flexible(true)
             .from_reader(input);
         let mut report = ImportReport::default();
         let h = match header(kind, &mut reader) {
@@ -341,7 +388,7 @@ impl Service {
                 return Ok(report);
             }
         };
-        let mut record = csv::StringRecord::new();
+        let mut record = csv::ByteRecord::new();
         match kind.document() {
             Some(spec) => {
                 self.import_documents(
@@ -356,12 +403,12 @@ impl Service {
                 .await?
             }
             None => loop {
-                let row = match next_row(&mut reader, &mut record) {
+                let row = match next_row(&mut reader, &mut record, &h, None) {
                     Ok(Some(r)) => r,
                     Ok(None) => break,
-                    Err(e) => {
+                    Err(bad) => {
                         report.rows += 1;
-                        report.rejected.push(e);
+                        report.rejected.push(bad.error);
                         continue;
                     }
                 };
@@ -425,7 +472,7 @@ impl Service {
         spec: &DocumentCsv,
         h: &Header,
         reader: &mut csv::Reader<impl Read>,
-        record: &mut csv::StringRecord,
+        record: &mut csv::ByteRecord,
         actor: &str,
         report: &mut ImportReport,
         progress: &(dyn Fn(u64) + Sync),
@@ -433,19 +480,48 @@ impl Service {
         let mut seen: HashMap<String, u64> = HashMap::new();
         let mut current: Option<Gathered> = None;
         let mut bad_docs: HashSet<String> = HashSet::new();
+        // The line of an unreadable row whose document is unknown, until the next row is read.
+        let mut poison_next: Option<u64> = None;
         let mut in_flight: Vec<(Vec<u64>, oneshot::Receiver<Result<Outcome>>)> = Vec::new();
         loop {
-            let row = match next_row(reader, record) {
+            let row = match next_row(reader, record, h, Some(spec.id_column)) {
                 Ok(r) => r,
-                Err(e) => {
+                Err(bad) => {
                     report.rows += 1;
-                    // A row that cannot be read is reported; the document it belonged to is
-                    // then refused by the line it is missing, or imported without it if it was
-                    // a document of its own.
-                    report.rejected.push(e);
+                    let line = bad.error.line;
+                    report.rejected.push(bad.error);
+                    match bad.id {
+                        // The row names its document: that document is refused whole.
+                        Some(id) => {
+                            bad_docs.insert(id);
+                        }
+                        // A row whose document cannot be told may belong to the document
+                        // before it or to the one after: both are refused.
+                        None => {
+                            if let Some(c) = &current {
+                                if bad_docs.insert(c.id.clone()) {
+                                    report.rejected.push(unreadable_neighbour(
+                                        c.rows[0].line,
+                                        &c.id,
+                                        line,
+                                    ));
+                                }
+                            }
+                            poison_next = Some(line);
+                        }
+                    }
                     continue;
                 }
             };
+            if let (Some(bad_line), Some(r)) = (poison_next, &row) {
+                let id = h.req(r, spec.id_column).to_owned();
+                if !id.is_empty() && bad_docs.insert(id.clone()) {
+                    report
+                        .rejected
+                        .push(unreadable_neighbour(r.line, &id, bad_line));
+                }
+                poison_next = None;
+            }
             let id = row.as_ref().map(|r| h.req(r, spec.id_column).to_owned());
             let continues = matches!((&current, &id), (Some(c), Some(i)) if &c.id == i);
             if !continues {
