@@ -3,7 +3,7 @@
 //! same file imported twice changes nothing. Rows are streamed, never all held in memory.
 
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, Read};
+use std::io::{BufRead, Read, Seek, SeekFrom};
 use std::str::FromStr;
 
 use tokio::sync::oneshot;
@@ -346,6 +346,64 @@ fn opt_u32(h: &Header, row: &Row, column: &str) -> std::result::Result<Option<u3
         .transpose()
 }
 
+/// The ids of documents whose rows are not adjacent, found by reading only the id column.
+/// Anything else wrong with the file is left to the real pass to report.
+fn split_documents<R: BufRead>(input: &mut R, id_column: &str) -> std::io::Result<HashSet<String>> {
+    let input = skip_bom(input)?;
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(true)
+        .from_reader(input);
+    let mut split = HashSet::new();
+    let Ok(headers) = reader.byte_headers().cloned() else {
+        return Ok(split);
+    };
+    let Some(at) = headers
+        .iter()
+        .position(|h| h.trim_ascii() == id_column.as_bytes())
+    else {
+        return Ok(split);
+    };
+    let mut seen: HashSet<String> = HashSet::new();
+    let mut last: Option<String> = None;
+    let mut record = csv::ByteRecord::new();
+    loop {
+        match reader.read_byte_record(&mut record) {
+            Ok(false) => break,
+            Ok(true) => {}
+            Err(e) if e.is_io_error() => {
+                return Err(match e.into_kind() {
+                    csv::ErrorKind::Io(io) => io,
+                    other => std::io::Error::other(format!("{other:?}")),
+                })
+            }
+            Err(_) => continue,
+        }
+        // Rows the real pass cannot read do not count: they neither split nor join documents.
+        let readable = record.len() == headers.len()
+            && record
+                .iter()
+                .all(|c| c.len() <= CELL_MAX_LEN && std::str::from_utf8(c).is_ok());
+        let Some(id) = record
+            .get(at)
+            .filter(|_| readable)
+            .and_then(|c| std::str::from_utf8(c).ok())
+            .map(|c| c.trim().to_owned())
+        else {
+            continue;
+        };
+        if last.as_deref() == Some(id.as_str()) {
+            continue;
+        }
+        // An empty id ends the document before it, as it does in the real pass.
+        if !id.is_empty() && !seen.insert(id.clone()) {
+            split.insert(id.clone());
+        }
+        last = Some(id);
+    }
+    Ok(split)
+}
+
 /// The refusal of a document next to a row that cannot be read and names no document.
 fn unreadable_neighbour(line: u64, id: &str, bad_line: u64) -> RowError {
     RowError {
@@ -365,15 +423,28 @@ struct Gathered {
 
 impl Service {
     /// Imports a CSV file of one kind. `progress` is told the rows read so far.
-    pub async fn import_csv<R: Read>(
+    ///
+    /// A file of documents is read twice: first only the id column, to find documents whose
+    /// rows are not adjacent (such a document is refused whole, before any of it is written),
+    /// then the rows themselves.
+    pub async fn import_csv<R: Read + Seek>(
         &self,
         kind: ImportKind,
         input: R,
         actor: &str,
         progress: &(dyn Fn(u64) + Sync),
     ) -> Result<ImportReport> {
-        let input =
-            skip_bom(std::io::BufReader::new(input)).map_err(|e| ServiceError::field("file", e))?;
+        let file_error = |e: std::io::Error| ServiceError::field("file", e);
+        let mut input = std::io::BufReader::new(input);
+        let split = match kind.document() {
+            Some(spec) => {
+                let split = split_documents(&mut input, spec.id_column).map_err(file_error)?;
+                input.seek(SeekFrom::Start(0)).map_err(file_error)?;
+                split
+            }
+            None => HashSet::new(),
+        };
+        let input = skip_bom(input).map_err(file_error)?;
         let mut reader = csv::ReaderBuilder::new()
             .has_headers(true)
             // Rows of the wrong length are read and reported here, so that the document they
@@ -393,6 +464,7 @@ impl Service {
             Some(spec) => {
                 self.import_documents(
                     &spec,
+                    split,
                     &h,
                     &mut reader,
                     &mut record,
@@ -470,6 +542,7 @@ impl Service {
     async fn import_documents(
         &self,
         spec: &DocumentCsv,
+        split: HashSet<String>,
         h: &Header,
         reader: &mut csv::Reader<impl Read>,
         record: &mut csv::ByteRecord,
@@ -479,7 +552,8 @@ impl Service {
     ) -> Result<()> {
         let mut seen: HashMap<String, u64> = HashMap::new();
         let mut current: Option<Gathered> = None;
-        let mut bad_docs: HashSet<String> = HashSet::new();
+        // Documents refused whole: split ones from the start, others as their rows show.
+        let mut bad_docs: HashSet<String> = split;
         // The line of an unreadable row whose document is unknown, until the next row is read.
         let mut poison_next: Option<u64> = None;
         let mut in_flight: Vec<(Vec<u64>, oneshot::Receiver<Result<Outcome>>)> = Vec::new();
