@@ -181,6 +181,55 @@ async fn csv_story(app: &TestApp) {
         assert_eq!(after["entries"], before["entries"] + 2, "{out}");
         assert_eq!(after["documents"], before["documents"] + 2, "{out}");
     }
+
+    // A document whose rows are not adjacent is refused whole, before any of it is written.
+    let path = dir.path().join("split.csv");
+    std::fs::write(
+        &path,
+        format!(
+            "{header}PO-C,2020-02-12,SUP,RAW,CNY,,PC,1,1,,\n\
+             OK-C,2020-02-12,SUP,RAW,CNY,,PC,1,1,,\n\
+             PO-C,2020-02-12,SUP,RAW,CNY,,BAND,1,1,,\n"
+        ),
+    )
+    .unwrap();
+    let (ok, out) = app
+        .ppe(&["import", "purchases", path.to_str().unwrap()])
+        .await;
+    assert!(
+        !ok && out.contains("line 4: purchase_id: rows of document PO-C must be adjacent"),
+        "{out}"
+    );
+    assert!(out.contains("1 created"), "{out}");
+    assert_eq!(rows_of(app, "PO-C").await, 0, "{out}");
+
+    // A row whose document cannot be told (its id is not UTF-8) refuses its neighbours.
+    let path = dir.path().join("unreadable.csv");
+    let mut bytes = format!(
+        "{header}PO-D,2020-02-12,SUP,RAW,CNY,,PC,1,1,,\n\
+         PO-D,2020-02-12,SUP,RAW,CNY,,PC,2,1,,\n"
+    )
+    .into_bytes();
+    bytes.extend_from_slice(b"PO-\xffD,2020-02-12,SUP,RAW,CNY,,PC,1,1,,\n");
+    bytes.extend_from_slice(
+        b"PO-E,2020-02-12,SUP,RAW,CNY,,PC,1,1,,\nOK-E,2020-02-12,SUP,RAW,CNY,,PC,1,1,,\n",
+    );
+    std::fs::write(&path, bytes).unwrap();
+    let (ok, out) = app
+        .ppe(&["import", "purchases", path.to_str().unwrap()])
+        .await;
+    assert!(
+        !ok && out.contains("line 4: purchase_id: is not valid UTF-8"),
+        "{out}"
+    );
+    assert!(out.contains("document PO-D is not imported"), "{out}");
+    assert!(out.contains("document PO-E is not imported"), "{out}");
+    assert!(out.contains("1 created"), "{out}");
+    assert_eq!(
+        rows_of(app, "PO-D").await + rows_of(app, "PO-E").await,
+        0,
+        "{out}"
+    );
 }
 
 async fn atomic_story(backend: Backend) {
