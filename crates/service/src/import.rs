@@ -2,9 +2,10 @@
 //! whole or not at all; every rejected row is reported with its line number and reason; the
 //! same file imported twice changes nothing. Rows are streamed, never all held in memory.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::{BufRead, Read, Seek, SeekFrom};
 use std::str::FromStr;
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::oneshot;
 
@@ -176,6 +177,64 @@ pub(crate) struct DocumentCsv {
 /// Turns the rows of one document into a document for the writer.
 pub(crate) type BuildDocument = fn(&Service, &Header, &[Row]) -> Result<Box<dyn Document>>;
 
+/// Line numbers of records. The csv crate's own are off by one after a CRLF line end and
+/// after a blank line (rust-csv issues 395 and 208), so lines are counted here, from the
+/// bytes the csv reader takes, at the byte where each record starts.
+#[derive(Debug, Clone, Default)]
+struct LineIndex(Arc<Mutex<Lines>>);
+
+#[derive(Debug, Default)]
+struct Lines {
+    /// Offsets of line-end bytes (`\r`, `\n`) read but not yet passed, in order.
+    ends: VecDeque<(u64, u8)>,
+    /// Bytes read so far.
+    read: u64,
+    /// `\n`s passed so far.
+    passed: u64,
+}
+
+impl LineIndex {
+    /// The line (from 1) of a record the csv reader says starts at byte `at`: line ends at
+    /// `at` itself (the LF of a CRLF, blank lines) come before the record, not in it.
+    fn line_at(&self, mut at: u64) -> u64 {
+        let mut l = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        while let Some(&(offset, byte)) = l.ends.front() {
+            if offset > at {
+                break;
+            }
+            if byte == b'\n' {
+                l.passed += 1;
+            }
+            if offset == at {
+                at += 1;
+            }
+            l.ends.pop_front();
+        }
+        l.passed + 1
+    }
+}
+
+/// A reader that tells a [`LineIndex`] where lines end.
+struct Counting<R> {
+    inner: R,
+    lines: LineIndex,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let mut l = self.lines.0.lock().unwrap_or_else(|e| e.into_inner());
+        let start = l.read;
+        for (i, b) in buf[..n].iter().enumerate() {
+            if matches!(b, b'\r' | b'\n') {
+                l.ends.push_back((start + i as u64, *b));
+            }
+        }
+        l.read += n as u64;
+        Ok(n)
+    }
+}
+
 /// Skips a UTF-8 byte-order mark.
 fn skip_bom<R: BufRead>(mut r: R) -> std::io::Result<R> {
     let buf = r.fill_buf()?;
@@ -233,13 +292,14 @@ struct BadRow {
 fn next_row(
     reader: &mut csv::Reader<impl Read>,
     record: &mut csv::ByteRecord,
+    lines: &LineIndex,
     h: &Header,
     id_column: Option<&str>,
 ) -> std::result::Result<Option<Row>, BadRow> {
     match reader.read_byte_record(record) {
         Ok(false) => Ok(None),
         Ok(true) => {
-            let line = record.position().map_or(0, |p| p.line());
+            let line = record.position().map_or(0, |p| lines.line_at(p.byte()));
             let id = id_column
                 .and_then(|c| h.index.get(c))
                 .and_then(|&i| record.get(i))
@@ -281,7 +341,7 @@ fn next_row(
             Ok(Some(Row { line, cells }))
         }
         Err(e) => {
-            let line = e.position().map_or(0, |p| p.line());
+            let line = e.position().map_or(0, |p| lines.line_at(p.byte()));
             Err(BadRow {
                 error: RowError {
                     line,
@@ -444,7 +504,11 @@ impl Service {
             }
             None => HashSet::new(),
         };
-        let input = skip_bom(input).map_err(file_error)?;
+        let lines = LineIndex::default();
+        let input = Counting {
+            inner: skip_bom(input).map_err(file_error)?,
+            lines: lines.clone(),
+        };
         let mut reader = csv::ReaderBuilder::new()
             .has_headers(true)
             // Rows of the wrong length are read and reported here, so that the document they
@@ -468,6 +532,7 @@ impl Service {
                     &h,
                     &mut reader,
                     &mut record,
+                    &lines,
                     actor,
                     &mut report,
                     progress,
@@ -475,7 +540,7 @@ impl Service {
                 .await?
             }
             None => loop {
-                let row = match next_row(&mut reader, &mut record, &h, None) {
+                let row = match next_row(&mut reader, &mut record, &lines, &h, None) {
                     Ok(Some(r)) => r,
                     Ok(None) => break,
                     Err(bad) => {
@@ -546,6 +611,7 @@ impl Service {
         h: &Header,
         reader: &mut csv::Reader<impl Read>,
         record: &mut csv::ByteRecord,
+        lines: &LineIndex,
         actor: &str,
         report: &mut ImportReport,
         progress: &(dyn Fn(u64) + Sync),
@@ -558,7 +624,7 @@ impl Service {
         let mut poison_next: Option<u64> = None;
         let mut in_flight: Vec<(Vec<u64>, oneshot::Receiver<Result<Outcome>>)> = Vec::new();
         loop {
-            let row = match next_row(reader, record, h, Some(spec.id_column)) {
+            let row = match next_row(reader, record, lines, h, Some(spec.id_column)) {
                 Ok(r) => r,
                 Err(bad) => {
                     report.rows += 1;
