@@ -150,17 +150,31 @@ impl TestDb {
 
     /// Rows in every table a write can touch, and the head's sequence number: a refusal
     /// that "writes nothing" leaves all of these as they were.
-    pub async fn counts(&self) -> BTreeMap<&'static str, i64> {
-        let mut out = BTreeMap::new();
-        for table in WRITTEN_TABLES {
-            let sql = format!("select count(*) from {table}");
-            out.insert(*table, self.scalar_i64(&sql).await);
+    pub async fn counts(&self) -> BTreeMap<String, i64> {
+        let sql = WRITTEN_TABLES
+            .iter()
+            .map(|t| format!("select '{t}', count(*) from {t}"))
+            .chain(std::iter::once(
+                "select 'ledger.seq', seq from ledger".to_owned(),
+            ))
+            .collect::<Vec<_>>()
+            .join(" union all ");
+        let rows: Vec<(String, i64)> = match self.backend {
+            Backend::Sqlite => {
+                let mut c = <sqlx::SqliteConnection as sqlx::Connection>::connect(&self.url)
+                    .await
+                    .expect("connect");
+                sqlx::query_as(&sql).fetch_all(&mut c).await
+            }
+            Backend::Postgres => {
+                let mut c = <sqlx::PgConnection as sqlx::Connection>::connect(&self.url)
+                    .await
+                    .expect("connect");
+                sqlx::query_as(&sql).fetch_all(&mut c).await
+            }
         }
-        out.insert(
-            "ledger.seq",
-            self.scalar_i64("select seq from ledger").await,
-        );
-        out
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        rows.into_iter().collect()
     }
 
     /// One integer from a query run directly on the database.
