@@ -33,8 +33,16 @@ pub fn decimal(data: &[u8]) {
         assert!(d.is_ok(), "{text}: a qty the decimal parser refused");
     }
     if let Ok(m) = m {
-        assert_eq!(Money::from_scaled(m.scaled()), m, "{text}: money round trip");
-        assert_eq!(Money::parse(&m.to_string()), Ok(m), "{text}: money prints back");
+        assert_eq!(
+            Money::from_scaled(m.scaled()),
+            m,
+            "{text}: money round trip"
+        );
+        assert_eq!(
+            Money::parse(&m.to_string()),
+            Ok(m),
+            "{text}: money prints back"
+        );
     }
     if let (Ok(q), Ok(m)) = (q, m) {
         // A line value: exact and rounded once, or out of range; never a panic.
@@ -47,7 +55,10 @@ pub fn decimal(data: &[u8]) {
         if q.is_positive() && !m.is_negative() {
             let half = Qty::from_scaled(q.scaled() / 2);
             let moved = m.relieve(q, half);
-            assert!(moved <= m && !moved.is_negative(), "{text}: relief {moved} of {m}");
+            assert!(
+                moved <= m && !moved.is_negative(),
+                "{text}: relief {moved} of {m}"
+            );
             assert_eq!(m.relieve(q, q), m, "{text}: relief of everything");
         }
     }
@@ -114,9 +125,8 @@ pub fn csv_import(data: &[u8]) {
     };
     let kind = ImportKind::ALL[usize::from(k) % ImportKind::ALL.len()];
     let c = ctx();
-    let report = c
-        .rt
-        .block_on(
+    let report =
+        c.rt.block_on(
             c.service
                 .import_csv(kind, Cursor::new(file), "fuzz", &|_| {}),
         )
@@ -155,10 +165,9 @@ pub fn json_document(data: &[u8]) {
         .header("content-type", "application/json")
         .body(axum::body::Body::from(body.to_vec()))
         .expect("a request");
-    let res = c
-        .rt
-        .block_on(c.router.clone().oneshot(req))
-        .expect("the router answers");
+    let res =
+        c.rt.block_on(c.router.clone().oneshot(req))
+            .expect("the router answers");
     assert!(
         !res.status().is_server_error(),
         "{path} answered {} to {:?}",

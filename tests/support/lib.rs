@@ -2,6 +2,8 @@
 //! database (a new SQLite file, or a new PostgreSQL database when `PPE_TEST_POSTGRES_URL` is
 //! set), and a small client for driving it over HTTP.
 
+pub mod fuzzing;
+
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
