@@ -215,6 +215,12 @@ struct Model {
     purchases: Vec<ModelPurchase>,
 }
 
+/// Entries whose value posted into stock is the cost of the lots they create. A receipt and a
+/// production run (its output) belong here when they exist; moves, counts and reversals do not.
+fn creates_lots(entry: &Value) -> bool {
+    matches!(entry["kind"].as_str(), Some("purchase"))
+}
+
 fn guarded(account: &str) -> bool {
     account.starts_with("stock:") || account.starts_with("transit:")
 }
@@ -648,7 +654,7 @@ impl Case<'_> {
         for e in &items {
             let mut per_lot: BTreeMap<(String, String), i128> = BTreeMap::new();
             let mut value = 0i128;
-            let reversal = e["kind"] == "reversal";
+            let creates = creates_lots(e);
             for p in e["postings"].as_array().unwrap() {
                 let (account, sku, lot) = (
                     p["account"].as_str().unwrap(),
@@ -659,7 +665,7 @@ impl Case<'_> {
                 let v = scaled(p["value"].as_str().unwrap(), MONEY_SCALE);
                 *per_lot.entry((sku.to_owned(), lot.to_owned())).or_default() += q;
                 value += v;
-                if guarded(account) && !reversal && v > 0 {
+                if guarded(account) && creates && v > 0 {
                     *self.h.stock_in.entry(lot.to_owned()).or_default() += v;
                 }
             }
@@ -768,7 +774,7 @@ async fn catch_up(h: &mut Harness) {
         let items = page.body["items"].as_array().cloned().unwrap_or_default();
         let Some(last) = items.last() else { return };
         h.seen_seq = last["seq"].as_u64().unwrap();
-        for e in items.iter().filter(|e| e["kind"] != "reversal") {
+        for e in items.iter().filter(|e| creates_lots(e)) {
             for p in e["postings"].as_array().unwrap() {
                 let v = scaled(p["value"].as_str().unwrap(), MONEY_SCALE);
                 if guarded(p["account"].as_str().unwrap()) && v > 0 {
