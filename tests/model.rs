@@ -116,14 +116,14 @@ fn scaled(text: &str, scale: u32) -> i128 {
     };
     let (int, frac) = t.split_once('.').unwrap_or((t, ""));
     assert!(
-        frac.len() as u32 <= scale,
+        frac.len() <= scale as usize,
         "{text} has more than {scale} decimals"
     );
     let mut v: i128 = int
         .parse()
         .unwrap_or_else(|_| panic!("{text} is not a decimal"));
     let mut f = frac.to_owned();
-    while (f.len() as u32) < scale {
+    while f.len() < scale as usize {
         f.push('0');
     }
     v = v * 10i128.pow(scale)

@@ -10,7 +10,7 @@ use proptest::test_runner::{Config, RngSeed, TestRunner};
 
 /// Cases per generator; the seed makes them the same on every run.
 const CASES: u32 = 96;
-const SEED: u64 = 0x5eed_0f_99e;
+const SEED: u64 = 0x0005_eed0_f99e;
 
 fn runner() -> TestRunner {
     TestRunner::new(Config {
@@ -106,7 +106,7 @@ fn json_value() -> impl Strategy<Value = serde_json::Value> {
 /// A valid document for each route of `fuzzing::json_document`, then mutated.
 fn json_body() -> impl Strategy<Value = Vec<u8>> {
     use serde_json::json;
-    let docs = vec![
+    let docs = [
         json!({"purchase_id":"PO-P","date":"2020-02-12","supplier":"SUP","location":"RAW","currency":"USD","fx_rate":"7.1",
                "lines":[{"sku":"BAND","qty":"10","unit_price":"1.5"},{"sku":"PC","qty":"2.5","unit_price":"40","lot":"L-P"}]}),
         json!({"sku":"GOGGLES","name":"Goggles","kind":"product","unit":"pcs","decimals":0,"shelf_life_days":730}),
@@ -176,7 +176,8 @@ fn seeds(target: &str) -> Vec<(String, Vec<u8>)> {
 #[test]
 fn fuzz_targets_do_not_fail_on_their_seeds_or_on_fixed_random_cases() {
     // The targets share one scratch service: run them one after another.
-    let targets: [(&str, fn(&[u8])); 3] = [
+    type Target = (&'static str, fn(&[u8]));
+    let targets: [Target; 3] = [
         ("decimal", fuzzing::decimal),
         ("csv_import", fuzzing::csv_import),
         ("json_document", fuzzing::json_document),

@@ -327,11 +327,12 @@ async fn killed_imports_leave_whole_documents_and_complete_on_rerun() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| {
-            std::time::SystemTime::now()
+            let nanos: u64 = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .unwrap()
-                .as_nanos() as u64
-                | 1
+                .subsec_nanos()
+                .into();
+            u64::from(std::process::id()) << 32 | nanos | 1
         });
     eprintln!("crash test seed {seed} (PPE_CRASH_SEED={seed} replays it)");
     let mut rng = Rng(seed);
