@@ -70,7 +70,27 @@ struct Ctx {
     service: Service,
     router: axum::Router,
     token: String,
-    _dir: tempfile::TempDir,
+}
+
+/// The scratch folder of this process. A static is never dropped (and libFuzzer ends with
+/// exit()), so nothing removes it at the end: each process removes those of processes that
+/// are gone instead.
+fn scratch_dir() -> std::path::PathBuf {
+    let base = std::env::temp_dir();
+    if std::path::Path::new("/proc/self").exists() {
+        for e in std::fs::read_dir(&base).into_iter().flatten().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if let Some(pid) = name.strip_prefix("ppe-fuzz-") {
+                if !std::path::Path::new("/proc").join(pid).exists() {
+                    let _ = std::fs::remove_dir_all(e.path());
+                }
+            }
+        }
+    }
+    let dir = base.join(format!("ppe-fuzz-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("a scratch folder");
+    dir
 }
 
 fn ctx() -> &'static Ctx {
@@ -80,8 +100,7 @@ fn ctx() -> &'static Ctx {
             .enable_all()
             .build()
             .expect("a runtime");
-        let dir = tempfile::tempdir().expect("a temporary directory");
-        let url = format!("sqlite://{}", dir.path().join("fuzz.db").display());
+        let url = format!("sqlite://{}", scratch_dir().join("fuzz.db").display());
         let (service, token) = rt.block_on(async {
             let service = Service::open(&url, WriterConfig::default())
                 .await
@@ -112,7 +131,6 @@ fn ctx() -> &'static Ctx {
             service,
             router,
             token,
-            _dir: dir,
         }
     })
 }
