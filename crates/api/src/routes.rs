@@ -15,7 +15,7 @@ use utoipa::IntoParams;
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, Problem};
-use crate::extract::{IdempotencyKey, Json, Q};
+use crate::extract::{IdempotencyKey, Json, RawBody, Q};
 
 /// Paging and format of a list.
 #[derive(Debug, Default, Deserialize, IntoParams)]
@@ -230,7 +230,7 @@ pub async fn reverse_entry(
     caller: Caller,
     key: IdempotencyKey,
     Path(seq): Path<String>,
-    body: axum::body::Bytes,
+    RawBody(body): RawBody,
 ) -> ApiResult<Response> {
     let seq = seq_of(&seq)?;
     // The body is optional: an empty one reverses with the entry's own date and no memo.

@@ -759,7 +759,17 @@ impl Store for PgStore {
         )
         .fetch_all(&self.pool)
         .await
-        .map_err(err)?;
+        .map_err(|e| {
+            // numeric_value_out_of_range: postings written outside the service can sum past
+            // 64 bits.
+            let overflow = matches!(&e, sqlx::Error::Database(db) if db.code().as_deref() == Some("22003"));
+            match err(e) {
+                StoreError::Backend(m) if overflow => StoreError::Corrupt(format!(
+                    "balances cannot be recomputed from the postings: {m}"
+                )),
+                other => other,
+            }
+        })?;
         Ok(rows
             .iter()
             .map(|r| BalanceMismatch {
