@@ -70,6 +70,17 @@ pub enum Command {
     },
     /// Run a report: trial-balance, conservation, stock, ...
     Report(ReportArgs),
+    /// Trace a lot: backward to its runs, material lots and suppliers; forward to runs,
+    /// shipments and recipients, with a recall list.
+    Trace {
+        lot: String,
+        /// Where it went (with the recall list) rather than where it came from.
+        #[arg(long)]
+        forward: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Manage API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
@@ -91,6 +102,12 @@ pub struct ReportArgs {
     /// stock: only lots expiring within this many days.
     #[arg(long)]
     pub expiring_within_days: Option<u32>,
+    /// donations: the percentage a declared value may differ from the ledger cost.
+    #[arg(long)]
+    pub tolerance_pct: Option<String>,
+    /// in-transit: only shipments older than this many days.
+    #[arg(long)]
+    pub older_than_days: Option<u32>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -223,6 +240,10 @@ pub async fn run(cli: Cli, out: &mut (dyn Write + Send)) -> anyhow::Result<bool>
         Command::Report(args) => {
             let service = open(&url, WriterConfig::default()).await?;
             report(&service, args, out).await
+        }
+        Command::Trace { lot, forward, json } => {
+            let service = open(&url, WriterConfig::default()).await?;
+            trace(&service, &lot, forward, json, out).await
         }
         Command::Token(cmd) => {
             let service = open(&url, WriterConfig::default()).await?;
@@ -493,9 +514,17 @@ pub async fn report(
         .map(ledger::parse_date)
         .transpose()
         .map_err(|e| anyhow::anyhow!("--as-of {e}"))?;
+    let tolerance_pct = args
+        .tolerance_pct
+        .as_deref()
+        .map(ledger::num::parse_decimal)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--tolerance-pct {e}"))?;
     let params = service::reports::ReportParams {
         as_of,
         expiring_within_days: args.expiring_within_days,
+        tolerance_pct,
+        older_than_days: args.older_than_days,
     };
     let report = service.report(args.name, &params).await?;
     let bytes = match args.format.as_str() {
@@ -603,4 +632,79 @@ fn render_table(report: &service::reports::Report) -> String {
         report.head_hash, report.entries, report.generated_at
     ));
     s
+}
+
+/// Prints a lot's trace as an indented tree, and forward, the recall list.
+pub async fn trace(
+    service: &Service,
+    lot: &str,
+    forward: bool,
+    json: bool,
+    out: &mut (dyn Write + Send),
+) -> anyhow::Result<bool> {
+    use service::trace::{Direction, TraceNode};
+    let direction = if forward {
+        Direction::Forward
+    } else {
+        Direction::Backward
+    };
+    let view = service.trace(lot, direction).await?;
+    if json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&view)?)?;
+        return Ok(true);
+    }
+    fn walk(n: &TraceNode, depth: usize, out: &mut (dyn Write + Send)) -> std::io::Result<()> {
+        let mut line = format!("{}{} {}", "  ".repeat(depth), n.kind, n.id);
+        if let Some(s) = &n.sku {
+            line.push_str(&format!(" [{s}]"));
+        }
+        if let Some(q) = &n.quantity {
+            line.push_str(&format!(" qty {q}"));
+        }
+        if let Some(d) = &n.date {
+            line.push_str(&format!(" on {d}"));
+        }
+        if let Some(d) = &n.detail {
+            line.push_str(&format!(" - {d}"));
+        }
+        writeln!(out, "{line}")?;
+        for c in &n.children {
+            walk(c, depth + 1, out)?;
+        }
+        Ok(())
+    }
+    writeln!(
+        out,
+        "{} trace of lot {} ({})",
+        view.direction, view.lot, view.sku
+    )?;
+    walk(&view.tree, 1, out)?;
+    if forward {
+        writeln!(out, "\nrecall: {} deliveries", view.recall.len())?;
+        for r in &view.recall {
+            let place = [r.city.as_deref(), r.country.as_deref()]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join(", ");
+            writeln!(
+                out,
+                "  {} {} ({}{}) {} {} of {} lot {} via {}",
+                r.date,
+                r.recipient,
+                r.name,
+                if place.is_empty() {
+                    String::new()
+                } else {
+                    format!(", {place}")
+                },
+                r.party_kind,
+                r.quantity,
+                r.sku,
+                r.lot,
+                r.shipment_id
+            )?;
+        }
+    }
+    Ok(true)
 }
