@@ -336,7 +336,7 @@ pub async fn seed_data(
         let label = format!("{}/{}", seed.name, f.file);
         let progress = bar(None, &format!("seeding {label}"));
         let report = service
-            .import_csv(f.kind, f.csv.as_bytes(), actor, &|n| {
+            .import_csv(f.kind, std::io::Cursor::new(f.csv), actor, &|n| {
                 progress.set_position(n)
             })
             .await?;
