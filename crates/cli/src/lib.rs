@@ -529,7 +529,12 @@ pub async fn report(
     let report = service.report(args.name, &params).await?;
     let bytes = match args.format.as_str() {
         "table" => render_table(&report).into_bytes(),
-        "json" => serde_json::to_vec_pretty(&report.json)?,
+        "json" => {
+            // A line of its own on a terminal, like every other answer.
+            let mut v = serde_json::to_vec_pretty(&report.json)?;
+            v.push(b'\n');
+            v
+        }
         "csv" => report.to_csv().into_bytes(),
         "xlsx" if args.out.is_none() => anyhow::bail!("xlsx needs --out FILE"),
         "xlsx" => report.to_xlsx()?,
