@@ -104,7 +104,10 @@ async fn longgang_2020_loads_once_and_the_reports_find_what_its_readme_plants() 
         assert_eq!(report["base_currency"], "CNY");
         let rows = report["rows"].as_array().unwrap();
         assert_eq!(rows.len(), 6, "{report}");
-        let countries: BTreeSet<&str> = rows.iter().map(|r| r["country"].as_str().unwrap()).collect();
+        let countries: BTreeSet<&str> = rows
+            .iter()
+            .map(|r| r["country"].as_str().unwrap())
+            .collect();
         assert_eq!(
             countries,
             BTreeSet::from(["DE", "ES", "FR", "GB", "IT", "KR"])
@@ -130,7 +133,10 @@ async fn longgang_2020_loads_once_and_the_reports_find_what_its_readme_plants() 
             .iter()
             .map(|r| scaled(r["declared_value"].as_str().unwrap()))
             .sum();
-        assert_eq!(declared, scaled(report["total"]["declared_value"].as_str().unwrap()));
+        assert_eq!(
+            declared,
+            scaled(report["total"]["declared_value"].as_str().unwrap())
+        );
         let story = 300_000 * 10_000;
         assert!(
             (declared - story).abs() * 100 <= story,
@@ -144,7 +150,11 @@ async fn longgang_2020_loads_once_and_the_reports_find_what_its_readme_plants() 
                 .get(id)
                 .unwrap_or_else(|| panic!("{id} is not in the README"));
             for (column, cell) in want {
-                assert_eq!(r[column.as_str()], cell.as_str(), "{backend:?} {id} {column}");
+                assert_eq!(
+                    r[column.as_str()],
+                    cell.as_str(),
+                    "{backend:?} {id} {column}"
+                );
             }
         }
         let flagged: Vec<(&str, &str)> = rows
@@ -159,8 +169,18 @@ async fn longgang_2020_loads_once_and_the_reports_find_what_its_readme_plants() 
             .collect();
         assert_eq!(flagged, [("DON-IT-MILAN", "over")]);
         let total = &planted["total"];
-        for column in ["declared_value", "ledger_cost", "difference", "difference_pct", "status"] {
-            assert_eq!(report["total"][column], total[column].as_str(), "total {column}");
+        for column in [
+            "declared_value",
+            "ledger_cost",
+            "difference",
+            "difference_pct",
+            "status",
+        ] {
+            assert_eq!(
+                report["total"][column],
+                total[column].as_str(),
+                "total {column}"
+            );
         }
         // The CLI and the API answer the same report.
         let api = app.get("/api/v1/reports/donations").await;
