@@ -1,5 +1,7 @@
-//! The `ppe` command: serve, migrate, import, verify, token. Each command writes its answer to
-//! the writer it is given, so tests run the same code the binary runs.
+//! The `ppe` command: serve, migrate, seed, import, verify, report, token. Each command writes
+//! its answer to the writer it is given, so tests run the same code the binary runs.
+
+pub mod seeds;
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -45,6 +47,19 @@ pub enum Command {
         file: PathBuf,
         /// The name recorded as the actor of the entries the import makes.
         #[arg(long, env = "PPE_ACTOR", default_value = "cli")]
+        actor: String,
+    },
+    /// Load a data set (`ppe seed longgang-2020`) through the same path as `ppe import`; loading
+    /// it again changes nothing. `ppe seed --list` lists the data sets.
+    Seed {
+        /// The data set to load.
+        #[arg(required_unless_present = "list")]
+        name: Option<String>,
+        /// List the data sets instead of loading one.
+        #[arg(long, conflicts_with = "name")]
+        list: bool,
+        /// The name recorded as the actor of the entries the seed makes.
+        #[arg(long, env = "PPE_ACTOR", default_value = "seed")]
         actor: String,
     },
     /// Recompute the hash chain and compare maintained balances with the postings.
@@ -195,6 +210,29 @@ pub async fn run(cli: Cli, out: &mut (dyn Write + Send)) -> anyhow::Result<bool>
             let service = open(&url, WriterConfig::default()).await?;
             import(&service, kind, &file, &actor, out).await
         }
+        Command::Seed { list: true, .. } => {
+            list_seeds(out)?;
+            Ok(true)
+        }
+        Command::Seed {
+            name: Some(name),
+            actor,
+            ..
+        } => {
+            let Some(seed) = seeds::find(&name) else {
+                anyhow::bail!(
+                    "no data set {name:?}; `ppe seed --list` lists them: {}",
+                    seeds::SEEDS
+                        .iter()
+                        .map(|s| s.name)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            };
+            let service = open(&url, WriterConfig::default()).await?;
+            seed_data(&service, seed, &actor, out).await
+        }
+        Command::Seed { name: None, .. } => anyhow::bail!("name a data set, or use --list"),
         Command::Verify { json } => {
             let service = open(&url, WriterConfig::default()).await?;
             verify(&service, json, out).await
@@ -251,19 +289,74 @@ pub async fn import(
         .import_csv(kind, f, actor, &|n| progress.set_position(n))
         .await?;
     progress.finish_and_clear();
+    write_import_report(out, &file.display().to_string(), &report)?;
+    Ok(report.rejected.is_empty())
+}
+
+/// What one import did, and every rejected row with its line number.
+fn write_import_report(
+    out: &mut (dyn Write + Send),
+    file: &str,
+    report: &service::import::ImportReport,
+) -> std::io::Result<()> {
     writeln!(
         out,
-        "{}: {} rows, {} created, {} unchanged, {} rejected",
-        file.display(),
+        "{file}: {} rows, {} created, {} unchanged, {} rejected",
         report.rows,
         report.created,
         report.unchanged,
         report.rejected.len()
     )?;
     for e in &report.rejected {
-        writeln!(out, "{}: {e}", file.display())?;
+        writeln!(out, "{file}: {e}")?;
     }
-    Ok(report.rejected.is_empty())
+    Ok(())
+}
+
+/// Lists the data sets `ppe seed` can load.
+pub fn list_seeds(out: &mut (dyn Write + Send)) -> std::io::Result<()> {
+    for s in seeds::SEEDS {
+        writeln!(out, "{:<16} {}", s.name, s.description)?;
+        let files: Vec<&str> = s.files.iter().map(|f| f.file).collect();
+        writeln!(out, "{:<16} files: {}", "", files.join(", "))?;
+    }
+    Ok(())
+}
+
+/// Loads a data set file by file, each with `Service::import_csv` as `ppe import` does, in the
+/// order the seed gives. Stops at the first file with a rejected row: the later files refer to
+/// what it holds. Every document has an id, so loading twice changes nothing.
+pub async fn seed_data(
+    service: &Service,
+    seed: &seeds::Seed,
+    actor: &str,
+    out: &mut (dyn Write + Send),
+) -> anyhow::Result<bool> {
+    for f in seed.files {
+        let label = format!("{}/{}", seed.name, f.file);
+        let progress = bar(None, &format!("seeding {label}"));
+        let report = service
+            .import_csv(f.kind, std::io::Cursor::new(f.csv), actor, &|n| {
+                progress.set_position(n)
+            })
+            .await?;
+        progress.finish_and_clear();
+        write_import_report(out, &label, &report)?;
+        if !report.rejected.is_empty() {
+            writeln!(
+                out,
+                "stopped at {label}: the files after it depend on what it holds"
+            )?;
+            return Ok(false);
+        }
+    }
+    let head = service.store().head().await?;
+    writeln!(
+        out,
+        "seeded {}: head at entry {}, {}",
+        seed.name, head.seq, head.hash
+    )?;
+    Ok(true)
 }
 
 /// Verifies the chain and balances.
@@ -436,7 +529,12 @@ pub async fn report(
     let report = service.report(args.name, &params).await?;
     let bytes = match args.format.as_str() {
         "table" => render_table(&report).into_bytes(),
-        "json" => serde_json::to_vec_pretty(&report.json)?,
+        "json" => {
+            // A line of its own on a terminal, like every other answer.
+            let mut v = serde_json::to_vec_pretty(&report.json)?;
+            v.push(b'\n');
+            v
+        }
         "csv" => report.to_csv().into_bytes(),
         "xlsx" if args.out.is_none() => anyhow::bail!("xlsx needs --out FILE"),
         "xlsx" => report.to_xlsx()?,
