@@ -24,6 +24,7 @@ pub mod secrets;
 pub mod shipment;
 mod stock;
 mod stock_count;
+pub mod trace;
 mod verify;
 pub mod views;
 mod writer;
