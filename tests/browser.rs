@@ -847,6 +847,29 @@ async fn shipments_story(backend: Backend) {
         "no longer in transit"
     );
 
+    // Trace: forward from the polycarbonate to the hospital, with the recall view; backward
+    // from the goggles to the supplier.
+    let fwd = v.get("/trace?lot=PO-S-1-1&direction=forward").await;
+    assert_eq!(fwd.status, StatusCode::OK, "{}", fwd.text);
+    for step in [
+        "data-kind=\"run\" data-id=\"RUN-W-1\"",
+        "data-kind=\"lot\" data-id=\"RUN-W-1-1\"",
+        "data-kind=\"shipment\" data-id=\"DON-W-1\"",
+        "data-recipient=\"KR-DSMC\"",
+    ] {
+        assert!(fwd.text.contains(step), "{step}:\n{}", fwd.text);
+    }
+    let back = v.get("/trace?lot=RUN-W-1-1&direction=backward").await;
+    assert!(back.text.contains("data-id=\"PO-S-1-1\"") && back.text.contains("SUP-MED"));
+    assert!(!back.text.contains("id=\"recall\""));
+    let zh = v
+        .get("/trace?lot=PO-S-1-1&direction=forward&lang=zh-CN")
+        .await;
+    assert!(zh.text.contains("召回"));
+    v.get("/?lang=en").await;
+    let missing = v.get("/trace?lot=NO-SUCH-LOT").await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+
     // The key persists in the database: another process over it signs the same links.
     let other = service::Service::open(&app.db.url, service::WriterConfig::default())
         .await
@@ -1434,6 +1457,20 @@ async fn browse(app: &TestApp, c: &Client, recipient: &Client, coordinator: &str
         .is_err());
     assert!(text(c, "#in-transit").await.contains("No goods in transit"));
     screenshot(c, "dashboard-shipments.png").await;
+    // The masks' lot traced forward: the donation, the hospital, and the recall view.
+    c.goto(&format!("{base}/trace")).await.unwrap();
+    fill(c, "lot", "PO-WEB-1-1").await;
+    css(c, "button[value='forward']")
+        .await
+        .click()
+        .await
+        .unwrap();
+    let recall = text(c, "#recall tr[data-recipient='KR-DSMC']").await;
+    assert!(
+        recall.contains("DON-WEB-1") && recall.contains("590"),
+        "{recall}"
+    );
+    screenshot(c, "trace.png").await;
     c.goto(&format!("{base}/donations/DON-WEB-1"))
         .await
         .unwrap();

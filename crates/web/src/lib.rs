@@ -164,6 +164,7 @@ pub fn pages_router(service: Service, config: ApiConfig) -> Router {
     // A recipient's link: no account; the signed token in the path is checked by the page.
     .page(M::GET, "/r/{token}", P::Open, p::recipient::show)
     .page(M::POST, "/r/{token}", P::Open, p::recipient::submit)
+    .page(M::GET, "/trace", P::Read, p::trace::show)
     .page(M::GET, "/journal", P::Read, p::journal::list)
     .page(M::GET, "/journal/{seq}", P::Read, p::journal::entry)
     .page(M::GET, "/verify", P::Read, p::journal::verify)

@@ -3,9 +3,8 @@
 //! production runs.
 //!
 //! Each section renders rows shaped like the report rows of DESIGN section 4, loaded by its
-//! `load_*` function through the service: stock on hand, open shipments' outstanding lines
-//! (in transit), every donation's declared value and ledger cost summed per country (by the
-//! donations report's rule, `pages::donations::flag`), and the production report.
+//! `load_*` function through the service: stock on hand, and the in-transit, donations
+//! (per-country totals) and production reports.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -13,7 +12,8 @@ use axum::extract::State;
 use axum::response::IntoResponse;
 use maud::{html, Markup};
 use rust_decimal::Decimal;
-use service::dto::{ShipmentView, StockRow};
+use service::dto::StockRow;
+use service::reports::{ReportName, ReportParams};
 use service::Service;
 
 use crate::chart::{bar_chart, BarChart, Group};
@@ -94,53 +94,45 @@ pub struct RunRow {
 /// How many production runs the dashboard shows: the latest.
 const RUNS_SHOWN: usize = 10;
 
-/// Goods in transit: every line of an open batch or donation that still has something
+/// Goods in transit, from the in-transit report: every line of a shipment with something
 /// outstanding, the oldest first, with its age in days since dispatch.
-async fn load_in_transit(s: &Service, today: time::Date) -> service::Result<Vec<InTransitRow>> {
-    let mut open = Vec::new();
-    for kind in ["batch", "donation"] {
-        for status in ["dispatched", "partly-acknowledged"] {
-            open.extend(lookups::shipments(s, kind, Some(status)).await?);
-        }
-    }
-    Ok(in_transit_rows(&open, today))
-}
-
-/// The in-transit rows of open shipments, oldest first.
-pub fn in_transit_rows(open: &[ShipmentView], today: time::Date) -> Vec<InTransitRow> {
-    let mut rows: Vec<(i64, u64, InTransitRow)> = Vec::new();
-    for v in open {
-        let age = days_between(today, &v.date).map_or(0, |d| -d);
-        for l in &v.lines {
-            if crate::pages::shipments::is_zero(&l.outstanding) {
-                continue;
-            }
-            rows.push((
-                age,
-                v.dispatch_seq,
+async fn load_in_transit(s: &Service) -> service::Result<Vec<InTransitRow>> {
+    let r = s
+        .report(ReportName::InTransit, &ReportParams::default())
+        .await?;
+    let rows = r.json["rows"].as_array().cloned().unwrap_or_default();
+    let text = |v: &serde_json::Value, k: &str| match &v[k] {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let mut out: Vec<(i64, InTransitRow)> = rows
+        .iter()
+        .map(|v| {
+            (
+                v["age_days"].as_i64().unwrap_or(0),
                 InTransitRow {
-                    shipment_id: v.shipment_id.clone(),
-                    destination: l.destination.clone(),
-                    sku: l.sku.clone(),
-                    lot: l.lot.clone(),
-                    dispatched: l.dispatched.clone(),
-                    acknowledged: l.acknowledged.clone(),
-                    damaged: l.damaged.clone(),
-                    outstanding: l.outstanding.clone(),
-                    age_days: age.to_string(),
+                    shipment_id: text(v, "shipment_id"),
+                    destination: text(v, "destination"),
+                    sku: text(v, "sku"),
+                    lot: text(v, "lot"),
+                    dispatched: text(v, "dispatched"),
+                    acknowledged: text(v, "acknowledged"),
+                    damaged: text(v, "damaged"),
+                    outstanding: text(v, "outstanding"),
+                    age_days: text(v, "age_days"),
                 },
-            ));
-        }
-    }
-    rows.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
-    rows.into_iter().map(|(_, _, r)| r).collect()
+            )
+        })
+        .collect();
+    // Oldest first; the report's order (dispatch order) among equals.
+    out.sort_by(|a, b| b.0.cmp(&a.0));
+    Ok(out.into_iter().map(|(_, r)| r).collect())
 }
 
-/// Donations by country: declared value in the base currency against the ledger cost of
-/// what was dispatched, flagged past the tolerance.
+/// Donations by country, from the donations report: declared value in the base currency
+/// against the ledger cost of what was dispatched, flagged past the tolerance.
 async fn load_donations_by_country(s: &Service) -> service::Result<Vec<CountryRow>> {
-    let all = lookups::shipments(s, "donation", None).await?;
-    Ok(crate::pages::donations::by_country(&all))
+    Ok(crate::pages::donations::report(s).await?.1)
 }
 
 /// The latest production runs from the production report, newest first.
@@ -506,7 +498,7 @@ pub async fn show(State(s): State<Service>, ctx: Ctx) -> PageResult {
         .into_iter()
         .collect();
     let (lines, expiring) = summarise(&rows, &items, ctx.today);
-    let in_transit = load_in_transit(&s, ctx.today).await.or_page(&ctx)?;
+    let in_transit = load_in_transit(&s).await.or_page(&ctx)?;
     let donations = load_donations_by_country(&s).await.or_page(&ctx)?;
     let runs = load_production(&s).await.or_page(&ctx)?;
     let head = s

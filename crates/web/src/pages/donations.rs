@@ -1,18 +1,20 @@
-//! Donations: the list per country and hospital (declared value in the base currency against
-//! the ledger cost of what was dispatched, flagged past the tolerance), one donation's page,
+//! Donations: the list per country and hospital, from the service's donations report
+//! (declared value in the base currency against the ledger cost of what was dispatched,
+//! flagged past the tolerance), one donation's page,
 //! and the form that records one through `Service::record_donation`, the call behind
 //! `POST /api/v1/donations`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect};
 use maud::{html, Markup};
-use rust_decimal::Decimal;
+use serde::Deserialize;
 use service::auth::Permission;
-use service::dto::{DecText, DonationIn, DonationLineIn, PartyIn, ShipmentView};
+use service::dto::{DecText, DonationIn, DonationLineIn, PartyIn};
+use service::reports::{ReportName, ReportParams};
 use service::Service;
 
 use crate::components::{code, datalist, empty, num, page_head};
@@ -25,91 +27,79 @@ use crate::pages::lookups;
 use crate::pages::shipments::{self, status_badge};
 use crate::session::Ctx;
 
-/// How far declared value may stray from ledger cost, in percent of the cost, before it is
-/// flagged (the donations report's default, DESIGN section 4).
-pub const TOLERANCE_PCT: i64 = 5;
-
-/// Declared value against ledger cost.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Flag {
-    /// declared - cost, 4 decimals.
+/// One donation's row of the service's donations report.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct DonationRow {
+    pub donation_id: String,
+    pub date: String,
+    pub recipient: String,
+    pub country: String,
+    pub currency: Option<String>,
+    pub declared_in_currency: Option<String>,
+    /// In the base currency.
+    pub declared_value: String,
+    pub ledger_cost: String,
     pub difference: String,
-    /// The difference in percent of the cost, 2 decimals, half-even; none when nothing cost.
-    pub pct: Option<String>,
+    pub difference_pct: Option<String>,
     /// `ok`, `over` or `under`.
-    pub status: &'static str,
+    pub status: String,
+    pub shipment_status: String,
 }
 
-fn dec(s: &str) -> Decimal {
-    s.parse().unwrap_or(Decimal::ZERO)
+#[derive(Debug, Clone, Deserialize)]
+struct CountryJson {
+    country: String,
+    declared_value: String,
+    ledger_cost: String,
+    difference: String,
+    difference_pct: Option<String>,
+    status: String,
 }
 
-/// Declared value (base currency) against ledger cost, by the donations report's rule:
-/// difference = declared - cost; its percentage of the cost; `over` or `under` past the
-/// tolerance. Goods that cost nothing yet declared at a value are `over`.
-pub fn flag(declared: &str, cost: &str) -> Flag {
-    let (d, c) = (dec(declared), dec(cost));
-    let diff = d - c;
-    let pct = service::reports::percent(diff, c);
-    let tolerance = Decimal::from(TOLERANCE_PCT);
-    let status = match pct {
-        Some(p) if p > tolerance => "over",
-        Some(p) if p < -tolerance => "under",
-        Some(_) => "ok",
-        None if diff > Decimal::ZERO => "over",
-        None => "ok",
-    };
-    Flag {
-        difference: format!("{diff:.4}"),
-        pct: pct.map(|p| format!("{p:.2}")),
-        status,
-    }
+#[derive(Debug, Clone, Deserialize)]
+struct ReportJson {
+    rows: Vec<DonationRow>,
+    countries: Vec<CountryJson>,
 }
 
-/// Per country: the donations' declared values and ledger costs summed, and flagged.
-pub fn by_country(donations: &[ShipmentView]) -> Vec<CountryRow> {
-    let mut sums: BTreeMap<String, (Decimal, Decimal)> = BTreeMap::new();
-    for d in donations {
-        let e = sums
-            .entry(d.country.clone().unwrap_or_default())
-            .or_default();
-        e.0 += dec(d.declared_value_base.as_deref().unwrap_or("0"));
-        e.1 += dec(&d.dispatched_value);
-    }
-    sums.into_iter()
-        .map(|(country, (declared, cost))| {
-            let (declared, cost) = (format!("{declared:.4}"), format!("{cost:.4}"));
-            let f = flag(&declared, &cost);
-            CountryRow {
-                country,
-                declared_value: declared,
-                ledger_cost: cost,
-                difference: f.difference,
-                difference_pct: f.pct.unwrap_or_default(),
-                status: f.status.to_owned(),
-            }
+/// The donations report (`GET /api/v1/reports/donations`, at its default tolerance): every
+/// donation's declared value in the base currency against the ledger cost of what was
+/// dispatched, flagged, and the same per country.
+pub async fn report(s: &Service) -> service::Result<(Vec<DonationRow>, Vec<CountryRow>)> {
+    let r = s
+        .report(ReportName::Donations, &ReportParams::default())
+        .await?;
+    let parsed: ReportJson = serde_json::from_value(r.json).map_err(|e| {
+        service::ServiceError::Store(store::StoreError::Corrupt(format!(
+            "the donations report does not read: {e}"
+        )))
+    })?;
+    let countries = parsed
+        .countries
+        .into_iter()
+        .map(|c| CountryRow {
+            country: c.country,
+            declared_value: c.declared_value,
+            ledger_cost: c.ledger_cost,
+            difference: c.difference,
+            difference_pct: c.difference_pct.unwrap_or_default(),
+            status: c.status,
         })
-        .collect()
+        .collect();
+    Ok((parsed.rows, countries))
 }
 
 pub async fn list(State(s): State<Service>, ctx: Ctx) -> PageResult {
-    let mut donations = lookups::shipments(&s, "donation", None)
-        .await
-        .or_page(&ctx)?;
+    let (mut donations, countries) = report(&s).await.or_page(&ctx)?;
     let parties: HashMap<String, PartyIn> = lookups::all_parties(&s)
         .await
         .or_page(&ctx)?
         .into_iter()
         .map(|p| (p.code.clone(), p))
         .collect();
-    // Per country, then hospital, then date.
+    // Per country, then hospital, then date (the report is in dispatch order).
     donations.sort_by(|a, b| {
-        (&a.country, &a.recipient, &a.date, a.dispatch_seq).cmp(&(
-            &b.country,
-            &b.recipient,
-            &b.date,
-            b.dispatch_seq,
-        ))
+        (&a.country, &a.recipient, &a.date).cmp(&(&b.country, &b.recipient, &b.date))
     });
     let lang = ctx.lang;
     let base = s.base_currency();
@@ -118,7 +108,6 @@ pub async fn list(State(s): State<Service>, ctx: Ctx) -> PageResult {
             a.button.primary href="/record/donation" { "+ " (ctx.t(Msg::NewDonation)) }
         }
     };
-    let countries = by_country(&donations);
     let body = html! {
         (page_head(ctx.t(Msg::DonationsTitle), Some(ctx.t(Msg::DonationsIntro)), actions))
         @if donations.is_empty() {
@@ -143,24 +132,22 @@ pub async fn list(State(s): State<Service>, ctx: Ctx) -> PageResult {
                     @for (i, d) in donations.iter().enumerate() {
                         @let new_country = i == 0 || donations[i - 1].country != d.country;
                         @let new_hospital = new_country || donations[i - 1].recipient != d.recipient;
-                        @let declared = d.declared_value_base.as_deref().unwrap_or("0");
-                        @let f = flag(declared, &d.dispatched_value);
-                        tr data-id=(d.shipment_id) data-country=[d.country.as_deref()] {
-                            td { @if new_country { @if let Some(c) = &d.country { (code(c)) } } }
-                            td { @if new_hospital { @if let Some(r) = &d.recipient {
-                                (code(r))
-                                @if let Some(p) = parties.get(r) {
+                        tr data-id=(d.donation_id) data-country=(d.country) {
+                            td { @if new_country { (code(&d.country)) } }
+                            td { @if new_hospital {
+                                (code(&d.recipient))
+                                @if let Some(p) = parties.get(&d.recipient) {
                                     " " span.muted { (p.name) @if let Some(city) = &p.city { ", " (city) } }
                                 }
-                            } } }
-                            td { a href=(shipments::href("donation", &d.shipment_id)) { (code(&d.shipment_id)) } }
+                            } }
+                            td { a href=(shipments::href("donation", &d.donation_id)) { (code(&d.donation_id)) } }
                             td { (lang.date(&d.date)) }
-                            td { (status_badge(lang, &d.status)) }
-                            td.num { @if let (Some(v), Some(c)) = (&d.declared_value, &d.currency) { (lang.number(v)) " " (c) } }
-                            (num(lang, declared))
-                            (num(lang, &d.dispatched_value))
-                            td.num { @if let Some(p) = &f.pct { (lang.number(p)) } @else { "—" } }
-                            td { (flag_badge(lang, f.status)) }
+                            td { (status_badge(lang, &d.shipment_status)) }
+                            td.num { @if let (Some(v), Some(c)) = (&d.declared_in_currency, &d.currency) { (lang.number(v)) " " (c) } }
+                            (num(lang, &d.declared_value))
+                            (num(lang, &d.ledger_cost))
+                            td.num { @if let Some(p) = &d.difference_pct { (lang.number(p)) } @else { "—" } }
+                            td { (flag_badge(lang, &d.status)) }
                         }
                     }
                 }
@@ -331,55 +318,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn declared_value_is_flagged_past_the_tolerance() {
-        // DESIGN: 60,000 declared against 45,000 of cost is over by 33.33%.
-        let f = flag("60000.0000", "45000.0000");
-        assert_eq!(f.difference, "15000.0000");
-        assert_eq!(f.pct.as_deref(), Some("33.33"));
-        assert_eq!(f.status, "over");
-        assert_eq!(flag("47000", "45000").status, "ok");
-        assert_eq!(flag("40000", "45000").status, "under");
-        assert_eq!(flag("40000", "45000").pct.as_deref(), Some("-11.11"));
-        assert_eq!(flag("10", "0").status, "over");
-        assert_eq!(flag("0", "0").status, "ok");
-        assert_eq!(flag("0", "0").pct, None);
-    }
-
-    fn donation(id: &str, country: &str, declared: &str, cost: &str) -> ShipmentView {
-        ShipmentView {
-            shipment_id: id.into(),
-            kind: "donation".into(),
-            date: "2020-03-10".into(),
-            from_location: "FG".into(),
-            recipient: Some(format!("{country}-H")),
-            country: Some(country.into()),
-            declared_value: Some(declared.into()),
-            currency: Some("CNY".into()),
-            fx_rate: Some("1".into()),
-            declared_value_base: Some(declared.into()),
-            status: "dispatched".into(),
-            dispatch_seq: 1,
-            closed_on: None,
-            close_reason: None,
-            close_seq: None,
-            dispatched_value: cost.into(),
-            lines: vec![],
-        }
-    }
-
-    #[test]
-    fn countries_add_up_their_donations() {
-        let rows = by_country(&[
-            donation("D1", "KR", "30000.0000", "29000.0000"),
-            donation("D2", "KR", "30000.0000", "16000.0000"),
-            donation("D3", "FR", "50000.0000", "50000.0000"),
-        ]);
-        assert_eq!(rows.len(), 2);
-        assert_eq!(rows[0].country, "FR");
-        assert_eq!(rows[0].status, "ok");
-        assert_eq!(rows[1].declared_value, "60000.0000");
-        assert_eq!(rows[1].ledger_cost, "45000.0000");
-        assert_eq!(rows[1].difference_pct, "33.33");
-        assert_eq!(rows[1].status, "over");
+    fn a_report_row_reads() {
+        let row: DonationRow = serde_json::from_value(serde_json::json!({
+            "donation_id": "D1", "date": "2020-03-10", "recipient": "KR-DSMC", "country": "KR",
+            "currency": "KRW", "declared_in_currency": "1000000.0000",
+            "declared_value": "5812.3400", "ledger_cost": "5000.0000", "difference": "812.3400",
+            "difference_pct": "16.25", "status": "over", "shipment_status": "dispatched",
+            "dispatched": [{"sku": "MASK", "qty": "1000"}],
+        }))
+        .unwrap();
+        assert_eq!(row.status, "over");
+        assert_eq!(row.difference_pct.as_deref(), Some("16.25"));
     }
 }

@@ -16,6 +16,7 @@ pub mod recipient;
 pub mod runs;
 pub mod shipments;
 pub mod signin;
+pub mod trace;
 
 use crate::session::Ctx;
 

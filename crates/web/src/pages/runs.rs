@@ -128,7 +128,7 @@ pub async fn detail(State(s): State<Service>, ctx: Ctx, Path(id): Path<String>) 
             div { dt { (ctx.t(Msg::BomVersion)) } dd { (code(&r.bom_version)) } }
             div { dt { (ctx.t(Msg::FromLocation)) } dd { (code(&r.from_location)) } }
             div { dt { (ctx.t(Msg::ToLocation)) } dd { (code(&r.to_location)) } }
-            div { dt { (ctx.t(Msg::OutputLot)) } dd { (code(&r.output_lot)) } }
+            div { dt { (ctx.t(Msg::OutputLot)) } dd { a href=(crate::pages::trace::href(&r.output_lot, service::trace::Direction::Forward)) { (code(&r.output_lot)) } } }
             div { dt { (ctx.t(Msg::ExpiresOn)) } dd { @if let Some(e) = &r.expires_on { (lang.date(e)) } @else { "—" } } }
             div { dt { (ctx.t(Msg::GoodQty)) } dd { (lang.number(&r.good_qty)) } }
             div { dt { (ctx.t(Msg::ScrapQty)) } dd { (lang.number(&r.scrap_qty)) } }
@@ -177,7 +177,7 @@ pub async fn detail(State(s): State<Service>, ctx: Ctx, Path(id): Path<String>) 
                 @for c in &r.consumed {
                     tr data-lot=(c.lot) {
                         td { (code(&c.sku)) }
-                        td { (code(&c.lot)) }
+                        td { a href=(crate::pages::trace::href(&c.lot, service::trace::Direction::Backward)) { (code(&c.lot)) } }
                         (num(lang, &c.qty))
                         (num(lang, &c.value))
                     }

@@ -15,6 +15,7 @@ use store::PAGE_MAX;
 use crate::components::{code, empty, hash_short, notice, num, page_head};
 use crate::i18n::{Lang, Msg};
 use crate::layout::{self, Nav};
+use crate::pages::donations::DonationRow;
 use crate::pages::errors::{OrPage, PageResult};
 use crate::pages::lookups;
 use crate::session::Ctx;
@@ -208,7 +209,13 @@ fn entries_table(ctx: &Ctx, entries: &[EntryView]) -> Markup {
 }
 
 /// The facts of a shipment at the top of its page.
-fn facts(ctx: &Ctx, v: &ShipmentView, base: &str, parties: &HashMap<String, String>) -> Markup {
+fn facts(
+    ctx: &Ctx,
+    v: &ShipmentView,
+    base: &str,
+    parties: &HashMap<String, String>,
+    flag: Option<&DonationRow>,
+) -> Markup {
     let lang = ctx.lang;
     html! {
         dl.facts {
@@ -231,12 +238,11 @@ fn facts(ctx: &Ctx, v: &ShipmentView, base: &str, parties: &HashMap<String, Stri
                 div { dt { (ctx.t(Msg::DeclaredBase)) } dd.amount #declared-base { (lang.number(d)) " " (base) } }
             }
             div { dt { (ctx.t(Msg::LedgerCost)) } dd.amount #ledger-cost { (lang.number(&v.dispatched_value)) " " (base) } }
-            @if let Some(d) = &v.declared_value_base {
-                @let f = crate::pages::donations::flag(d, &v.dispatched_value);
+            @if let Some(f) = flag {
                 div { dt { (ctx.t(Msg::Difference)) } dd #difference {
                     (lang.number(&f.difference))
-                    @if let Some(p) = &f.pct { " (" (lang.number(p)) "%)" }
-                    " " (crate::pages::dashboard::flag_badge(lang, f.status))
+                    @if let Some(p) = &f.difference_pct { " (" (lang.number(p)) "%)" }
+                    " " (crate::pages::dashboard::flag_badge(lang, &f.status))
                 } }
             }
             @if let Some(c) = &v.closed_on {
@@ -259,6 +265,17 @@ pub async fn detail(s: &Service, ctx: &Ctx, v: ShipmentView) -> PageResult {
         entries.push(s.entry(seq).await.or_page(ctx)?);
     }
     let actors: HashMap<u64, String> = entries.iter().map(|e| (e.seq, e.actor.clone())).collect();
+    // A donation's flag, as the donations report gives it.
+    let flag = if v.kind == "donation" {
+        crate::pages::donations::report(s)
+            .await
+            .or_page(ctx)?
+            .0
+            .into_iter()
+            .find(|r| r.donation_id == v.shipment_id)
+    } else {
+        None
+    };
     let base = s.base_currency();
     let (title_msg, nav, packing, record_perm) = if v.kind == "batch" {
         (
@@ -293,7 +310,7 @@ pub async fn detail(s: &Service, ctx: &Ctx, v: ShipmentView) -> PageResult {
         @if ctx.param("recorded").is_some() { (notice(ctx.t(Msg::ShipmentRecorded))) }
         @if ctx.param("acknowledged").is_some() { (notice(ctx.t(Msg::AcknowledgementRecorded))) }
         (page_head(&title, None, actions))
-        (facts(ctx, &v, base, &parties))
+        (facts(ctx, &v, base, &parties, flag.as_ref()))
         h2 { (ctx.t(Msg::Lines)) }
         (lines_table(ctx, &v, &items, &parties))
         h2 { (ctx.t(Msg::Acknowledgements)) }
