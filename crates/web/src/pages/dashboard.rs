@@ -125,7 +125,7 @@ async fn load_in_transit(s: &Service) -> service::Result<Vec<InTransitRow>> {
         })
         .collect();
     // Oldest first; the report's order (dispatch order) among equals.
-    out.sort_by(|a, b| b.0.cmp(&a.0));
+    out.sort_by_key(|r| std::cmp::Reverse(r.0));
     Ok(out.into_iter().map(|(_, r)| r).collect())
 }
 
