@@ -11,6 +11,9 @@ use service::auth::Role;
 use service::import::ImportKind;
 use service::{Service, WriterConfig};
 
+pub mod bench;
+pub mod gen;
+
 /// The PPE ledger: an exact, tamper-evident record of protective equipment.
 #[derive(Debug, Parser)]
 #[command(name = "ppe", version, about)]
@@ -58,6 +61,23 @@ pub enum Command {
     /// Manage API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Write a valid, deterministic data set of N documents as CSV files (items, parties,
+    /// locations, boms, purchases, receipts, production, batches, donations,
+    /// acknowledgements); the same N always gives the same files.
+    Gen {
+        /// Documents to generate, in realistic proportions.
+        #[arg(long)]
+        documents: u64,
+        /// The folder to write the files into (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+        /// Import the files into the database, in order, once written.
+        #[arg(long)]
+        import: bool,
+    },
+    /// Benchmark import, HTTP, reconciliation and trace on SQLite and PostgreSQL, against a
+    /// raw insert into a bare table and against hledger and ledger (see BENCHMARKS.md).
+    Bench(bench::BenchArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -190,6 +210,35 @@ pub async fn run(cli: Cli, out: &mut (dyn Write + Send)) -> anyhow::Result<bool>
             let service = open(&url, WriterConfig::default()).await?;
             token(&service, cmd, out).await
         }
+        Command::Gen {
+            documents,
+            out: dir,
+            import: and_import,
+        } => {
+            let summary = gen::generate(documents, &dir)
+                .with_context(|| format!("writing the data set into {}", dir.display()))?;
+            writeln!(
+                out,
+                "wrote {} documents (about {} postings) into {}:",
+                summary.documents,
+                summary.postings,
+                dir.display()
+            )?;
+            for (file, rows) in &summary.rows {
+                writeln!(out, "  {file}: {rows} rows")?;
+            }
+            if !and_import {
+                return Ok(true);
+            }
+            let service = open(&url, WriterConfig::default()).await?;
+            let mut ok = true;
+            for (file, kind) in gen::IMPORT_ORDER {
+                let kind: ImportKind = kind.parse().map_err(anyhow::Error::msg)?;
+                ok &= import(&service, kind, &dir.join(file), "gen", out).await?;
+            }
+            Ok(ok)
+        }
+        Command::Bench(args) => bench::run(args, out).await,
     }
 }
 
@@ -199,7 +248,7 @@ async fn open(url: &str, config: WriterConfig) -> anyhow::Result<Service> {
         .with_context(|| format!("opening {url}"))
 }
 
-fn bar(total: Option<u64>, what: &str) -> indicatif::ProgressBar {
+pub(crate) fn bar(total: Option<u64>, what: &str) -> indicatif::ProgressBar {
     // Progress only on a terminal; piped output stays quiet.
     if !std::io::stderr().is_terminal() {
         return indicatif::ProgressBar::hidden();

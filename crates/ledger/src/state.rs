@@ -76,6 +76,20 @@ pub struct Needs {
 }
 
 impl Needs {
+    /// Adds what `other` needs, so that the writer can load what a whole batch needs at once.
+    pub fn extend(&mut self, other: Needs) {
+        self.items.extend(other.items);
+        self.parties.extend(other.parties);
+        self.locations.extend(other.locations);
+        self.lots.extend(other.lots);
+        self.balances.extend(other.balances);
+        self.groups.extend(other.groups);
+        self.entries.extend(other.entries);
+        self.holders.extend(other.holders);
+        self.shipments.extend(other.shipments);
+        self.boms.extend(other.boms);
+    }
+
     pub fn is_empty(&self) -> bool {
         self.items.is_empty()
             && self.parties.is_empty()
@@ -222,6 +236,23 @@ impl State {
                 .insert(lot.clone());
         }
         self.balances.insert((account, lot), balance);
+    }
+    /// A balance read from the store as part of a group. The store's value is as of the start
+    /// of the batch, so a balance this batch already holds (loaded alone, or changed by an
+    /// earlier document of the batch) is newer and is kept.
+    pub fn put_loaded_balance(&mut self, account: Account, lot: LotNo, balance: Balance) {
+        if !self.balances.contains_key(&(account.clone(), lot.clone())) {
+            self.put_balance(account, lot, balance);
+        } else if let Some(Some(l)) = self.lots.get(&lot) {
+            self.group_lots
+                .entry((account, l.sku.clone()))
+                .or_default()
+                .insert(lot);
+        }
+    }
+    /// A lot read from the store; one this batch already holds is kept.
+    pub fn put_loaded_lot(&mut self, lot_no: LotNo, lot: Option<Lot>) {
+        self.lots.entry(lot_no).or_insert(lot);
     }
     /// Marks a whole group loaded; its lots and balances must have been put first.
     pub fn put_group(&mut self, account: Account, sku: Sku, lots: impl IntoIterator<Item = LotNo>) {
