@@ -26,7 +26,7 @@ pub struct BenchArgs {
     /// Documents in the generated data set (about 7 postings each).
     #[arg(long, default_value_t = 40_000)]
     pub documents: u64,
-    /// A small, fast run (400 documents, 2 000 HTTP requests): a smoke test, not a measurement.
+    /// A small, fast run (400 documents, 1 000 HTTP requests): a smoke test, not a measurement.
     #[arg(long)]
     pub quick: bool,
     /// Backends to measure, comma-separated: sqlite, postgres.
@@ -77,7 +77,7 @@ pub struct Measured {
 /// (a rejected row, a reconciliation that found a violation).
 pub async fn run(args: BenchArgs, out: &mut (dyn Write + Send)) -> anyhow::Result<bool> {
     let documents = if args.quick { 400 } else { args.documents };
-    let http_requests = if args.quick { 2_000 } else { args.http_requests };
+    let http_requests = if args.quick { 1_000 } else { args.http_requests };
     let dir_holder;
     let dir = match &args.dir {
         Some(d) => {

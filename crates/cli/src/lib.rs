@@ -49,6 +49,9 @@ pub enum Command {
         /// The name recorded as the actor of the entries the import makes.
         #[arg(long, env = "PPE_ACTOR", default_value = "cli")]
         actor: String,
+        /// Most documents the writer commits together during the import.
+        #[arg(long, env = "PPE_IMPORT_BATCH_MAX", default_value_t = WriterConfig::default().import_batch_max)]
+        batch_max: usize,
     },
     /// Recompute the hash chain and compare maintained balances with the postings.
     Verify {
@@ -194,8 +197,17 @@ pub async fn run(cli: Cli, out: &mut (dyn Write + Send)) -> anyhow::Result<bool>
             )?;
             Ok(true)
         }
-        Command::Import { kind, file, actor } => {
-            let service = open(&url, WriterConfig::default()).await?;
+        Command::Import {
+            kind,
+            file,
+            actor,
+            batch_max,
+        } => {
+            let config = WriterConfig {
+                import_batch_max: batch_max.max(1),
+                ..WriterConfig::default()
+            };
+            let service = open(&url, config).await?;
             import(&service, kind, &file, &actor, out).await
         }
         Command::Verify { json } => {
@@ -265,6 +277,37 @@ pub(crate) fn bar(total: Option<u64>, what: &str) -> indicatif::ProgressBar {
     b
 }
 
+/// A reader that counts the bytes it has read, for a progress bar over a file's length.
+struct Counting<R> {
+    inner: R,
+    read: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl<R: std::io::Read> std::io::Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read
+            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+/// A progress bar over bytes, shown on a terminal only.
+fn byte_bar(total: Option<u64>, what: &str) -> indicatif::ProgressBar {
+    let Some(total) = total.filter(|_| std::io::stderr().is_terminal()) else {
+        return bar(None, what);
+    };
+    let b = indicatif::ProgressBar::new(total);
+    b.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    b.set_message(what.to_owned());
+    b
+}
+
 /// Imports one CSV file and reports every rejected row with its line number.
 pub async fn import(
     service: &Service,
@@ -274,9 +317,22 @@ pub async fn import(
     out: &mut (dyn Write + Send),
 ) -> anyhow::Result<bool> {
     let f = std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?;
-    let progress = bar(None, &format!("importing {}", kind.as_str()));
+    let len = f.metadata().map(|m| m.len()).ok();
+    let progress = byte_bar(len, &format!("importing {}", kind.as_str()));
+    let read = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counting = Counting {
+        inner: f,
+        read: read.clone(),
+    };
     let report = service
-        .import_csv(kind, f, actor, &|n| progress.set_position(n))
+        .import_csv(kind, counting, actor, &|rows| {
+            // The bar follows the bytes read (the file's length is known, the rows are not);
+            // the row count rides along in the message now and then.
+            progress.set_position(read.load(std::sync::atomic::Ordering::Relaxed));
+            if rows % 4_096 == 0 {
+                progress.set_message(format!("importing {}: {rows} rows", kind.as_str()));
+            }
+        })
         .await?;
     progress.finish_and_clear();
     writeln!(

@@ -730,13 +730,16 @@ impl Store for SqliteStore {
 
     async fn balance_mismatches(&self) -> Result<Vec<BalanceMismatch>> {
         // Recompute every balance from the postings and compare, in both directions (a balance
-        // row with no postings, postings with no balance row).
+        // row with no postings, postings with no balance row). One grouping over both tables
+        // rather than a full outer join against a grouped subquery, which SQLite runs as a
+        // nested loop: seconds at 15 000 postings, hours at a million.
         let rows = sqlx::query(
-            "with posted as (select account, lot, sum(qty) as qty, sum(value) as value from postings group by account, lot)
-             select coalesce(b.account, p.account) as account, coalesce(b.lot, p.lot) as lot,
-                    coalesce(b.qty, 0) as bq, coalesce(b.value, 0) as bv, coalesce(p.qty, 0) as pq, coalesce(p.value, 0) as pv
-             from balances b full outer join posted p on p.account = b.account and p.lot = b.lot
-             where coalesce(b.qty, 0) <> coalesce(p.qty, 0) or coalesce(b.value, 0) <> coalesce(p.value, 0)
+            "select account, lot, sum(bq) as bq, sum(bv) as bv, sum(pq) as pq, sum(pv) as pv from (
+                 select account, lot, qty as bq, value as bv, 0 as pq, 0 as pv from balances
+                 union all
+                 select account, lot, 0, 0, qty, value from postings)
+             group by account, lot
+             having sum(bq) <> sum(pq) or sum(bv) <> sum(pv)
              order by 1, 2",
         )
         .fetch_all(&self.reader)

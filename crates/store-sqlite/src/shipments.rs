@@ -186,16 +186,17 @@ pub(crate) async fn write(conn: &mut SqliteConnection, changes: &[ShipmentChange
 /// Per shipment and lot, outstanding (dispatched less acknowledged, damaged and short) against
 /// the `transit:` balance, both ways: lines without a balance and balances without lines.
 pub(crate) async fn mismatches(conn: &mut SqliteConnection) -> Result<Vec<ShipmentMismatch>> {
+    // One grouping over both tables: SQLite runs a full outer join of two grouped subqueries
+    // as a nested loop, quadratic in the number of shipment lines.
     let rows = sqlx::query(
-        "with outstanding as (
-             select 'transit:' || shipment_id as account, shipment_id, lot,
-                    sum(dispatched_qty - acknowledged_qty - damaged_qty - short_qty) as qty
-             from shipment_lines group by shipment_id, lot),
-         transit as (select account, lot, qty from balances where account like 'transit:%' and qty <> 0)
-         select coalesce(o.shipment_id, substr(t.account, 9)) as shipment, coalesce(o.lot, t.lot) as lot,
-                coalesce(o.qty, 0) as oq, coalesce(t.qty, 0) as tq
-         from outstanding o full outer join transit t on t.account = o.account and t.lot = o.lot
-         where coalesce(o.qty, 0) <> coalesce(t.qty, 0)
+        "select substr(account, 9) as shipment, lot, sum(oq) as oq, sum(tq) as tq from (
+             select 'transit:' || shipment_id as account, lot,
+                    dispatched_qty - acknowledged_qty - damaged_qty - short_qty as oq, 0 as tq
+             from shipment_lines
+             union all
+             select account, lot, 0, qty from balances where account like 'transit:%' and qty <> 0)
+         group by account, lot
+         having sum(oq) <> sum(tq)
          order by 1, 2",
     )
     .fetch_all(&mut *conn)
