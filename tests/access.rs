@@ -49,6 +49,7 @@ fn design_table() -> BTreeMap<(&'static str, &'static str), Option<Vec<&'static 
         "/api/v1/stock-counts",
         "/api/v1/stock-counts/{id}",
         "/api/v1/reports/production",
+        "/api/v1/trace/{lot}",
     ] {
         t.insert(("GET", path), all.clone());
     }
@@ -333,12 +334,34 @@ async fn entries_name_their_actor_and_the_database_holds_no_token() {
         let listed = app.get("/api/v1/entries").await;
         assert_eq!(listed.body["items"][0]["actor"], "arctic-light-line-1");
 
+        // A coordinator's receipt names the coordinator's token.
+        let desk = app.token("coordinator", "nanwan-desk").await;
+        app.post_ok(
+            "/api/v1/parties",
+            &json!({"code":"RC","name":"Red Cross","kind":"donor"}),
+        )
+        .await;
+        let receipt = json!({"receipt_id":"RC-1","date":"2020-02-08","donor":"RC","location":"RAW","lines":[{"sku":"PC","qty":"1","unit_value":"0"}]});
+        let a = app
+            .request(
+                Method::POST,
+                "/api/v1/receipts",
+                Some(&desk),
+                Some(&receipt),
+                &[],
+            )
+            .await;
+        assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
+        assert_eq!(
+            app.get("/api/v1/entries/2").await.body["actor"],
+            "nanwan-desk"
+        );
         let dump = dump(&app).await;
         assert!(
             dump.contains("arctic-light-line-1"),
             "the dump holds the tokens table"
         );
-        for secret in [&app.admin_token, &maker] {
+        for secret in [&app.admin_token, &maker, &desk] {
             assert!(
                 !dump.contains(secret.as_str()),
                 "a token is in the database in plain text"

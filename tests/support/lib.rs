@@ -2,6 +2,9 @@
 //! database (a new SQLite file, or a new PostgreSQL database when `PPE_TEST_POSTGRES_URL` is
 //! set), and a small client for driving it over HTTP.
 
+pub mod fuzzing;
+
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
 use std::sync::Arc;
 
@@ -30,6 +33,20 @@ pub fn backends() -> Vec<Backend> {
     }
     v
 }
+
+/// The tables a write can add rows to.
+pub const WRITTEN_TABLES: &[&str] = &[
+    "entries",
+    "postings",
+    "lots",
+    "documents",
+    "balances",
+    "idempotency",
+    "items",
+    "parties",
+    "locations",
+    "tokens",
+];
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
@@ -133,6 +150,77 @@ impl TestDb {
         }
     }
 
+    /// Rows in every table a write can touch, and the head's sequence number: a refusal
+    /// that "writes nothing" leaves all of these as they were.
+    pub async fn counts(&self) -> BTreeMap<String, i64> {
+        let sql = WRITTEN_TABLES
+            .iter()
+            .map(|t| format!("select '{t}', count(*) from {t}"))
+            .chain(std::iter::once(
+                "select 'ledger.seq', seq from ledger".to_owned(),
+            ))
+            .collect::<Vec<_>>()
+            .join(" union all ");
+        let rows: Vec<(String, i64)> = match self.backend {
+            Backend::Sqlite => {
+                let mut c = <sqlx::SqliteConnection as sqlx::Connection>::connect(&self.url)
+                    .await
+                    .expect("connect");
+                sqlx::query_as(&sql).fetch_all(&mut c).await
+            }
+            Backend::Postgres => {
+                let mut c = <sqlx::PgConnection as sqlx::Connection>::connect(&self.url)
+                    .await
+                    .expect("connect");
+                sqlx::query_as(&sql).fetch_all(&mut c).await
+            }
+        }
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        rows.into_iter().collect()
+    }
+
+    /// One integer from a query run directly on the database.
+    pub async fn scalar_i64(&self, sql: &str) -> i64 {
+        match self.backend {
+            Backend::Sqlite => {
+                let mut c = <sqlx::SqliteConnection as sqlx::Connection>::connect(&self.url)
+                    .await
+                    .expect("connect");
+                sqlx::query_scalar::<_, i64>(sql)
+                    .fetch_one(&mut c)
+                    .await
+                    .unwrap_or_else(|e| panic!("{sql}: {e}"))
+            }
+            Backend::Postgres => {
+                let mut c = <sqlx::PgConnection as sqlx::Connection>::connect(&self.url)
+                    .await
+                    .expect("connect");
+                sqlx::query_scalar::<_, i64>(sql)
+                    .fetch_one(&mut c)
+                    .await
+                    .unwrap_or_else(|e| panic!("{sql}: {e}"))
+            }
+        }
+    }
+
+    /// SQL that turns off what keeps entries and postings append-only (the triggers) and
+    /// consistent (foreign keys): the deliberate act outside the service that tamper tests
+    /// play. Prefix a tampering statement with it in one `exec`. On SQLite the triggers are
+    /// dropped for good; on PostgreSQL replica mode lasts for that one session.
+    pub fn unguarded(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite => {
+                "pragma foreign_keys = off;
+                 drop trigger if exists entries_append_only_update;
+                 drop trigger if exists entries_append_only_delete;
+                 drop trigger if exists postings_append_only_update;
+                 drop trigger if exists postings_append_only_delete;"
+            }
+            // A superuser session in replica mode fires no triggers, foreign keys included.
+            Backend::Postgres => "set session_replication_role = replica;",
+        }
+    }
+
     /// Drops a PostgreSQL test database (SQLite files go with their temporary folder).
     pub async fn drop_db(&self) {
         if let Some((admin, name)) = &self.pg_admin {
@@ -159,7 +247,13 @@ pub struct TestApp {
 
 /// Starts the server on 127.0.0.1:0 over a fresh database of `backend`, with an admin token.
 pub async fn spawn_app(backend: Backend) -> TestApp {
-    spawn_app_with(backend, api::ApiConfig::default(), WriterConfig::default()).await
+    // Stories send hundreds of requests with one token in a blink: the per-token rate limit
+    // is off here and tested on its own (tests/access.rs).
+    let config = api::ApiConfig {
+        rate_limit_per_second: 0,
+        ..api::ApiConfig::default()
+    };
+    spawn_app_with(backend, config, WriterConfig::default()).await
 }
 
 pub async fn spawn_app_with(
@@ -291,6 +385,18 @@ impl TestApp {
     pub async fn post(&self, path: &str, body: &Value) -> Answer {
         self.request(Method::POST, path, Some(&self.admin_token), Some(body), &[])
             .await
+    }
+
+    /// POST with the admin token and an `Idempotency-Key`.
+    pub async fn post_keyed(&self, path: &str, body: &Value, key: &str) -> Answer {
+        self.request(
+            Method::POST,
+            path,
+            Some(&self.admin_token),
+            Some(body),
+            &[("idempotency-key", key)],
+        )
+        .await
     }
 
     /// POST that must succeed with 200 or 201.

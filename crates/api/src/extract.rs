@@ -21,24 +21,45 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let bytes = axum::body::Bytes::from_request(req, state)
+        let RawBody(bytes) = RawBody::from_request(req, state).await?;
+        parse_json(&bytes).map(Json)
+    }
+}
+
+/// A body as bytes, for handlers that parse it themselves; over the limit it is 413
+/// problem+json, not axum's plain text.
+#[derive(Debug)]
+pub struct RawBody(pub axum::body::Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for RawBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        axum::body::Bytes::from_request(req, state)
             .await
+            .map(RawBody)
             .map_err(|e| {
                 if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
                     ApiError::too_large(format!("the body is larger than this server accepts: {e}"))
                 } else {
                     ApiError::bad_request(format!("cannot read the body: {e}"))
                 }
-            })?;
-        parse_json(&bytes).map(Json)
+            })
     }
 }
 
 /// Parses JSON strictly, naming the field at fault.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let de = &mut serde_json::Deserializer::from_slice(bytes);
-    match serde_path_to_error::deserialize::<_, T>(de) {
-        Ok(v) => Ok(v),
+    match serde_path_to_error::deserialize::<_, T>(&mut *de) {
+        // Anything but whitespace after the document (a second document, garbage) makes the
+        // body malformed, as serde_json::from_slice would say.
+        Ok(v) => match de.end() {
+            Ok(()) => Ok(v),
+            Err(e) => Err(ApiError::bad_request(format!(
+                "the body is not valid JSON: {e}"
+            ))),
+        },
         Err(e) => {
             let path = e.path().to_string();
             let inner = e.into_inner();

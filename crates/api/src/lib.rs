@@ -211,6 +211,7 @@ pub fn router(service: Service, config: ApiConfig) -> (Router, Arc<RouteTable>) 
     .route(M::GET, "/api/v1/balances", P::Read, r::balances)
     .route(M::GET, "/api/v1/verify", P::Read, r::verify)
     .route(M::GET, "/api/v1/reports/{name}", P::Read, r::report)
+    .route(M::GET, "/api/v1/trace/{lot}", P::Read, r::trace)
     .route(
         M::POST,
         "/api/v1/periods/close",

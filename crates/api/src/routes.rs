@@ -15,7 +15,7 @@ use utoipa::IntoParams;
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, Problem};
-use crate::extract::{IdempotencyKey, Json, Q};
+use crate::extract::{IdempotencyKey, Json, RawBody, Q};
 
 /// Paging and format of a list.
 #[derive(Debug, Default, Deserialize, IntoParams)]
@@ -230,7 +230,7 @@ pub async fn reverse_entry(
     caller: Caller,
     key: IdempotencyKey,
     Path(seq): Path<String>,
-    body: axum::body::Bytes,
+    RawBody(body): RawBody,
 ) -> ApiResult<Response> {
     let seq = seq_of(&seq)?;
     // The body is optional: an empty one reverses with the entry's own date and no memo.
@@ -354,6 +354,10 @@ pub struct ReportQuery {
     pub as_of: Option<String>,
     /// stock: only lots expiring within this many days.
     pub expiring_within_days: Option<u32>,
+    /// donations: the percentage a declared value may differ from the ledger cost (default 5).
+    pub tolerance_pct: Option<String>,
+    /// in-transit: only shipments older than this many days.
+    pub older_than_days: Option<u32>,
 }
 
 impl ReportQuery {
@@ -367,9 +371,20 @@ impl ReportQuery {
                 }])
             })?),
         };
+        let tolerance_pct = match self.tolerance_pct.as_deref() {
+            None | Some("") => None,
+            Some(t) => Some(ledger::num::parse_decimal(t).map_err(|e| {
+                ApiError::invalid(vec![service::FieldError {
+                    field: "tolerance_pct".into(),
+                    message: e.to_string(),
+                }])
+            })?),
+        };
         Ok(service::reports::ReportParams {
             as_of,
             expiring_within_days: self.expiring_within_days,
+            tolerance_pct,
+            older_than_days: self.older_than_days,
         })
     }
 }
@@ -409,7 +424,7 @@ pub(crate) fn report_response(
 }
 
 #[utoipa::path(get, path = "/api/v1/reports/{name}", tag = "reports",
-    params(("name" = String, Path, description = "trial-balance, conservation or stock"), ReportQuery),
+    params(("name" = String, Path, description = "trial-balance, conservation, donations, in-transit, production or stock"), ReportQuery),
     responses((status = 200, description = "The report as JSON, CSV or XLSX"), (status = 404, body = Problem)))]
 pub async fn report(
     State(s): State<Service>,
@@ -419,7 +434,7 @@ pub async fn report(
     let name: service::reports::ReportName = name
         .parse()
         .map_err(|_| ApiError::not_found("report", &name))?;
-    let report = s.report(name, &q.params()?).await?;
+    let report = Box::pin(s.report(name, &q.params()?)).await?;
     report_response(&report, q.format.as_deref())
 }
 
@@ -435,4 +450,23 @@ pub async fn close_period(
         s.close_period(&input, caller.name(), key.0.as_deref())
             .await?,
     ))
+}
+
+/// Which way to trace.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct TraceQuery {
+    /// `backward` (default: where the lot came from) or `forward` (where it went, with recall).
+    pub direction: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/v1/trace/{lot}", tag = "reports", params(("lot" = String, Path), TraceQuery),
+    responses((status = 200, body = service::trace::TraceView), (status = 404, body = Problem), (status = 422, body = Problem)))]
+pub async fn trace(
+    State(s): State<Service>,
+    Path(lot): Path<String>,
+    Q(q): Q<TraceQuery>,
+) -> ApiResult<axum::Json<service::trace::TraceView>> {
+    let direction = q.direction.as_deref().unwrap_or("backward").parse()?;
+    Ok(axum::Json(Box::pin(s.trace(&lot, direction)).await?))
 }

@@ -266,9 +266,25 @@ async fn measure(
     Ok(m)
 }
 
-/// Lot trace time on the imported journal: a lot that went through production and shipping.
-async fn trace(_service: &Service) -> Result<Duration, String> {
-    Err("Service::trace is not on this branch yet".into())
+/// Lot trace time on the imported journal: the recall query forward from the first
+/// purchased lot of polycarbonate (it feeds production runs whose output is donated), and
+/// backward from the first run's output lot to its materials and suppliers; the slower of
+/// the two.
+async fn trace(service: &Service) -> Result<Duration, String> {
+    use service::trace::Direction;
+    let mut slowest = Duration::ZERO;
+    for (lot, direction) in [
+        ("PO-00000001-1", Direction::Forward),
+        ("RUN-00000001-OUT", Direction::Backward),
+    ] {
+        let t = Instant::now();
+        service
+            .trace(lot, direction)
+            .await
+            .map_err(|e| format!("trace {lot}: {e}"))?;
+        slowest = slowest.max(t.elapsed());
+    }
+    Ok(slowest)
 }
 
 /// Runs a peer's `balance` on the journal and times it; the error says why it could not.

@@ -1,5 +1,7 @@
-//! The `ppe` command: serve, migrate, import, verify, token. Each command writes its answer to
-//! the writer it is given, so tests run the same code the binary runs.
+//! The `ppe` command: serve, migrate, seed, import, verify, report, token. Each command writes
+//! its answer to the writer it is given, so tests run the same code the binary runs.
+
+pub mod seeds;
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -53,6 +55,19 @@ pub enum Command {
         #[arg(long, env = "PPE_IMPORT_BATCH_MAX", default_value_t = WriterConfig::default().import_batch_max)]
         batch_max: usize,
     },
+    /// Load a data set (`ppe seed longgang-2020`) through the same path as `ppe import`; loading
+    /// it again changes nothing. `ppe seed --list` lists the data sets.
+    Seed {
+        /// The data set to load.
+        #[arg(required_unless_present = "list")]
+        name: Option<String>,
+        /// List the data sets instead of loading one.
+        #[arg(long, conflicts_with = "name")]
+        list: bool,
+        /// The name recorded as the actor of the entries the seed makes.
+        #[arg(long, env = "PPE_ACTOR", default_value = "seed")]
+        actor: String,
+    },
     /// Recompute the hash chain and compare maintained balances with the postings.
     Verify {
         /// Print the report as JSON.
@@ -61,6 +76,17 @@ pub enum Command {
     },
     /// Run a report: trial-balance, conservation, stock, ...
     Report(ReportArgs),
+    /// Trace a lot: backward to its runs, material lots and suppliers; forward to runs,
+    /// shipments and recipients, with a recall list.
+    Trace {
+        lot: String,
+        /// Where it went (with the recall list) rather than where it came from.
+        #[arg(long)]
+        forward: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Manage API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
@@ -99,6 +125,12 @@ pub struct ReportArgs {
     /// stock: only lots expiring within this many days.
     #[arg(long)]
     pub expiring_within_days: Option<u32>,
+    /// donations: the percentage a declared value may differ from the ledger cost.
+    #[arg(long)]
+    pub tolerance_pct: Option<String>,
+    /// in-transit: only shipments older than this many days.
+    #[arg(long)]
+    pub older_than_days: Option<u32>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -210,6 +242,29 @@ pub async fn run(cli: Cli, out: &mut (dyn Write + Send)) -> anyhow::Result<bool>
             let service = open(&url, config).await?;
             import(&service, kind, &file, &actor, out).await
         }
+        Command::Seed { list: true, .. } => {
+            list_seeds(out)?;
+            Ok(true)
+        }
+        Command::Seed {
+            name: Some(name),
+            actor,
+            ..
+        } => {
+            let Some(seed) = seeds::find(&name) else {
+                anyhow::bail!(
+                    "no data set {name:?}; `ppe seed --list` lists them: {}",
+                    seeds::SEEDS
+                        .iter()
+                        .map(|s| s.name)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            };
+            let service = open(&url, WriterConfig::default()).await?;
+            seed_data(&service, seed, &actor, out).await
+        }
+        Command::Seed { name: None, .. } => anyhow::bail!("name a data set, or use --list"),
         Command::Verify { json } => {
             let service = open(&url, WriterConfig::default()).await?;
             verify(&service, json, out).await
@@ -217,6 +272,10 @@ pub async fn run(cli: Cli, out: &mut (dyn Write + Send)) -> anyhow::Result<bool>
         Command::Report(args) => {
             let service = open(&url, WriterConfig::default()).await?;
             report(&service, args, out).await
+        }
+        Command::Trace { lot, forward, json } => {
+            let service = open(&url, WriterConfig::default()).await?;
+            trace(&service, &lot, forward, json, out).await
         }
         Command::Token(cmd) => {
             let service = open(&url, WriterConfig::default()).await?;
@@ -292,6 +351,16 @@ impl<R: std::io::Read> std::io::Read for Counting<R> {
     }
 }
 
+/// The import reads the file twice (the ids first, then the documents): a rewind starts the
+/// bar over.
+impl<R: std::io::Seek> std::io::Seek for Counting<R> {
+    fn seek(&mut self, to: std::io::SeekFrom) -> std::io::Result<u64> {
+        let at = self.inner.seek(to)?;
+        self.read.store(at, std::sync::atomic::Ordering::Relaxed);
+        Ok(at)
+    }
+}
+
 /// A progress bar over bytes, shown on a terminal only.
 fn byte_bar(total: Option<u64>, what: &str) -> indicatif::ProgressBar {
     let Some(total) = total.filter(|_| std::io::stderr().is_terminal()) else {
@@ -335,19 +404,74 @@ pub async fn import(
         })
         .await?;
     progress.finish_and_clear();
+    write_import_report(out, &file.display().to_string(), &report)?;
+    Ok(report.rejected.is_empty())
+}
+
+/// What one import did, and every rejected row with its line number.
+fn write_import_report(
+    out: &mut (dyn Write + Send),
+    file: &str,
+    report: &service::import::ImportReport,
+) -> std::io::Result<()> {
     writeln!(
         out,
-        "{}: {} rows, {} created, {} unchanged, {} rejected",
-        file.display(),
+        "{file}: {} rows, {} created, {} unchanged, {} rejected",
         report.rows,
         report.created,
         report.unchanged,
         report.rejected.len()
     )?;
     for e in &report.rejected {
-        writeln!(out, "{}: {e}", file.display())?;
+        writeln!(out, "{file}: {e}")?;
     }
-    Ok(report.rejected.is_empty())
+    Ok(())
+}
+
+/// Lists the data sets `ppe seed` can load.
+pub fn list_seeds(out: &mut (dyn Write + Send)) -> std::io::Result<()> {
+    for s in seeds::SEEDS {
+        writeln!(out, "{:<16} {}", s.name, s.description)?;
+        let files: Vec<&str> = s.files.iter().map(|f| f.file).collect();
+        writeln!(out, "{:<16} files: {}", "", files.join(", "))?;
+    }
+    Ok(())
+}
+
+/// Loads a data set file by file, each with `Service::import_csv` as `ppe import` does, in the
+/// order the seed gives. Stops at the first file with a rejected row: the later files refer to
+/// what it holds. Every document has an id, so loading twice changes nothing.
+pub async fn seed_data(
+    service: &Service,
+    seed: &seeds::Seed,
+    actor: &str,
+    out: &mut (dyn Write + Send),
+) -> anyhow::Result<bool> {
+    for f in seed.files {
+        let label = format!("{}/{}", seed.name, f.file);
+        let progress = bar(None, &format!("seeding {label}"));
+        let report = service
+            .import_csv(f.kind, std::io::Cursor::new(f.csv), actor, &|n| {
+                progress.set_position(n)
+            })
+            .await?;
+        progress.finish_and_clear();
+        write_import_report(out, &label, &report)?;
+        if !report.rejected.is_empty() {
+            writeln!(
+                out,
+                "stopped at {label}: the files after it depend on what it holds"
+            )?;
+            return Ok(false);
+        }
+    }
+    let head = service.store().head().await?;
+    writeln!(
+        out,
+        "seeded {}: head at entry {}, {}",
+        seed.name, head.seq, head.hash
+    )?;
+    Ok(true)
 }
 
 /// Verifies the chain and balances.
@@ -505,14 +629,27 @@ pub async fn report(
         .map(ledger::parse_date)
         .transpose()
         .map_err(|e| anyhow::anyhow!("--as-of {e}"))?;
+    let tolerance_pct = args
+        .tolerance_pct
+        .as_deref()
+        .map(ledger::num::parse_decimal)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--tolerance-pct {e}"))?;
     let params = service::reports::ReportParams {
         as_of,
         expiring_within_days: args.expiring_within_days,
+        tolerance_pct,
+        older_than_days: args.older_than_days,
     };
     let report = service.report(args.name, &params).await?;
     let bytes = match args.format.as_str() {
         "table" => render_table(&report).into_bytes(),
-        "json" => serde_json::to_vec_pretty(&report.json)?,
+        "json" => {
+            // A line of its own on a terminal, like every other answer.
+            let mut v = serde_json::to_vec_pretty(&report.json)?;
+            v.push(b'\n');
+            v
+        }
         "csv" => report.to_csv().into_bytes(),
         "xlsx" if args.out.is_none() => anyhow::bail!("xlsx needs --out FILE"),
         "xlsx" => report.to_xlsx()?,
@@ -615,4 +752,79 @@ fn render_table(report: &service::reports::Report) -> String {
         report.head_hash, report.entries, report.generated_at
     ));
     s
+}
+
+/// Prints a lot's trace as an indented tree, and forward, the recall list.
+pub async fn trace(
+    service: &Service,
+    lot: &str,
+    forward: bool,
+    json: bool,
+    out: &mut (dyn Write + Send),
+) -> anyhow::Result<bool> {
+    use service::trace::{Direction, TraceNode};
+    let direction = if forward {
+        Direction::Forward
+    } else {
+        Direction::Backward
+    };
+    let view = service.trace(lot, direction).await?;
+    if json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&view)?)?;
+        return Ok(true);
+    }
+    fn walk(n: &TraceNode, depth: usize, out: &mut (dyn Write + Send)) -> std::io::Result<()> {
+        let mut line = format!("{}{} {}", "  ".repeat(depth), n.kind, n.id);
+        if let Some(s) = &n.sku {
+            line.push_str(&format!(" [{s}]"));
+        }
+        if let Some(q) = &n.quantity {
+            line.push_str(&format!(" qty {q}"));
+        }
+        if let Some(d) = &n.date {
+            line.push_str(&format!(" on {d}"));
+        }
+        if let Some(d) = &n.detail {
+            line.push_str(&format!(" - {d}"));
+        }
+        writeln!(out, "{line}")?;
+        for c in &n.children {
+            walk(c, depth + 1, out)?;
+        }
+        Ok(())
+    }
+    writeln!(
+        out,
+        "{} trace of lot {} ({})",
+        view.direction, view.lot, view.sku
+    )?;
+    walk(&view.tree, 1, out)?;
+    if forward {
+        writeln!(out, "\nrecall: {} deliveries", view.recall.len())?;
+        for r in &view.recall {
+            let place = [r.city.as_deref(), r.country.as_deref()]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join(", ");
+            writeln!(
+                out,
+                "  {} {} ({}{}) {} {} of {} lot {} via {}",
+                r.date,
+                r.recipient,
+                r.name,
+                if place.is_empty() {
+                    String::new()
+                } else {
+                    format!(", {place}")
+                },
+                r.party_kind,
+                r.quantity,
+                r.sku,
+                r.lot,
+                r.shipment_id
+            )?;
+        }
+    }
+    Ok(true)
 }

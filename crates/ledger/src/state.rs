@@ -228,7 +228,19 @@ impl State {
         self.lots.insert(lot_no, lot);
     }
     /// A loaded balance; a balance never loaded reads as zero only if its group was loaded.
+    ///
+    /// A balance this batch already holds is kept: it may have been changed by an earlier
+    /// document of the batch, and the stored one (read when a whole group is loaded later)
+    /// is then out of date.
     pub fn put_balance(&mut self, account: Account, lot: LotNo, balance: Balance) {
+        if self.balances.contains_key(&(account.clone(), lot.clone())) {
+            return;
+        }
+        self.set_balance(account, lot, balance);
+    }
+
+    /// Sets a balance, registering its lot in the (account, sku) group.
+    fn set_balance(&mut self, account: Account, lot: LotNo, balance: Balance) {
         if let Some(Some(l)) = self.lots.get(&lot) {
             self.group_lots
                 .entry((account.clone(), l.sku.clone()))
@@ -236,23 +248,6 @@ impl State {
                 .insert(lot.clone());
         }
         self.balances.insert((account, lot), balance);
-    }
-    /// A balance read from the store as part of a group. The store's value is as of the start
-    /// of the batch, so a balance this batch already holds (loaded alone, or changed by an
-    /// earlier document of the batch) is newer and is kept.
-    pub fn put_loaded_balance(&mut self, account: Account, lot: LotNo, balance: Balance) {
-        if !self.balances.contains_key(&(account.clone(), lot.clone())) {
-            self.put_balance(account, lot, balance);
-        } else if let Some(Some(l)) = self.lots.get(&lot) {
-            self.group_lots
-                .entry((account, l.sku.clone()))
-                .or_default()
-                .insert(lot);
-        }
-    }
-    /// A lot read from the store; one this batch already holds is kept.
-    pub fn put_loaded_lot(&mut self, lot_no: LotNo, lot: Option<Lot>) {
-        self.lots.entry(lot_no).or_insert(lot);
     }
     /// Marks a whole group loaded; its lots and balances must have been put first.
     pub fn put_group(&mut self, account: Account, sku: Sku, lots: impl IntoIterator<Item = LotNo>) {
@@ -513,7 +508,7 @@ impl State {
                 !account.guarded() || !b.qty.is_zero() || b.value.is_zero(),
                 "{account} {lot}: value left behind"
             );
-            self.put_balance(account, lot, b);
+            self.set_balance(account, lot, b);
         }
         for p in entry.postings() {
             let d = self
@@ -788,6 +783,51 @@ mod tests {
         );
         assert_eq!(moved, m("100"));
         assert_eq!(s.balance(&transit, &l.lot).value, m("100"));
+    }
+
+    #[test]
+    fn loading_a_group_keeps_what_the_batch_already_changed() {
+        let l = lot("L1", 1, None);
+        let mut s = State::new(None);
+        s.put_lot(l.lot.clone(), Some(l.clone()));
+        s.put_balance(
+            stock(),
+            l.lot.clone(),
+            Balance {
+                qty: q("10"),
+                value: m("100"),
+            },
+        );
+        s.put_balance(Account::Loss, l.lot.clone(), Balance::default());
+        let postings = vec![
+            Posting {
+                account: stock(),
+                sku: l.sku.clone(),
+                lot: l.lot.clone(),
+                qty: -q("4"),
+                value: -m("40"),
+            },
+            Posting {
+                account: Account::Loss,
+                sku: l.sku.clone(),
+                lot: l.lot.clone(),
+                qty: q("4"),
+                value: m("40"),
+            },
+        ];
+        s.commit(header(1), postings, vec![]).unwrap();
+        // A later document of the batch loads the whole group: the store still says 10.
+        s.put_balance(
+            stock(),
+            l.lot.clone(),
+            Balance {
+                qty: q("10"),
+                value: m("100"),
+            },
+        );
+        s.put_group(stock(), Sku::parse("MASK").unwrap(), [l.lot.clone()]);
+        assert_eq!(s.balance(&stock(), &l.lot).qty, q("6"));
+        assert_eq!(s.lots_in(&stock(), &l.sku)[0].1.qty, q("6"));
     }
 
     #[test]

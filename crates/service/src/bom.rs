@@ -16,7 +16,7 @@ use crate::dto::Page;
 use crate::dto_production::{BomIn, BomLineIn, BomLineView, BomView};
 use crate::error::{Fields, Result, ServiceError};
 use crate::export::{Cell, CsvOut};
-use crate::import::{next_row, row_errors, Header, ImportReport, Row, RowError};
+use crate::import::{next_row, row_errors, Header, ImportReport, LineIndex, Row, RowError};
 use crate::{page_limit, parse, Service};
 
 /// What creating a bill of materials did.
@@ -174,7 +174,8 @@ impl Service {
         &self,
         h: &Header,
         reader: &mut csv::Reader<impl Read>,
-        record: &mut csv::StringRecord,
+        record: &mut csv::ByteRecord,
+        lines: &LineIndex,
         report: &mut ImportReport,
         progress: &(dyn Fn(u64) + Sync),
     ) -> Result<()> {
@@ -189,11 +190,11 @@ impl Service {
         // The BOM being gathered: its key, its rows, and whether a row already spoiled it.
         let mut current: Option<(Key, Vec<Row>, bool)> = None;
         loop {
-            let row = match next_row(reader, record) {
+            let row = match next_row(reader, record, lines, h, None) {
                 Ok(r) => r,
-                Err(e) => {
+                Err(bad) => {
                     report.rows += 1;
-                    report.rejected.push(e);
+                    report.rejected.push(bad.error);
                     continue;
                 }
             };

@@ -3,8 +3,9 @@
 //! same file imported twice changes nothing. Rows are streamed, never all held in memory.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::io::{BufRead, Read};
+use std::io::{BufRead, Read, Seek, SeekFrom};
 use std::str::FromStr;
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::oneshot;
 
@@ -254,6 +255,8 @@ pub(crate) struct Row {
 /// The header of a file: where each known column is.
 pub(crate) struct Header {
     index: HashMap<&'static str, usize>,
+    /// The column of each cell, in file order.
+    names: Vec<&'static str>,
 }
 
 impl Header {
@@ -282,6 +285,64 @@ pub(crate) struct DocumentCsv {
 /// Turns the rows of one document into a document for the writer.
 pub(crate) type BuildDocument = fn(&Service, &Header, &[Row]) -> Result<Box<dyn Document>>;
 
+/// Line numbers of records. The csv crate's own are off by one after a CRLF line end and
+/// after a blank line (rust-csv issues 395 and 208), so lines are counted here, from the
+/// bytes the csv reader takes, at the byte where each record starts.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct LineIndex(Arc<Mutex<Lines>>);
+
+#[derive(Debug, Default)]
+struct Lines {
+    /// Offsets of line-end bytes (`\r`, `\n`) read but not yet passed, in order.
+    ends: VecDeque<(u64, u8)>,
+    /// Bytes read so far.
+    read: u64,
+    /// `\n`s passed so far.
+    passed: u64,
+}
+
+impl LineIndex {
+    /// The line (from 1) of a record the csv reader says starts at byte `at`: line ends at
+    /// `at` itself (the LF of a CRLF, blank lines) come before the record, not in it.
+    fn line_at(&self, mut at: u64) -> u64 {
+        let mut l = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        while let Some(&(offset, byte)) = l.ends.front() {
+            if offset > at {
+                break;
+            }
+            if byte == b'\n' {
+                l.passed += 1;
+            }
+            if offset == at {
+                at += 1;
+            }
+            l.ends.pop_front();
+        }
+        l.passed + 1
+    }
+}
+
+/// A reader that tells a [`LineIndex`] where lines end.
+struct Counting<R> {
+    inner: R,
+    lines: LineIndex,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let mut l = self.lines.0.lock().unwrap_or_else(|e| e.into_inner());
+        let start = l.read;
+        for (i, b) in buf[..n].iter().enumerate() {
+            if matches!(b, b'\r' | b'\n') {
+                l.ends.push_back((start + i as u64, *b));
+            }
+        }
+        l.read += n as u64;
+        Ok(n)
+    }
+}
+
 /// Skips a UTF-8 byte-order mark.
 fn skip_bom<R: BufRead>(mut r: R) -> std::io::Result<R> {
     let buf = r.fill_buf()?;
@@ -305,6 +366,7 @@ fn header(
         .map_err(|e| at_line_1(format!("cannot read the header: {e}")))?
         .clone();
     let mut index = HashMap::new();
+    let mut names = Vec::new();
     for (i, h) in headers.iter().enumerate() {
         let Some(&known) = kind.columns().iter().find(|c| **c == h.trim()) else {
             return Err(at_line_1(format!(
@@ -313,6 +375,7 @@ fn header(
                 kind.columns().join(",")
             )));
         };
+        names.push(known);
         if index.insert(known, i).is_some() {
             return Err(at_line_1(format!("column {known:?} appears twice")));
         }
@@ -324,45 +387,76 @@ fn header(
     {
         return Err(at_line_1(format!("missing column {missing:?}")));
     }
-    Ok(Header { index })
+    Ok(Header { index, names })
+}
+
+/// A row that cannot be read: why, and the id of the document it names when that cell at
+/// least can be read (so that the document is refused whole rather than imported without it).
+pub(crate) struct BadRow {
+    pub error: RowError,
+    pub id: Option<String>,
 }
 
 pub(crate) fn next_row(
     reader: &mut csv::Reader<impl Read>,
-    record: &mut csv::StringRecord,
-) -> std::result::Result<Option<Row>, RowError> {
-    match reader.read_record(record) {
+    record: &mut csv::ByteRecord,
+    lines: &LineIndex,
+    h: &Header,
+    id_column: Option<&str>,
+) -> std::result::Result<Option<Row>, BadRow> {
+    match reader.read_byte_record(record) {
         Ok(false) => Ok(None),
         Ok(true) => {
-            let line = record.position().map_or(0, |p| p.line());
-            if let Some(long) = record.iter().find(|c| c.len() > CELL_MAX_LEN) {
-                return Err(RowError {
+            let line = record.position().map_or(0, |p| lines.line_at(p.byte()));
+            let id = id_column
+                .and_then(|c| h.index.get(c))
+                .and_then(|&i| record.get(i))
+                .and_then(|b| std::str::from_utf8(b).ok())
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty());
+            let bad = |column: Option<&str>, message: String| BadRow {
+                error: RowError {
                     line,
-                    column: None,
-                    message: format!(
-                        "a cell is longer than {CELL_MAX_LEN} bytes ({} bytes)",
-                        long.len()
+                    column: column.map(str::to_owned),
+                    message,
+                },
+                id: id.clone(),
+            };
+            if record.len() != h.names.len() {
+                return Err(bad(
+                    None,
+                    format!(
+                        "has {} cells where the header has {}",
+                        record.len(),
+                        h.names.len()
                     ),
-                });
+                ));
             }
-            Ok(Some(Row {
-                line,
-                cells: record.iter().map(|c| c.trim().to_owned()).collect(),
-            }))
+            let mut cells = Vec::with_capacity(record.len());
+            for (i, cell) in record.iter().enumerate() {
+                let column = h.names.get(i).copied();
+                if cell.len() > CELL_MAX_LEN {
+                    return Err(bad(
+                        column,
+                        format!("is longer than {CELL_MAX_LEN} bytes ({} bytes)", cell.len()),
+                    ));
+                }
+                match std::str::from_utf8(cell) {
+                    Ok(c) => cells.push(c.trim().to_owned()),
+                    Err(_) => return Err(bad(column, "is not valid UTF-8".to_owned())),
+                }
+            }
+            Ok(Some(Row { line, cells }))
         }
         Err(e) => {
-            let line = e.position().map_or(0, |p| p.line());
-            let message = match e.kind() {
-                csv::ErrorKind::UnequalLengths {
-                    expected_len, len, ..
-                } => format!("has {len} cells where the header has {expected_len}"),
-                csv::ErrorKind::Utf8 { .. } => "is not valid UTF-8".to_owned(),
-                _ => e.to_string(),
-            };
-            Err(RowError {
-                line,
-                column: None,
-                message,
+            let line = e.position().map_or(0, |p| lines.line_at(p.byte()));
+            Err(BadRow {
+                error: RowError {
+                    line,
+                    column: None,
+                    message: e.to_string(),
+                },
+                id: None,
             })
         }
     }
@@ -435,6 +529,105 @@ fn document_key(h: &Header, row: &Row, id_column: &str, split_by: &[&str]) -> St
     }
 }
 
+/// The ids of documents whose rows are not adjacent, found by reading only the id column.
+/// Anything else wrong with the file is left to the real pass to report.
+fn split_documents<R: BufRead>(
+    input: &mut R,
+    id_column: &str,
+    split_by: &[&str],
+) -> std::io::Result<HashSet<String>> {
+    let input = skip_bom(input)?;
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(true)
+        .from_reader(input);
+    let mut split = HashSet::new();
+    let Ok(headers) = reader.byte_headers().cloned() else {
+        return Ok(split);
+    };
+    let Some(at) = headers
+        .iter()
+        .position(|h| h.trim_ascii() == id_column.as_bytes())
+    else {
+        return Ok(split);
+    };
+    // The columns that split one id into several documents, as `document_key` writes them.
+    let parts: Vec<(&str, usize)> = split_by
+        .iter()
+        .filter_map(|c| {
+            headers
+                .iter()
+                .position(|h| h.trim_ascii() == c.as_bytes())
+                .map(|i| (*c, i))
+        })
+        .collect();
+    // Fingerprints, not the ids: memory grows by 16 bytes a document (see `fingerprint`).
+    let mut seen: HashSet<u128> = HashSet::new();
+    let mut last: Option<String> = None;
+    let mut record = csv::ByteRecord::new();
+    loop {
+        match reader.read_byte_record(&mut record) {
+            Ok(false) => break,
+            Ok(true) => {}
+            Err(e) if e.is_io_error() => {
+                return Err(match e.into_kind() {
+                    csv::ErrorKind::Io(io) => io,
+                    other => std::io::Error::other(format!("{other:?}")),
+                })
+            }
+            Err(_) => continue,
+        }
+        // Rows the real pass cannot read do not count: they neither split nor join documents.
+        let readable = record.len() == headers.len()
+            && record
+                .iter()
+                .all(|c| c.len() <= CELL_MAX_LEN && std::str::from_utf8(c).is_ok());
+        let Some(id) = record
+            .get(at)
+            .filter(|_| readable)
+            .and_then(|c| std::str::from_utf8(c).ok())
+            .map(|c| c.trim().to_owned())
+        else {
+            continue;
+        };
+        let keyed: Vec<String> = parts
+            .iter()
+            .filter_map(|(c, i)| {
+                let v = record
+                    .get(*i)
+                    .and_then(|v| std::str::from_utf8(v).ok())?
+                    .trim();
+                (!v.is_empty()).then(|| format!("{c} {v}"))
+            })
+            .collect();
+        let id = if keyed.is_empty() || id.is_empty() {
+            id
+        } else {
+            format!("{id} ({})", keyed.join(", "))
+        };
+        if last.as_deref() == Some(id.as_str()) {
+            continue;
+        }
+        // An empty id ends the document before it, as it does in the real pass.
+        if !id.is_empty() && !seen.insert(fingerprint(&id)) {
+            split.insert(id.clone());
+        }
+        last = Some(id);
+    }
+    Ok(split)
+}
+
+/// The refusal of a document next to a row that cannot be read and names no document.
+fn unreadable_neighbour(line: u64, id: &str, bad_line: u64) -> RowError {
+    RowError {
+        line,
+        column: None,
+        message: format!(
+            "document {id} is not imported: line {bad_line} beside it cannot be read and may be one of its rows"
+        ),
+    }
+}
+
 /// A document being gathered from its rows.
 struct Gathered {
     id: String,
@@ -443,18 +636,38 @@ struct Gathered {
 
 impl Service {
     /// Imports a CSV file of one kind. `progress` is told the rows read so far.
-    pub async fn import_csv<R: Read>(
+    ///
+    /// A file of documents is read twice: first only the id column, to find documents whose
+    /// rows are not adjacent (such a document is refused whole, before any of it is written),
+    /// then the rows themselves.
+    pub async fn import_csv<R: Read + Seek>(
         &self,
         kind: ImportKind,
         input: R,
         actor: &str,
         progress: &(dyn Fn(u64) + Sync),
     ) -> Result<ImportReport> {
-        let input =
-            skip_bom(std::io::BufReader::new(input)).map_err(|e| ServiceError::field("file", e))?;
+        let file_error = |e: std::io::Error| ServiceError::field("file", e);
+        let mut input = std::io::BufReader::new(input);
+        let split = match kind.document() {
+            Some(spec) => {
+                let split = split_documents(&mut input, spec.id_column, kind.split_by())
+                    .map_err(file_error)?;
+                input.seek(SeekFrom::Start(0)).map_err(file_error)?;
+                split
+            }
+            None => HashSet::new(),
+        };
+        let lines = LineIndex::default();
+        let input = Counting {
+            inner: skip_bom(input).map_err(file_error)?,
+            lines: lines.clone(),
+        };
         let mut reader = csv::ReaderBuilder::new()
             .has_headers(true)
-            .flexible(false)
+            // Rows of the wrong length are read and reported here, so that the document they
+            // name can be refused whole.
+            .flexible(true)
             .from_reader(input);
         let mut report = ImportReport::default();
         let h = match header(kind, &mut reader) {
@@ -464,19 +677,21 @@ impl Service {
                 return Ok(report);
             }
         };
-        let mut record = csv::StringRecord::new();
+        let mut record = csv::ByteRecord::new();
         match kind.document() {
             None if kind == ImportKind::Boms => {
-                self.import_boms(&h, &mut reader, &mut record, &mut report, progress)
+                self.import_boms(&h, &mut reader, &mut record, &lines, &mut report, progress)
                     .await?
             }
             Some(spec) => {
                 self.import_documents(
                     &spec,
                     kind.split_by(),
+                    split,
                     &h,
                     &mut reader,
                     &mut record,
+                    &lines,
                     actor,
                     &mut report,
                     progress,
@@ -484,12 +699,12 @@ impl Service {
                 .await?
             }
             None => loop {
-                let row = match next_row(&mut reader, &mut record) {
+                let row = match next_row(&mut reader, &mut record, &lines, &h, None) {
                     Ok(Some(r)) => r,
                     Ok(None) => break,
-                    Err(e) => {
+                    Err(bad) => {
                         report.rows += 1;
-                        report.rejected.push(e);
+                        report.rejected.push(bad.error);
                         continue;
                     }
                 };
@@ -557,9 +772,11 @@ impl Service {
         &self,
         spec: &DocumentCsv,
         split_by: &[&str],
+        split: HashSet<String>,
         h: &Header,
         reader: &mut csv::Reader<impl Read>,
-        record: &mut csv::StringRecord,
+        record: &mut csv::ByteRecord,
+        lines: &LineIndex,
         actor: &str,
         report: &mut ImportReport,
         progress: &(dyn Fn(u64) + Sync),
@@ -570,22 +787,52 @@ impl Service {
         // collide with a chance of about n^2 / 2^129, nothing at any file size.
         let mut seen: HashMap<u128, u64> = HashMap::new();
         let mut current: Option<Gathered> = None;
-        let mut bad_docs: HashSet<String> = HashSet::new();
+        // Documents refused whole: split ones from the start, others as their rows show.
+        let mut bad_docs: HashSet<String> = split;
+        // The line of an unreadable row whose document is unknown, until the next row is read.
+        let mut poison_next: Option<u64> = None;
         let window = IN_FLIGHT_BATCHES * self.writer_config().import_batch_max.max(1);
         let mut in_flight: VecDeque<(Vec<u64>, oneshot::Receiver<Result<Outcome>>)> =
             VecDeque::new();
         loop {
-            let row = match next_row(reader, record) {
+            let row = match next_row(reader, record, lines, h, Some(spec.id_column)) {
                 Ok(r) => r,
-                Err(e) => {
+                Err(bad) => {
                     report.rows += 1;
-                    // A row that cannot be read is reported; the document it belonged to is
-                    // then refused by the line it is missing, or imported without it if it was
-                    // a document of its own.
-                    report.rejected.push(e);
+                    let line = bad.error.line;
+                    report.rejected.push(bad.error);
+                    match bad.id {
+                        // The row names its document: that document is refused whole.
+                        Some(id) => {
+                            bad_docs.insert(id);
+                        }
+                        // A row whose document cannot be told may belong to the document
+                        // before it or to the one after: both are refused.
+                        None => {
+                            if let Some(c) = &current {
+                                if bad_docs.insert(c.id.clone()) {
+                                    report.rejected.push(unreadable_neighbour(
+                                        c.rows[0].line,
+                                        &c.id,
+                                        line,
+                                    ));
+                                }
+                            }
+                            poison_next = Some(line);
+                        }
+                    }
                     continue;
                 }
             };
+            if let (Some(bad_line), Some(r)) = (poison_next, &row) {
+                let id = h.req(r, spec.id_column).to_owned();
+                if !id.is_empty() && bad_docs.insert(id.clone()) {
+                    report
+                        .rejected
+                        .push(unreadable_neighbour(r.line, &id, bad_line));
+                }
+                poison_next = None;
+            }
             let id = row
                 .as_ref()
                 .map(|r| document_key(h, r, spec.id_column, split_by));
@@ -593,7 +840,10 @@ impl Service {
             if !continues {
                 if let Some(done) = current.take() {
                     let lines: Vec<u64> = done.rows.iter().map(|r| r.line).collect();
-                    if !bad_docs.contains(&done.id) {
+                    // A row that named only the id (it could not be read further) refuses every
+                    // document of that id.
+                    let plain_id = h.req(&done.rows[0], spec.id_column);
+                    if !bad_docs.contains(&done.id) && !bad_docs.contains(plain_id) {
                         match (spec.build)(self, h, &done.rows) {
                             Ok(doc) => in_flight
                                 .push_back((lines, self.enqueue(doc, actor, None, true).await?)),

@@ -23,6 +23,7 @@ mod reversal;
 pub mod shipment;
 mod stock;
 mod stock_count;
+pub mod trace;
 mod verify;
 pub mod views;
 mod writer;

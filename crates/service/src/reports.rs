@@ -17,6 +17,9 @@ use crate::Service;
 pub enum ReportName {
     TrialBalance,
     Conservation,
+    Donations,
+    InTransit,
+    Production,
     Stock,
 }
 
@@ -24,6 +27,9 @@ impl ReportName {
     pub const ALL: &'static [ReportName] = &[
         ReportName::TrialBalance,
         ReportName::Conservation,
+        ReportName::Donations,
+        ReportName::InTransit,
+        ReportName::Production,
         ReportName::Stock,
     ];
 
@@ -31,6 +37,9 @@ impl ReportName {
         match self {
             ReportName::TrialBalance => "trial-balance",
             ReportName::Conservation => "conservation",
+            ReportName::Donations => "donations",
+            ReportName::InTransit => "in-transit",
+            ReportName::Production => "production",
             ReportName::Stock => "stock",
         }
     }
@@ -63,7 +72,15 @@ pub struct ReportParams {
     pub as_of: Option<time::Date>,
     /// Only lots expiring within this many days of today (stock).
     pub expiring_within_days: Option<u32>,
+    /// Percentage a declared value may differ from the ledger cost and still be `ok`
+    /// (donations; 5 when not given).
+    pub tolerance_pct: Option<rust_decimal::Decimal>,
+    /// Only what has been in transit longer than this many days (in-transit).
+    pub older_than_days: Option<u32>,
 }
+
+/// The donations report's tolerance when none is asked for, in percent.
+pub const DEFAULT_TOLERANCE_PCT: u32 = 5;
 
 /// One cell of a report table.
 #[derive(Debug, Clone, PartialEq)]
@@ -289,6 +306,10 @@ impl Service {
                 };
                 (json, vec![table])
             }
+            // Boxed: each report's future is large, and they would all sit inline in this one.
+            ReportName::Donations => Box::pin(self.donations_report(params)).await?,
+            ReportName::InTransit => Box::pin(self.in_transit_report(params)).await?,
+            ReportName::Production => Box::pin(self.production_table()).await?,
             ReportName::Stock => {
                 let today = self.now().date();
                 let horizon = params
@@ -337,6 +358,272 @@ impl Service {
             entries: head.seq,
             generated_at,
         })
+    }
+}
+
+/// Every shipment of a kind, paging through the store.
+async fn all_shipments(service: &Service, kind: &str) -> Result<Vec<ledger::Shipment>> {
+    let filter = store::ShipmentFilter {
+        kind: Some(kind.to_owned()),
+        ..Default::default()
+    };
+    let mut out = Vec::new();
+    let mut after = None;
+    loop {
+        let page = service
+            .store()
+            .shipments(&filter, after, store::PAGE_MAX)
+            .await?;
+        let full = page.len() == store::PAGE_MAX as usize;
+        after = page.last().map(|s| s.dispatch_seq);
+        out.extend(page);
+        if !full {
+            return Ok(out);
+        }
+    }
+}
+
+/// Declared value against ledger cost: the difference (declared - cost), its percentage of
+/// the cost (2 decimals, half-even) and the status against the tolerance.
+fn compare(
+    declared: Money,
+    cost: Money,
+    tolerance_pct: rust_decimal::Decimal,
+) -> (Money, Option<rust_decimal::Decimal>, &'static str) {
+    let difference = declared - cost;
+    let pct = percent(difference.decimal(), cost.decimal());
+    let status = match pct {
+        // Nothing dispatched has no cost to compare with: any declared value is over.
+        None if difference.is_zero() => "ok",
+        None => "over",
+        Some(p) if p.abs() <= tolerance_pct => "ok",
+        Some(p) if p > rust_decimal::Decimal::ZERO => "over",
+        Some(_) => "under",
+    };
+    (difference, pct, status)
+}
+
+impl Service {
+    async fn donations_report(&self, params: &ReportParams) -> Result<(Value, Vec<Table>)> {
+        let tolerance = params
+            .tolerance_pct
+            .unwrap_or(rust_decimal::Decimal::from(DEFAULT_TOLERANCE_PCT));
+        if tolerance.is_sign_negative() {
+            return Err(ServiceError::field("tolerance_pct", "must not be negative"));
+        }
+        let donations = all_shipments(self, "donation").await?;
+        let mut rows = Vec::new();
+        let mut json_rows = Vec::new();
+        // Per country: donations, declared, cost, and what was dispatched per sku.
+        let mut countries: std::collections::BTreeMap<String, (u64, Money, Money)> =
+            Default::default();
+        for d in &donations {
+            let declared = d.declared.as_ref().map_or(Money::ZERO, |x| x.base_value);
+            let cost = d.dispatched_value();
+            let (difference, pct, status) = compare(declared, cost, tolerance);
+            let country = d.country.clone().unwrap_or_default();
+            let c = countries.entry(country.clone()).or_default();
+            c.0 += 1;
+            c.1 += declared;
+            c.2 += cost;
+            let mut per_sku: std::collections::BTreeMap<String, Qty> = Default::default();
+            for l in &d.lines {
+                *per_sku.entry(l.sku.to_string()).or_default() += l.dispatched;
+            }
+            let recipient = d
+                .recipient
+                .as_ref()
+                .map(|r| r.to_string())
+                .unwrap_or_default();
+            let pct_text = pct.map(|p| format!("{p:.2}"));
+            json_rows.push(json!({
+                "donation_id": d.id, "date": d.date.to_string(), "recipient": recipient, "country": country,
+                "currency": d.declared.as_ref().map(|x| x.currency.clone()),
+                "declared_in_currency": d.declared.as_ref().map(|x| crate::money(x.value)),
+                "declared_value": crate::money(declared), "ledger_cost": crate::money(cost),
+                "difference": crate::money(difference), "difference_pct": pct_text, "status": status,
+                "shipment_status": d.status().as_str(),
+                "dispatched": per_sku.iter().map(|(sku, q)| json!({"sku": sku, "qty": q.to_string()})).collect::<Vec<_>>(),
+            }));
+            rows.push(vec![
+                Cell::Text(d.id.to_string()),
+                Cell::Text(d.date.to_string()),
+                Cell::Text(recipient),
+                Cell::Text(country),
+                Cell::money(declared),
+                Cell::money(cost),
+                Cell::money(difference),
+                pct_text.map_or(Cell::Empty, Cell::Number),
+                Cell::Text(status.to_owned()),
+            ]);
+        }
+        let mut country_rows = Vec::new();
+        let mut json_countries = Vec::new();
+        let (mut all_declared, mut all_cost) = (Money::ZERO, Money::ZERO);
+        for (country, (n, declared, cost)) in &countries {
+            let (difference, pct, status) = compare(*declared, *cost, tolerance);
+            all_declared += *declared;
+            all_cost += *cost;
+            let pct_text = pct.map(|p| format!("{p:.2}"));
+            json_countries.push(json!({
+                "country": country, "donations": n, "declared_value": crate::money(*declared), "ledger_cost": crate::money(*cost),
+                "difference": crate::money(difference), "difference_pct": pct_text, "status": status,
+            }));
+            country_rows.push(vec![
+                Cell::Text(country.clone()),
+                Cell::Number(n.to_string()),
+                Cell::money(*declared),
+                Cell::money(*cost),
+                Cell::money(difference),
+                pct_text.map_or(Cell::Empty, Cell::Number),
+                Cell::Text(status.to_owned()),
+            ]);
+        }
+        let (difference, pct, status) = compare(all_declared, all_cost, tolerance);
+        let json = json!({
+            "tolerance_pct": tolerance.to_string(),
+            "base_currency": self.base_currency(),
+            "rows": json_rows,
+            "countries": json_countries,
+            "total": {"donations": donations.len(), "declared_value": crate::money(all_declared), "ledger_cost": crate::money(all_cost),
+                      "difference": crate::money(difference), "difference_pct": pct.map(|p| format!("{p:.2}")), "status": status},
+        });
+        let tables = vec![
+            Table {
+                title: "donations".into(),
+                columns: vec![
+                    "donation_id",
+                    "date",
+                    "recipient",
+                    "country",
+                    "declared_value",
+                    "ledger_cost",
+                    "difference",
+                    "difference_pct",
+                    "status",
+                ],
+                rows,
+            },
+            Table {
+                title: "countries".into(),
+                columns: vec![
+                    "country",
+                    "donations",
+                    "declared_value",
+                    "ledger_cost",
+                    "difference",
+                    "difference_pct",
+                    "status",
+                ],
+                rows: country_rows,
+            },
+        ];
+        Ok((json, tables))
+    }
+
+    async fn in_transit_report(&self, params: &ReportParams) -> Result<(Value, Vec<Table>)> {
+        let today = self.now().date();
+        let mut rows = Vec::new();
+        let mut json_rows = Vec::new();
+        for kind in ["batch", "donation"] {
+            for s in all_shipments(self, kind).await? {
+                let age_days = (today - s.date).whole_days().max(0);
+                if params
+                    .older_than_days
+                    .is_some_and(|d| age_days <= i64::from(d))
+                {
+                    continue;
+                }
+                for l in s.lines.iter().filter(|l| l.outstanding().is_positive()) {
+                    json_rows.push(json!({
+                        "shipment_id": s.id, "kind": kind, "date": s.date.to_string(), "destination": l.destination, "sku": l.sku, "lot": l.lot,
+                        "dispatched": l.dispatched.to_string(), "acknowledged": l.acknowledged.to_string(), "damaged": l.damaged.to_string(),
+                        "outstanding": l.outstanding().to_string(), "age_days": age_days,
+                    }));
+                    rows.push(vec![
+                        Cell::Text(s.id.to_string()),
+                        Cell::Text(l.destination.to_string()),
+                        Cell::Text(l.sku.to_string()),
+                        Cell::Text(l.lot.to_string()),
+                        Cell::qty(l.dispatched),
+                        Cell::qty(l.acknowledged),
+                        Cell::qty(l.damaged),
+                        Cell::qty(l.outstanding()),
+                        Cell::Number(age_days.to_string()),
+                    ]);
+                }
+            }
+        }
+        let json = json!({"as_of": today.to_string(), "older_than_days": params.older_than_days, "rows": json_rows});
+        let table = Table {
+            title: "in-transit".into(),
+            columns: vec![
+                "shipment_id",
+                "destination",
+                "sku",
+                "lot",
+                "dispatched",
+                "acknowledged",
+                "damaged",
+                "outstanding",
+                "age_days",
+            ],
+            rows,
+        };
+        Ok((json, vec![table]))
+    }
+
+    /// The production report, whole, as a report table (its JSON is the report's pages).
+    async fn production_table(&self) -> Result<(Value, Vec<Table>)> {
+        let query = crate::production::ReportQuery::default();
+        let mut items = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = self
+                .production_report(&query, after.as_deref(), Some(store::PAGE_MAX))
+                .await?;
+            items.extend(page.items);
+            match page.next {
+                Some(n) => after = Some(n),
+                None => break,
+            }
+        }
+        // The table is the report's CSV, one row per run and material, read back into cells.
+        let csv = self.production_report_csv(&query).await?;
+        let mut reader = csv::ReaderBuilder::new().from_reader(csv.as_bytes());
+        let columns = crate::production::REPORT_COLUMNS;
+        let text_columns = [
+            "run_id",
+            "product_sku",
+            "material_sku",
+            "date",
+            "bom_version",
+            "output_lot",
+        ];
+        let mut rows = Vec::new();
+        for record in reader.records() {
+            let record = record.map_err(|e| ServiceError::field("report", e))?;
+            rows.push(
+                record
+                    .iter()
+                    .zip(columns.iter())
+                    .map(|(v, c)| match (v, text_columns.contains(c)) {
+                        ("", _) => Cell::Empty,
+                        (v, true) => Cell::Text(v.trim_start_matches('\'').to_owned()),
+                        (v, false) => Cell::Number(v.to_owned()),
+                    })
+                    .collect(),
+            );
+        }
+        let json = json!({"rows": items});
+        Ok((
+            json,
+            vec![Table {
+                title: "production".into(),
+                columns: columns.to_vec(),
+                rows,
+            }],
+        ))
     }
 }
 

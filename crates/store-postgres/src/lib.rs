@@ -14,8 +14,9 @@ use sqlx::Row;
 use store::decode::{self, RawEntry, RawPosting};
 use store::{
     BalanceFilter, BalanceMismatch, BalanceRow, BomPut, DocumentRecord, Head, IdempotencyRecord,
-    Inserted, Result, RunFilter, RunReportRow, ShipmentFilter, ShipmentMismatch, StockRow, Store,
-    StoreError, StoredBom, StoredEntry, TokenRecord, Violation, WriteTx, PAGE_MAX,
+    Inserted, LotPosting, Result, RunFilter, RunReportRow, ShipmentFilter, ShipmentMismatch,
+    StockRow, Store, StoreError, StoredBom, StoredEntry, TokenRecord, Violation, WriteTx,
+    PAGE_MAX,
 };
 
 mod production;
@@ -761,6 +762,32 @@ impl Store for PgStore {
         write::insert_baseline(&self.pool, rows, per_commit).await
     }
 
+    async fn lot_postings(&self, lot: &str) -> Result<Vec<LotPosting>> {
+        let rows = sqlx::query(
+            "select p.seq, e.date, e.kind, e.document, p.account, p.qty, p.value
+             from postings p join entries e on e.seq = p.seq
+             where p.lot = $1 order by p.seq, p.account, p.idx",
+        )
+        .bind(lot)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(err)?;
+        rows.iter()
+            .map(|r| {
+                let b = decode::balance(r.get("qty"), r.get("value"));
+                Ok(LotPosting {
+                    seq: decode::seq(r.get("seq")),
+                    date: decode::date(r.get::<&str, _>("date"))?,
+                    kind: r.get("kind"),
+                    document: r.get("document"),
+                    account: r.get("account"),
+                    qty: b.qty,
+                    value: b.value,
+                })
+            })
+            .collect()
+    }
+
     async fn balance_mismatches(&self) -> Result<Vec<BalanceMismatch>> {
         // Recompute every balance from the postings and compare, in both directions (a balance
         // row with no postings, postings with no balance row). Sums of bigint are numeric here.
@@ -774,7 +801,17 @@ impl Store for PgStore {
         )
         .fetch_all(&self.pool)
         .await
-        .map_err(err)?;
+        .map_err(|e| {
+            // numeric_value_out_of_range: postings written outside the service can sum past
+            // 64 bits.
+            let overflow = matches!(&e, sqlx::Error::Database(db) if db.code().as_deref() == Some("22003"));
+            match err(e) {
+                StoreError::Backend(m) if overflow => StoreError::Corrupt(format!(
+                    "balances cannot be recomputed from the postings: {m}"
+                )),
+                other => other,
+            }
+        })?;
         Ok(rows
             .iter()
             .map(|r| BalanceMismatch {

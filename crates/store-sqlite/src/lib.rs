@@ -16,8 +16,9 @@ use sqlx::{QueryBuilder, Row, Sqlite};
 use store::decode::{self, RawEntry, RawPosting};
 use store::{
     BalanceFilter, BalanceMismatch, BalanceRow, BomPut, DocumentRecord, Head, IdempotencyRecord,
-    Inserted, Result, RunFilter, RunReportRow, ShipmentFilter, ShipmentMismatch, StockRow, Store,
-    StoreError, StoredBom, StoredEntry, TokenRecord, Violation, WriteTx, PAGE_MAX,
+    Inserted, LotPosting, Result, RunFilter, RunReportRow, ShipmentFilter, ShipmentMismatch,
+    StockRow, Store, StoreError, StoredBom, StoredEntry, TokenRecord, Violation, WriteTx,
+    PAGE_MAX,
 };
 
 mod production;
@@ -188,28 +189,48 @@ fn token_row(r: &sqlx::sqlite::SqliteRow) -> TokenRecord {
         revoked_at: r.get("revoked_at"),
     }
 }
-fn raw_entry(r: &sqlx::sqlite::SqliteRow) -> RawEntry {
-    RawEntry {
-        seq: r.get("seq"),
-        date: r.get("date"),
-        kind: r.get("kind"),
-        document: r.get("document"),
-        actor: r.get("actor"),
-        reverses: r.get("reverses"),
-        memo: r.get("memo"),
-        hash: r.get("hash"),
-        recorded_at: r.get("recorded_at"),
-    }
+/// A column of an entry or posting row. SQLite keeps whatever type it is given, so a value
+/// written outside the service (text where an integer belongs) is reported as a corrupt
+/// entry, which `verify` names, instead of failing the read.
+fn column<'r, T>(r: &'r sqlx::sqlite::SqliteRow, seq: i64, name: &str) -> Result<T>
+where
+    T: sqlx::Decode<'r, Sqlite> + sqlx::Type<Sqlite>,
+{
+    r.try_get(name).map_err(|e| StoreError::CorruptEntry {
+        seq: decode::seq(seq.max(1)),
+        message: format!("column {name}: {e}"),
+    })
 }
-fn raw_posting(r: &sqlx::sqlite::SqliteRow) -> RawPosting {
-    RawPosting {
-        seq: r.get("seq"),
-        account: r.get("account"),
-        sku: r.get("sku"),
-        lot: r.get("lot"),
-        qty: r.get("qty"),
-        value: r.get("value"),
-    }
+
+fn row_seq(r: &sqlx::sqlite::SqliteRow) -> Result<i64> {
+    r.try_get("seq")
+        .map_err(|e| StoreError::Corrupt(format!("a row's seq cannot be read: {e}")))
+}
+
+fn raw_entry(r: &sqlx::sqlite::SqliteRow) -> Result<RawEntry> {
+    let seq = row_seq(r)?;
+    Ok(RawEntry {
+        seq,
+        date: column(r, seq, "date")?,
+        kind: column(r, seq, "kind")?,
+        document: column(r, seq, "document")?,
+        actor: column(r, seq, "actor")?,
+        reverses: column(r, seq, "reverses")?,
+        memo: column(r, seq, "memo")?,
+        hash: column(r, seq, "hash")?,
+        recorded_at: column(r, seq, "recorded_at")?,
+    })
+}
+fn raw_posting(r: &sqlx::sqlite::SqliteRow) -> Result<RawPosting> {
+    let seq = row_seq(r)?;
+    Ok(RawPosting {
+        seq,
+        account: column(r, seq, "account")?,
+        sku: column(r, seq, "sku")?,
+        lot: column(r, seq, "lot")?,
+        qty: column(r, seq, "qty")?,
+        value: column(r, seq, "value")?,
+    })
 }
 
 const ENTRY_COLUMNS: &str = "seq, date, kind, document, actor, reverses, memo, hash, recorded_at";
@@ -240,8 +261,8 @@ async fn entries_between(
     .await
     .map_err(err)?;
     decode::entries(
-        rows.iter().map(raw_entry).collect(),
-        postings.iter().map(raw_posting).collect(),
+        rows.iter().map(raw_entry).collect::<Result<_>>()?,
+        postings.iter().map(raw_posting).collect::<Result<_>>()?,
     )
 }
 
@@ -728,34 +749,72 @@ impl Store for SqliteStore {
         write::insert_baseline(&self.writer, rows, per_commit).await
     }
 
+    async fn lot_postings(&self, lot: &str) -> Result<Vec<LotPosting>> {
+        let rows = sqlx::query(
+            "select p.seq, e.date, e.kind, e.document, p.account, p.qty, p.value
+             from postings p join entries e on e.seq = p.seq
+             where p.lot = ? order by p.seq, p.account, p.idx",
+        )
+        .bind(lot)
+        .fetch_all(&self.reader)
+        .await
+        .map_err(err)?;
+        rows.iter()
+            .map(|r| {
+                let b = decode::balance(r.get("qty"), r.get("value"));
+                Ok(LotPosting {
+                    seq: decode::seq(r.get("seq")),
+                    date: decode::date(r.get::<&str, _>("date"))?,
+                    kind: r.get("kind"),
+                    document: r.get("document"),
+                    account: r.get("account"),
+                    qty: b.qty,
+                    value: b.value,
+                })
+            })
+            .collect()
+    }
+
     async fn balance_mismatches(&self) -> Result<Vec<BalanceMismatch>> {
         // Recompute every balance from the postings and compare, in both directions (a balance
-        // row with no postings, postings with no balance row). One grouping over both tables
-        // rather than a full outer join against a grouped subquery, which SQLite runs as a
-        // nested loop: seconds at 15 000 postings, hours at a million.
+        // row with no postings, postings with no balance row). One grouping over both tables:
+        // SQLite runs a full outer join against a grouped subquery as a nested loop, which
+        // took minutes on a ledger of 50 000 balances. Only integers are summed: a posting
+        // holding anything else (written outside the service) then shows as a mismatch of its
+        // balance, and its entry as corrupt.
         let rows = sqlx::query(
             "select account, lot, sum(bq) as bq, sum(bv) as bv, sum(pq) as pq, sum(pv) as pv from (
                  select account, lot, qty as bq, value as bv, 0 as pq, 0 as pv from balances
                  union all
-                 select account, lot, 0, 0, qty, value from postings)
-             group by account, lot
+                 select account, lot, 0, 0, qty, value from postings
+                 where typeof(qty) = 'integer' and typeof(value) = 'integer'
+             ) group by account, lot
              having sum(bq) <> sum(pq) or sum(bv) <> sum(pv)
              order by 1, 2",
         )
         .fetch_all(&self.reader)
         .await
-        .map_err(err)?;
-        Ok(rows
-            .iter()
-            .map(|r| BalanceMismatch {
-                account: r.get("account"),
-                lot: r.get("lot"),
-                maintained_qty: r.get("bq"),
-                maintained_value: r.get("bv"),
-                posted_qty: r.get("pq"),
-                posted_value: r.get("pv"),
+        .map_err(|e| match err(e) {
+            // Postings written outside the service can sum past 64 bits.
+            StoreError::Backend(m) if m.contains("integer overflow") => StoreError::Corrupt(
+                format!("balances cannot be recomputed from the postings: {m}"),
+            ),
+            other => other,
+        })?;
+        let corrupt =
+            |e: sqlx::Error| StoreError::Corrupt(format!("a balance cannot be read: {e}"));
+        rows.iter()
+            .map(|r| {
+                Ok(BalanceMismatch {
+                    account: r.try_get("account").map_err(corrupt)?,
+                    lot: r.try_get("lot").map_err(corrupt)?,
+                    maintained_qty: r.try_get("bq").map_err(corrupt)?,
+                    maintained_value: r.try_get("bv").map_err(corrupt)?,
+                    posted_qty: r.try_get("pq").map_err(corrupt)?,
+                    posted_value: r.try_get("pv").map_err(corrupt)?,
+                })
             })
-            .collect())
+            .collect()
     }
 
     async fn shipment(&self, id: &str) -> Result<Option<Shipment>> {

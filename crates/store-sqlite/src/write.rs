@@ -131,10 +131,10 @@ impl WriteTx for SqliteWriteTx {
             for r in &rows {
                 let lot = lot_row(r)?;
                 found.insert(lot.lot.clone());
-                state.put_loaded_lot(lot.lot.clone(), Some(lot));
+                state.put_lot(lot.lot.clone(), Some(lot));
             }
             for k in lots.into_iter().filter(|k| !found.contains(*k)) {
-                state.put_loaded_lot(k.clone(), None);
+                state.put_lot(k.clone(), None);
             }
         }
         if !n.balances.is_empty() {
@@ -193,8 +193,8 @@ impl WriteTx for SqliteWriteTx {
                     .or_default()
                     .push(lot.lot.clone());
                 let no = lot.lot.clone();
-                state.put_loaded_lot(no.clone(), Some(lot));
-                state.put_loaded_balance(
+                state.put_lot(no.clone(), Some(lot));
+                state.put_balance(
                     decode::account(&account)?,
                     no,
                     decode::balance(r.get("bq"), r.get("bv")),

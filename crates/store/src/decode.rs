@@ -140,7 +140,12 @@ pub fn entry(raw: RawEntry, postings: Vec<RawPosting>) -> Result<StoredEntry> {
             .ok_or_else(|| bad(format!("unknown kind {:?}", raw.kind)))?,
         document: DocId::parse(&raw.document).map_err(|e| bad(format!("document {e}")))?,
         actor: raw.actor,
-        reverses: raw.reverses.map(seq),
+        reverses: raw
+            .reverses
+            .map(|r| {
+                u64::try_from(r).map_err(|_| bad(format!("reverses {r} is not a sequence number")))
+            })
+            .transpose()?,
         memo: raw.memo,
     };
     let mut out = Vec::with_capacity(postings.len());

@@ -252,6 +252,9 @@ pub trait Store: Send + Sync + 'static {
     /// The lots of the given numbers that exist (at most `PAGE_MAX` numbers per call), in
     /// lot order. Reads only: the writer loads lots through `WriteTx::load`.
     async fn lots(&self, lots: &[String]) -> Result<Vec<Lot>>;
+    /// Every posting of one lot, ordered by entry then account, with its entry's date, kind
+    /// and document: what a trace walks.
+    async fn lot_postings(&self, lot: &str) -> Result<Vec<LotPosting>>;
 }
 
 /// One breach of a conservation check. Amounts are integers at storage scale: quantities
@@ -268,6 +271,18 @@ pub struct Violation {
     pub is_value: bool,
     pub expected: i64,
     pub found: i64,
+}
+
+/// A posting of one lot, with what a trace needs of its entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LotPosting {
+    pub seq: u64,
+    pub date: time::Date,
+    pub kind: String,
+    pub document: String,
+    pub account: String,
+    pub qty: ledger::Qty,
+    pub value: ledger::Money,
 }
 
 /// One row of the stock report.

@@ -1,0 +1,395 @@
+//! Trace and recall: from a lot backward to the runs, material lots and suppliers or donors it
+//! came from, or forward to the runs that used it, their output lots, the shipments that
+//! carried them and the recipients, with quantities attributed through each step.
+//!
+//! Attribution: when a run consumed `q` of a material lot and `Q` of that material in all, each
+//! output lot of the run is attributed `q / Q` of its quantity, and so is everything that
+//! output lot went on to. Quantities are shown rounded half-even to 3 decimals.
+
+use std::collections::HashMap;
+
+use ledger::{Account, Qty};
+use rust_decimal::Decimal;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::error::{Result, ServiceError};
+use crate::Service;
+
+/// How far a trace follows runs into runs, so that a cycle in bad data cannot run away.
+const TRACE_DEPTH_MAX: usize = 8;
+
+/// Which way to walk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    Backward,
+    Forward,
+}
+
+/// One step of a trace.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct TraceNode {
+    /// lot, run, purchase, receipt, supplier, donor, shipment, recipient, loss, in-transit
+    pub kind: String,
+    /// The lot number, document id or party code.
+    pub id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sku: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub date: Option<String>,
+    /// The quantity along this step (attributed, forward).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quantity: Option<String>,
+    /// A party's name and place, where the step names a party.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(no_recursion)]
+    pub children: Vec<TraceNode>,
+}
+
+/// A recipient that received goods made from (or being) the traced lot.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct RecallRow {
+    pub recipient: String,
+    pub name: String,
+    pub party_kind: String,
+    pub country: Option<String>,
+    pub city: Option<String>,
+    pub shipment_id: String,
+    pub date: String,
+    pub sku: String,
+    pub lot: String,
+    /// Attributed to the traced lot, 3 decimals.
+    pub quantity: String,
+}
+
+/// The answer of `GET /trace/{lot}`.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct TraceView {
+    pub lot: String,
+    pub sku: String,
+    pub direction: String,
+    pub tree: TraceNode,
+    /// Forward only: every recipient reached, with quantity and date.
+    pub recall: Vec<RecallRow>,
+}
+
+fn shown(q: Decimal) -> String {
+    ledger::num::round_half_even(q, 3).normalize().to_string()
+}
+
+fn node(kind: &str, id: &str) -> TraceNode {
+    TraceNode {
+        kind: kind.into(),
+        id: id.into(),
+        sku: None,
+        date: None,
+        quantity: None,
+        detail: None,
+        children: Vec::new(),
+    }
+}
+
+struct Walk<'a> {
+    service: &'a Service,
+    lots: HashMap<String, Option<ledger::Lot>>,
+    parties: HashMap<String, Option<ledger::Party>>,
+    recall: Vec<RecallRow>,
+}
+
+impl Walk<'_> {
+    async fn lot(&mut self, lot: &str) -> Result<Option<ledger::Lot>> {
+        if !self.lots.contains_key(lot) {
+            let found = self
+                .service
+                .store()
+                .lots(&[lot.to_owned()])
+                .await?
+                .into_iter()
+                .next();
+            self.lots.insert(lot.to_owned(), found);
+        }
+        Ok(self.lots[lot].clone())
+    }
+
+    async fn party(&mut self, code: &str) -> Result<Option<ledger::Party>> {
+        if !self.parties.contains_key(code) {
+            let found = self.service.store().party(code).await?;
+            self.parties.insert(code.to_owned(), found);
+        }
+        Ok(self.parties[code].clone())
+    }
+
+    async fn party_node(&mut self, kind: &str, code: &str) -> Result<TraceNode> {
+        let mut n = node(kind, code);
+        if let Some(p) = self.party(code).await? {
+            let place = [p.city(), p.country()]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join(", ");
+            n.detail = Some(if place.is_empty() {
+                p.name().to_owned()
+            } else {
+                format!("{} ({place})", p.name())
+            });
+        }
+        Ok(n)
+    }
+
+    /// Where a lot came from.
+    async fn backward(&mut self, lot_no: &str, depth: usize) -> Result<TraceNode> {
+        let mut n = node("lot", lot_no);
+        let Some(lot) = self.lot(lot_no).await? else {
+            return Ok(n);
+        };
+        n.sku = Some(lot.sku.to_string());
+        let Some(origin) = self.service.store().entry(lot.origin_seq).await? else {
+            return Ok(n);
+        };
+        let entry = &origin.entry;
+        n.date = Some(entry.date().to_string());
+        let made: Qty = entry
+            .postings()
+            .iter()
+            .filter(|p| p.lot == lot.lot && p.account.guarded() && p.qty.is_positive())
+            .map(|p| p.qty)
+            .sum();
+        n.quantity = Some(made.to_string());
+        let doc = lot.origin_doc.to_string();
+        let mut step = node(lot.origin_kind.as_str(), &doc);
+        step.date = Some(entry.date().to_string());
+        match lot.origin_kind {
+            ledger::EntryKind::Production => {
+                step.kind = "run".into();
+                let run = Account::Production(lot.origin_doc.clone());
+                for p in entry
+                    .postings()
+                    .iter()
+                    .filter(|p| p.account == run && p.qty.is_positive() && p.lot != lot.lot)
+                {
+                    let mut material = if depth < TRACE_DEPTH_MAX {
+                        Box::pin(self.backward(p.lot.as_str(), depth + 1)).await?
+                    } else {
+                        node("lot", p.lot.as_str())
+                    };
+                    material.quantity = Some(p.qty.to_string());
+                    material.sku = Some(p.sku.to_string());
+                    step.children.push(material);
+                }
+            }
+            _ => {
+                if let Some(source) = &lot.source {
+                    let kind = if lot.origin_kind == ledger::EntryKind::Purchase {
+                        "supplier"
+                    } else {
+                        "donor"
+                    };
+                    step.children
+                        .push(self.party_node(kind, source.as_str()).await?);
+                }
+            }
+        }
+        n.children.push(step);
+        Ok(n)
+    }
+
+    /// Where a lot went, each quantity scaled by `share` (the part attributed to the traced lot).
+    async fn forward(&mut self, lot_no: &str, share: Decimal, depth: usize) -> Result<TraceNode> {
+        let mut n = node("lot", lot_no);
+        let Some(lot) = self.lot(lot_no).await? else {
+            return Ok(n);
+        };
+        n.sku = Some(lot.sku.to_string());
+        // One posting per (entry, account): a dispatch to several destinations posts the lot
+        // into its transit account once per line.
+        let mut postings: Vec<store::LotPosting> = Vec::new();
+        for p in self.service.store().lot_postings(lot_no).await? {
+            match postings.last_mut() {
+                Some(last) if last.seq == p.seq && last.account == p.account => {
+                    last.qty += p.qty;
+                    last.value += p.value;
+                }
+                _ => postings.push(p),
+            }
+        }
+        let made: Decimal = postings
+            .iter()
+            .filter(|p| {
+                p.seq == lot.origin_seq && p.account.starts_with("stock:") && p.qty.is_positive()
+            })
+            .map(|p| p.qty.decimal())
+            .sum();
+        n.quantity = Some(shown(made * share));
+        n.date = postings
+            .iter()
+            .find(|p| p.seq == lot.origin_seq)
+            .map(|p| p.date.to_string());
+        // Consumption by runs.
+        for p in postings.iter().filter(|p| {
+            p.account.starts_with("production:") && p.qty.is_positive() && p.seq != lot.origin_seq
+        }) {
+            let run_id = p.account.trim_start_matches("production:").to_owned();
+            let mut run = node("run", &run_id);
+            run.date = Some(p.date.to_string());
+            run.quantity = Some(shown(p.qty.decimal() * share));
+            if let Some(entry) = self.service.store().entry(p.seq).await? {
+                let account = p.account.clone();
+                let consumed_of_sku: Decimal = entry
+                    .entry
+                    .postings()
+                    .iter()
+                    .filter(|x| {
+                        x.account.to_string() == account && x.qty.is_positive() && x.sku == lot.sku
+                    })
+                    .map(|x| x.qty.decimal())
+                    .sum();
+                let part = if consumed_of_sku.is_zero() {
+                    Decimal::ZERO
+                } else {
+                    share * p.qty.decimal() / consumed_of_sku
+                };
+                // The run's output: the lots this entry created in stock.
+                let outputs: Vec<String> = entry
+                    .entry
+                    .postings()
+                    .iter()
+                    .filter(|x| x.account.guarded() && x.qty.is_positive() && x.lot != lot.lot)
+                    .map(|x| x.lot.to_string())
+                    .collect();
+                for out in outputs {
+                    let created_here = self.lot(&out).await?.is_some_and(|l| l.origin_seq == p.seq);
+                    if created_here {
+                        let child = if depth < TRACE_DEPTH_MAX {
+                            Box::pin(self.forward(&out, part, depth + 1)).await?
+                        } else {
+                            node("lot", &out)
+                        };
+                        run.children.push(child);
+                    }
+                }
+            }
+            n.children.push(run);
+        }
+        // Shipments, and what became of each.
+        for p in postings
+            .iter()
+            .filter(|p| p.account.starts_with("transit:") && p.qty.is_positive())
+        {
+            let shipment_id = p.account.trim_start_matches("transit:").to_owned();
+            let mut s = node("shipment", &shipment_id);
+            s.date = Some(p.date.to_string());
+            s.quantity = Some(shown(p.qty.decimal() * share));
+            let mut arrived = Decimal::ZERO;
+            for r in postings
+                .iter()
+                .filter(|r| r.document == shipment_id && r.seq != p.seq && r.qty.is_positive())
+            {
+                arrived += r.qty.decimal();
+                if let Some(code) = r.account.strip_prefix("recipient:") {
+                    let mut rec = self.party_node("recipient", code).await?;
+                    rec.date = Some(r.date.to_string());
+                    rec.quantity = Some(shown(r.qty.decimal() * share));
+                    let party = self.party(code).await?;
+                    self.recall.push(RecallRow {
+                        recipient: code.to_owned(),
+                        name: party
+                            .as_ref()
+                            .map(|x| x.name().to_owned())
+                            .unwrap_or_default(),
+                        party_kind: party
+                            .as_ref()
+                            .map(|x| x.kind().to_string())
+                            .unwrap_or_default(),
+                        country: party.as_ref().and_then(|x| x.country().map(str::to_owned)),
+                        city: party.as_ref().and_then(|x| x.city().map(str::to_owned)),
+                        shipment_id: shipment_id.clone(),
+                        date: r.date.to_string(),
+                        sku: lot.sku.to_string(),
+                        lot: lot_no.to_owned(),
+                        quantity: shown(r.qty.decimal() * share),
+                    });
+                    s.children.push(rec);
+                } else if r.account == "loss" {
+                    let mut loss = node("loss", &r.kind);
+                    loss.date = Some(r.date.to_string());
+                    loss.quantity = Some(shown(r.qty.decimal() * share));
+                    s.children.push(loss);
+                }
+            }
+            let outstanding = p.qty.decimal() - arrived;
+            if outstanding > Decimal::ZERO {
+                let mut t = node("in-transit", &shipment_id);
+                t.quantity = Some(shown(outstanding * share));
+                s.children.push(t);
+            }
+            n.children.push(s);
+        }
+        // Losses outside shipments (scrap, counts).
+        for p in postings.iter().filter(|p| {
+            p.account == "loss"
+                && p.qty.is_positive()
+                && !p.document.is_empty()
+                && !postings
+                    .iter()
+                    .any(|t| t.account == format!("transit:{}", p.document))
+        }) {
+            let mut loss = node("loss", &format!("{} {}", p.kind, p.document));
+            loss.date = Some(p.date.to_string());
+            loss.quantity = Some(shown(p.qty.decimal() * share));
+            n.children.push(loss);
+        }
+        Ok(n)
+    }
+}
+
+impl Service {
+    /// Traces a lot backward (where it came from) or forward (where it went, with a recall
+    /// list of every recipient reached).
+    pub async fn trace(&self, lot: &str, direction: Direction) -> Result<TraceView> {
+        let mut walk = Walk {
+            service: self,
+            lots: HashMap::new(),
+            parties: HashMap::new(),
+            recall: Vec::new(),
+        };
+        let Some(found) = walk.lot(lot).await? else {
+            return Err(ledger::Rejection::NotFound {
+                what: "lot",
+                id: lot.to_owned(),
+            }
+            .into());
+        };
+        let tree = match direction {
+            Direction::Backward => walk.backward(lot, 0).await?,
+            Direction::Forward => walk.forward(lot, Decimal::ONE, 0).await?,
+        };
+        Ok(TraceView {
+            lot: lot.to_owned(),
+            sku: found.sku.to_string(),
+            direction: if direction == Direction::Forward {
+                "forward"
+            } else {
+                "backward"
+            }
+            .into(),
+            tree,
+            recall: walk.recall,
+        })
+    }
+}
+
+impl std::str::FromStr for Direction {
+    type Err = ServiceError;
+    fn from_str(s: &str) -> Result<Direction> {
+        match s {
+            "backward" => Ok(Direction::Backward),
+            "forward" => Ok(Direction::Forward),
+            _ => Err(ServiceError::field(
+                "direction",
+                "must be backward or forward",
+            )),
+        }
+    }
+}

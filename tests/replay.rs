@@ -1,0 +1,217 @@
+//! Idempotent replay (issue 9, item 2), on every backend: one `Idempotency-Key` and body sent
+//! 50 times at once makes exactly one entry and every answer equals the first; the same key
+//! with another body is 422 and writes nothing; a request refused (bad input, or refused by
+//! the ledger) does not consume its key.
+
+use std::sync::Arc;
+
+use ppe_tests::{backends, spawn_app, Answer, Backend, TestApp};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+/// Concurrent copies of one request.
+const COPIES: usize = 50;
+
+async fn master_data(app: &TestApp) {
+    app.post_ok(
+        "/api/v1/items",
+        &json!({"sku":"BAND","name":"Elastic band","kind":"material","unit":"pcs","decimals":0}),
+    )
+    .await;
+    app.post_ok(
+        "/api/v1/parties",
+        &json!({"code":"SUP","name":"Supplier","kind":"supplier"}),
+    )
+    .await;
+    app.post_ok("/api/v1/locations", &json!({"code":"RAW","name":"Raw"}))
+        .await;
+}
+
+fn purchase(id: &str, qty: &str) -> Value {
+    json!({"purchase_id":id,"date":"2020-02-12","supplier":"SUP","location":"RAW",
+           "lines":[{"sku":"BAND","qty":qty,"unit_price":"0.25"}]})
+}
+
+/// Sends `COPIES` copies of one keyed POST at once and returns every answer.
+async fn storm(app: &Arc<TestApp>, path: &str, body: &Value, key: &str) -> Vec<Answer> {
+    let barrier = Arc::new(tokio::sync::Barrier::new(COPIES));
+    let mut tasks = Vec::new();
+    for _ in 0..COPIES {
+        let (app, path, body, key, barrier) = (
+            app.clone(),
+            path.to_owned(),
+            body.clone(),
+            key.to_owned(),
+            barrier.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            barrier.wait().await;
+            app.post_keyed(&path, &body, &key).await
+        }));
+    }
+    let mut answers = Vec::new();
+    for t in tasks {
+        answers.push(t.await.expect("a request task"));
+    }
+    answers
+}
+
+/// Every answer has the first one's status and body, and exactly one is not a replay.
+fn all_equal_to_the_first(answers: &[Answer], what: &str) {
+    let first = answers
+        .iter()
+        .find(|a| a.headers.get("idempotent-replay").is_none())
+        .unwrap_or_else(|| panic!("{what}: every answer says it is a replay"));
+    assert_eq!(first.status, StatusCode::CREATED, "{what}: {}", first.text);
+    let originals = answers
+        .iter()
+        .filter(|a| a.headers.get("idempotent-replay").is_none())
+        .count();
+    assert_eq!(originals, 1, "{what}: more than one original answer");
+    for a in answers {
+        assert_eq!(a.status, first.status, "{what}: {}", a.text);
+        assert_eq!(a.body, first.body, "{what}");
+    }
+}
+
+async fn replay_story(backend: Backend) {
+    let app = Arc::new(spawn_app(backend).await);
+    master_data(&app).await;
+
+    // A purchase, 50 times at once under one key.
+    let before = app.db.counts().await;
+    let answers = storm(
+        &app,
+        "/api/v1/purchases",
+        &purchase("PO-1", "100"),
+        "key-po-1",
+    )
+    .await;
+    all_equal_to_the_first(&answers, "purchase");
+    let after = app.db.counts().await;
+    assert_eq!(after["entries"], before["entries"] + 1, "exactly one entry");
+    assert_eq!(after["documents"], before["documents"] + 1);
+    assert_eq!(after["idempotency"], before["idempotency"] + 1);
+    assert_eq!(app.balance("stock:RAW", "PO-1-1").await.0, "100");
+    let seq = answers[0].body["entry_seq"].as_u64().expect("entry_seq");
+
+    // A reversal has no document id: only the key tells the copies apart from new requests.
+    let answers = storm(
+        &app,
+        &format!("/api/v1/entries/{seq}/reversal"),
+        &json!({"memo":"entered twice"}),
+        "key-rev-1",
+    )
+    .await;
+    all_equal_to_the_first(&answers, "reversal");
+    let after_rev = app.db.counts().await;
+    assert_eq!(
+        after_rev["entries"],
+        after["entries"] + 1,
+        "exactly one reversal"
+    );
+    assert_eq!(app.balance("stock:RAW", "PO-1-1").await.0, "0");
+
+    // The same key with another body: 422, and nothing written.
+    let other = app
+        .post_keyed("/api/v1/purchases", &purchase("PO-2", "7"), "key-po-1")
+        .await;
+    assert_eq!(
+        other.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        other.text
+    );
+    assert_eq!(other.body["type"], "/problems/idempotency-key-reused");
+    let other = app
+        .post_keyed(
+            &format!("/api/v1/entries/{seq}/reversal"),
+            &json!({"memo":"another memo"}),
+            "key-rev-1",
+        )
+        .await;
+    assert_eq!(
+        other.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        other.text
+    );
+    assert_eq!(
+        app.db.counts().await,
+        after_rev,
+        "a reused key wrote nothing"
+    );
+
+    // Refusals do not consume a key: bad input (parsing), an unknown reference (the domain),
+    // a conflict (the ledger's state); the same key then carries a good request.
+    let refusals = [
+        (purchase("PO-3", "1.5"), StatusCode::UNPROCESSABLE_ENTITY),
+        (
+            json!({"purchase_id":"PO-3","date":"2020-02-12","supplier":"NOBODY","location":"RAW",
+                   "lines":[{"sku":"BAND","qty":"1","unit_price":"1"}]}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            json!({"purchase_id":"PO-3","date":"2020-02-12","supplier":"SUP","location":"RAW",
+                   "lines":[{"sku":"BAND","qty":"1","unit_price":"1","lot":"PO-1-1"}]}),
+            StatusCode::CONFLICT,
+        ),
+    ];
+    for (body, status) in &refusals {
+        let a = app.post_keyed("/api/v1/purchases", body, "key-po-3").await;
+        assert_eq!(a.status, *status, "{body}: {}", a.text);
+    }
+    let malformed = app
+        .request(
+            reqwest::Method::POST,
+            "/api/v1/purchases",
+            Some(&app.admin_token),
+            None,
+            &[
+                ("idempotency-key", "key-po-3"),
+                ("content-type", "application/json"),
+            ],
+        )
+        .await;
+    assert_eq!(malformed.status, StatusCode::BAD_REQUEST);
+    assert_eq!(app.db.counts().await, after_rev, "refusals wrote nothing");
+    let good = app
+        .post_keyed("/api/v1/purchases", &purchase("PO-3", "3"), "key-po-3")
+        .await;
+    assert_eq!(good.status, StatusCode::CREATED, "{}", good.text);
+    assert!(good.headers.get("idempotent-replay").is_none());
+
+    // A reversal refused by the ledger (already reversed) leaves its key free as well.
+    let refused = app
+        .post_keyed(
+            &format!("/api/v1/entries/{seq}/reversal"),
+            &json!({}),
+            "key-rev-2",
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::CONFLICT, "{}", refused.text);
+    let po3 = good.body["entry_seq"].as_u64().unwrap();
+    let rev3 = app
+        .post_keyed(
+            &format!("/api/v1/entries/{po3}/reversal"),
+            &json!({}),
+            "key-rev-2",
+        )
+        .await;
+    assert_eq!(rev3.status, StatusCode::CREATED, "{}", rev3.text);
+    assert_eq!(rev3.body["reverses"], po3);
+
+    let v = app.get("/api/v1/verify").await;
+    assert_eq!(v.body["ok"], true, "{}", v.text);
+    Arc::into_inner(app)
+        .expect("no request is left")
+        .stop()
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_key_and_body_sent_fifty_times_at_once_makes_one_entry() {
+    for backend in backends() {
+        replay_story(backend).await;
+    }
+}
