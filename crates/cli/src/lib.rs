@@ -13,6 +13,9 @@ use service::auth::Role;
 use service::import::ImportKind;
 use service::{Service, WriterConfig};
 
+pub mod bench;
+pub mod gen;
+
 /// The PPE ledger: an exact, tamper-evident record of protective equipment.
 #[derive(Debug, Parser)]
 #[command(name = "ppe", version, about)]
@@ -48,6 +51,9 @@ pub enum Command {
         /// The name recorded as the actor of the entries the import makes.
         #[arg(long, env = "PPE_ACTOR", default_value = "cli")]
         actor: String,
+        /// Most documents the writer commits together during the import.
+        #[arg(long, env = "PPE_IMPORT_BATCH_MAX", default_value_t = WriterConfig::default().import_batch_max)]
+        batch_max: usize,
     },
     /// Load a data set (`ppe seed longgang-2020`) through the same path as `ppe import`; loading
     /// it again changes nothing. `ppe seed --list` lists the data sets.
@@ -84,6 +90,23 @@ pub enum Command {
     /// Manage API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Write a valid, deterministic data set of N documents as CSV files (items, parties,
+    /// locations, boms, purchases, receipts, production, batches, donations,
+    /// acknowledgements); the same N always gives the same files.
+    Gen {
+        /// Documents to generate, in realistic proportions.
+        #[arg(long)]
+        documents: u64,
+        /// The folder to write the files into (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+        /// Import the files into the database, in order, once written.
+        #[arg(long)]
+        import: bool,
+    },
+    /// Benchmark import, HTTP, reconciliation and trace on SQLite and PostgreSQL, against a
+    /// raw insert into a bare table and against hledger and ledger (see BENCHMARKS.md).
+    Bench(bench::BenchArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -206,8 +229,17 @@ pub async fn run(cli: Cli, out: &mut (dyn Write + Send)) -> anyhow::Result<bool>
             )?;
             Ok(true)
         }
-        Command::Import { kind, file, actor } => {
-            let service = open(&url, WriterConfig::default()).await?;
+        Command::Import {
+            kind,
+            file,
+            actor,
+            batch_max,
+        } => {
+            let config = WriterConfig {
+                import_batch_max: batch_max.max(1),
+                ..WriterConfig::default()
+            };
+            let service = open(&url, config).await?;
             import(&service, kind, &file, &actor, out).await
         }
         Command::Seed { list: true, .. } => {
@@ -249,6 +281,35 @@ pub async fn run(cli: Cli, out: &mut (dyn Write + Send)) -> anyhow::Result<bool>
             let service = open(&url, WriterConfig::default()).await?;
             token(&service, cmd, out).await
         }
+        Command::Gen {
+            documents,
+            out: dir,
+            import: and_import,
+        } => {
+            let summary = gen::generate(documents, &dir)
+                .with_context(|| format!("writing the data set into {}", dir.display()))?;
+            writeln!(
+                out,
+                "wrote {} documents (about {} postings) into {}:",
+                summary.documents,
+                summary.postings,
+                dir.display()
+            )?;
+            for (file, rows) in &summary.rows {
+                writeln!(out, "  {file}: {rows} rows")?;
+            }
+            if !and_import {
+                return Ok(true);
+            }
+            let service = open(&url, WriterConfig::default()).await?;
+            let mut ok = true;
+            for (file, kind) in gen::IMPORT_ORDER {
+                let kind: ImportKind = kind.parse().map_err(anyhow::Error::msg)?;
+                ok &= import(&service, kind, &dir.join(file), "gen", out).await?;
+            }
+            Ok(ok)
+        }
+        Command::Bench(args) => bench::run(args, out).await,
     }
 }
 
@@ -258,7 +319,7 @@ async fn open(url: &str, config: WriterConfig) -> anyhow::Result<Service> {
         .with_context(|| format!("opening {url}"))
 }
 
-fn bar(total: Option<u64>, what: &str) -> indicatif::ProgressBar {
+pub(crate) fn bar(total: Option<u64>, what: &str) -> indicatif::ProgressBar {
     // Progress only on a terminal; piped output stays quiet.
     if !std::io::stderr().is_terminal() {
         return indicatif::ProgressBar::hidden();
@@ -275,6 +336,47 @@ fn bar(total: Option<u64>, what: &str) -> indicatif::ProgressBar {
     b
 }
 
+/// A reader that counts the bytes it has read, for a progress bar over a file's length.
+struct Counting<R> {
+    inner: R,
+    read: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl<R: std::io::Read> std::io::Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read
+            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+/// The import reads the file twice (the ids first, then the documents): a rewind starts the
+/// bar over.
+impl<R: std::io::Seek> std::io::Seek for Counting<R> {
+    fn seek(&mut self, to: std::io::SeekFrom) -> std::io::Result<u64> {
+        let at = self.inner.seek(to)?;
+        self.read.store(at, std::sync::atomic::Ordering::Relaxed);
+        Ok(at)
+    }
+}
+
+/// A progress bar over bytes, shown on a terminal only.
+fn byte_bar(total: Option<u64>, what: &str) -> indicatif::ProgressBar {
+    let Some(total) = total.filter(|_| std::io::stderr().is_terminal()) else {
+        return bar(None, what);
+    };
+    let b = indicatif::ProgressBar::new(total);
+    b.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    b.set_message(what.to_owned());
+    b
+}
+
 /// Imports one CSV file and reports every rejected row with its line number.
 pub async fn import(
     service: &Service,
@@ -284,9 +386,22 @@ pub async fn import(
     out: &mut (dyn Write + Send),
 ) -> anyhow::Result<bool> {
     let f = std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?;
-    let progress = bar(None, &format!("importing {}", kind.as_str()));
+    let len = f.metadata().map(|m| m.len()).ok();
+    let progress = byte_bar(len, &format!("importing {}", kind.as_str()));
+    let read = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counting = Counting {
+        inner: f,
+        read: read.clone(),
+    };
     let report = service
-        .import_csv(kind, f, actor, &|n| progress.set_position(n))
+        .import_csv(kind, counting, actor, &|rows| {
+            // The bar follows the bytes read (the file's length is known, the rows are not);
+            // the row count rides along in the message now and then.
+            progress.set_position(read.load(std::sync::atomic::Ordering::Relaxed));
+            if rows % 4_096 == 0 {
+                progress.set_message(format!("importing {}: {rows} rows", kind.as_str()));
+            }
+        })
         .await?;
     progress.finish_and_clear();
     write_import_report(out, &file.display().to_string(), &report)?;

@@ -390,6 +390,7 @@ impl Dispatch {
         n.locations.insert(self.from_location.clone());
         n.parties.extend(self.recipient.iter().cloned());
         let stock = Account::Stock(self.from_location.clone());
+        let transit = Account::Transit(self.id.clone());
         for l in &self.lines {
             n.parties.insert(l.destination.clone());
             n.items.insert(l.sku.clone());
@@ -397,6 +398,9 @@ impl Dispatch {
                 Some(lot) => {
                     n.lots.insert(lot.clone());
                     n.balances.insert((stock.clone(), lot.clone()));
+                    // Committing the entry reads the transit balance it fills; asking for it
+                    // here lets the writer load it with the rest of the batch.
+                    n.balances.insert((transit.clone(), lot.clone()));
                 }
                 None => {
                     n.groups.insert((stock.clone(), l.sku.clone()));

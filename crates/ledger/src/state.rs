@@ -76,6 +76,20 @@ pub struct Needs {
 }
 
 impl Needs {
+    /// Adds what `other` needs, so that the writer can load what a whole batch needs at once.
+    pub fn extend(&mut self, other: Needs) {
+        self.items.extend(other.items);
+        self.parties.extend(other.parties);
+        self.locations.extend(other.locations);
+        self.lots.extend(other.lots);
+        self.balances.extend(other.balances);
+        self.groups.extend(other.groups);
+        self.entries.extend(other.entries);
+        self.holders.extend(other.holders);
+        self.shipments.extend(other.shipments);
+        self.boms.extend(other.boms);
+    }
+
     pub fn is_empty(&self) -> bool {
         self.items.is_empty()
             && self.parties.is_empty()

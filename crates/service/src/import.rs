@@ -16,8 +16,9 @@ use crate::Service;
 
 /// Largest number of rows one document may span.
 pub const ROWS_PER_DOCUMENT_MAX: usize = ledger::docs::LINES_PER_DOCUMENT_MAX;
-/// Documents in flight to the writer at once: enough for group commit to batch them.
-const IN_FLIGHT_MAX: usize = 512;
+/// Documents in flight to the writer, as a multiple of its import batch: the next batch is
+/// queued while one commits, and memory stays bounded whatever the size of the file.
+const IN_FLIGHT_BATCHES: usize = 2;
 /// Longest cell accepted.
 const CELL_MAX_LEN: usize = 1_000;
 
@@ -560,7 +561,8 @@ fn split_documents<R: BufRead>(
                 .map(|i| (*c, i))
         })
         .collect();
-    let mut seen: HashSet<String> = HashSet::new();
+    // Fingerprints, not the ids: memory grows by 16 bytes a document (see `fingerprint`).
+    let mut seen: HashSet<u128> = HashSet::new();
     let mut last: Option<String> = None;
     let mut record = csv::ByteRecord::new();
     loop {
@@ -607,7 +609,7 @@ fn split_documents<R: BufRead>(
             continue;
         }
         // An empty id ends the document before it, as it does in the real pass.
-        if !id.is_empty() && !seen.insert(id.clone()) {
+        if !id.is_empty() && !seen.insert(fingerprint(&id)) {
             split.insert(id.clone());
         }
         last = Some(id);
@@ -779,13 +781,19 @@ impl Service {
         report: &mut ImportReport,
         progress: &(dyn Fn(u64) + Sync),
     ) -> Result<()> {
-        let mut seen: HashMap<String, u64> = HashMap::new();
+        // Where each document began, to refuse rows of one document that are not adjacent.
+        // Keyed by a 128-bit fingerprint of the id rather than the id itself, so that memory
+        // grows by 24 bytes a document, not by the id's allocation; two ids of one file
+        // collide with a chance of about n^2 / 2^129, nothing at any file size.
+        let mut seen: HashMap<u128, u64> = HashMap::new();
         let mut current: Option<Gathered> = None;
         // Documents refused whole: split ones from the start, others as their rows show.
         let mut bad_docs: HashSet<String> = split;
         // The line of an unreadable row whose document is unknown, until the next row is read.
         let mut poison_next: Option<u64> = None;
-        let mut in_flight: Vec<(Vec<u64>, oneshot::Receiver<Result<Outcome>>)> = Vec::new();
+        let window = IN_FLIGHT_BATCHES * self.writer_config().import_batch_max.max(1);
+        let mut in_flight: VecDeque<(Vec<u64>, oneshot::Receiver<Result<Outcome>>)> =
+            VecDeque::new();
         loop {
             let row = match next_row(reader, record, lines, h, Some(spec.id_column)) {
                 Ok(r) => r,
@@ -837,14 +845,17 @@ impl Service {
                     let plain_id = h.req(&done.rows[0], spec.id_column);
                     if !bad_docs.contains(&done.id) && !bad_docs.contains(plain_id) {
                         match (spec.build)(self, h, &done.rows) {
-                            Ok(doc) => {
-                                in_flight.push((lines, self.enqueue(doc, actor, None).await?))
-                            }
+                            Ok(doc) => in_flight
+                                .push_back((lines, self.enqueue(doc, actor, None, true).await?)),
                             Err(e) => report.rejected.extend(row_errors(&e, &lines)),
                         }
                     }
-                    if in_flight.len() >= IN_FLIGHT_MAX {
-                        settle(&mut in_flight, report).await?;
+                    // A sliding window: wait for the oldest only, so the writer's queue never
+                    // runs dry while answers are counted.
+                    while in_flight.len() >= window {
+                        if let Some(oldest) = in_flight.pop_front() {
+                            settle_one(oldest, report).await?;
+                        }
                     }
                 }
             }
@@ -893,7 +904,8 @@ impl Service {
                     c.rows.push(row);
                 }
                 _ => {
-                    if let Some(first) = seen.get(&id) {
+                    let print = fingerprint(&id);
+                    if let Some(first) = seen.get(&print) {
                         report.rejected.push(RowError {
                             line: row.line,
                             column: Some(spec.id_column.into()),
@@ -903,7 +915,7 @@ impl Service {
                         });
                         bad_docs.insert(id.clone());
                     }
-                    seen.insert(id.clone(), row.line);
+                    seen.insert(print, row.line);
                     current = Some(Gathered {
                         id,
                         rows: vec![row],
@@ -917,16 +929,35 @@ impl Service {
 
 /// Waits for documents in flight and counts their outcomes.
 async fn settle(
-    in_flight: &mut Vec<(Vec<u64>, oneshot::Receiver<Result<Outcome>>)>,
+    in_flight: &mut VecDeque<(Vec<u64>, oneshot::Receiver<Result<Outcome>>)>,
     report: &mut ImportReport,
 ) -> Result<()> {
-    for (lines, rx) in in_flight.drain(..) {
-        match rx.await.map_err(|_| ServiceError::WriterGone)? {
-            Ok(o) if o.replayed => report.unchanged += 1,
-            Ok(_) => report.created += 1,
-            Err(ServiceError::Store(e)) => return Err(ServiceError::Store(e)),
-            Err(e) => report.rejected.extend(row_errors(&e, &lines)),
-        }
+    while let Some(one) = in_flight.pop_front() {
+        settle_one(one, report).await?;
     }
     Ok(())
+}
+
+/// Waits for one document in flight and counts its outcome.
+async fn settle_one(
+    (lines, rx): (Vec<u64>, oneshot::Receiver<Result<Outcome>>),
+    report: &mut ImportReport,
+) -> Result<()> {
+    match rx.await.map_err(|_| ServiceError::WriterGone)? {
+        Ok(o) if o.replayed => report.unchanged += 1,
+        Ok(_) => report.created += 1,
+        Err(ServiceError::Store(e)) => return Err(ServiceError::Store(e)),
+        Err(e) => report.rejected.extend(row_errors(&e, &lines)),
+    }
+    Ok(())
+}
+
+/// A 128-bit fingerprint of a document key (SHA-256, truncated): stable, and collision-free
+/// in practice.
+fn fingerprint(id: &str) -> u128 {
+    use sha2::{Digest, Sha256};
+    let d = Sha256::digest(id.as_bytes());
+    let mut b = [0u8; 16];
+    b.copy_from_slice(&d[..16]);
+    u128::from_le_bytes(b)
 }

@@ -80,6 +80,7 @@ pub struct Service {
 struct Inner {
     store: Arc<dyn Store>,
     writer: mpsc::Sender<Job>,
+    writer_config: WriterConfig,
     base_currency: String,
     clock: Clock,
 }
@@ -112,10 +113,16 @@ impl Service {
             inner: Arc::new(Inner {
                 store,
                 writer,
+                writer_config: config,
                 base_currency,
                 clock,
             }),
         })
+    }
+
+    /// The bounds of group commit this service's writer runs with.
+    pub fn writer_config(&self) -> WriterConfig {
+        self.inner.writer_config
     }
 
     pub fn store(&self) -> &dyn Store {
@@ -139,22 +146,25 @@ impl Service {
         actor: &str,
         idempotency_key: Option<&str>,
     ) -> Result<Outcome> {
-        let rx = self.enqueue(doc, actor, idempotency_key).await?;
+        let rx = self.enqueue(doc, actor, idempotency_key, false).await?;
         rx.await.map_err(|_| ServiceError::WriterGone)?
     }
 
-    /// Queues a document without waiting for its commit, so that many can share one.
+    /// Queues a document without waiting for its commit, so that many can share one. `bulk`
+    /// (an import) lets it share a bigger batch.
     async fn enqueue(
         &self,
         doc: Box<dyn Document>,
         actor: &str,
         idempotency_key: Option<&str>,
+        bulk: bool,
     ) -> Result<oneshot::Receiver<Result<Outcome>>> {
         let (reply, rx) = oneshot::channel();
         let job = Job {
             doc,
             actor: actor.to_owned(),
             idempotency_key: idempotency_key.map(str::to_owned),
+            bulk,
             reply,
         };
         self.inner

@@ -3,6 +3,7 @@
 //! earlier documents of the batch left, so one bad document never fails its neighbours; the
 //! whole batch then commits in one transaction, and only then is anyone answered.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,6 +24,13 @@ use crate::Clock;
 pub struct WriterConfig {
     /// Most documents committed together.
     pub max_batch: usize,
+    /// Most documents committed together when the batch starts with an imported document:
+    /// an import keeps the queue full, and a bigger commit spreads its fixed costs (the
+    /// durable sync, the loads and statements per batch) over more documents.
+    pub import_batch_max: usize,
+    /// Most document lines in one batch, whatever the documents: bounds the memory and the
+    /// size of one commit (a document may carry up to 1 000 lines).
+    pub max_batch_lines: usize,
     /// How long the writer waits for more documents once it has one (0: take only what is
     /// already queued, which adds no latency and still batches under load).
     pub max_wait: Duration,
@@ -36,6 +44,8 @@ impl Default for WriterConfig {
     fn default() -> Self {
         WriterConfig {
             max_batch: 256,
+            import_batch_max: 4_096,
+            max_batch_lines: 32_768,
             max_wait: Duration::ZERO,
             queue_depth: 4_096,
             retries: 8,
@@ -110,7 +120,20 @@ pub(crate) struct Job {
     pub doc: Box<dyn Document>,
     pub actor: String,
     pub idempotency_key: Option<String>,
+    /// Sent by an import, which may share a bigger batch (`WriterConfig::import_batch_max`).
+    pub bulk: bool,
     pub reply: oneshot::Sender<Result<Outcome, ServiceError>>,
+}
+
+impl Job {
+    /// The lines of the document, which bound a batch's size beside the count of documents.
+    fn lines(&self) -> usize {
+        self.doc
+            .body()
+            .get("lines")
+            .and_then(Value::as_array)
+            .map_or(1, |l| l.len().max(1))
+    }
 }
 
 /// The hash of a normalised request body, with the kind of request it is.
@@ -143,23 +166,44 @@ async fn run(
     clock: Clock,
     mut rx: mpsc::Receiver<Job>,
 ) {
-    while let Some(first) = rx.recv().await {
+    // A job taken from the queue that did not fit the batch before it opens the next one.
+    let mut next: Option<Job> = None;
+    loop {
+        let first = match next.take() {
+            Some(j) => j,
+            None => match rx.recv().await {
+                Some(j) => j,
+                None => break,
+            },
+        };
+        let max = if first.bulk {
+            config.import_batch_max.max(1)
+        } else {
+            config.max_batch
+        };
+        let mut lines = first.lines();
         let mut jobs = vec![first];
         let deadline = tokio::time::Instant::now() + config.max_wait;
-        while jobs.len() < config.max_batch {
-            match rx.try_recv() {
-                Ok(j) => jobs.push(j),
+        while jobs.len() < max && lines < config.max_batch_lines {
+            let job = match rx.try_recv() {
+                Ok(j) => j,
                 Err(mpsc::error::TryRecvError::Disconnected) => break,
                 Err(mpsc::error::TryRecvError::Empty) => {
                     if config.max_wait.is_zero() {
                         break;
                     }
                     match tokio::time::timeout_at(deadline, rx.recv()).await {
-                        Ok(Some(j)) => jobs.push(j),
+                        Ok(Some(j)) => j,
                         _ => break,
                     }
                 }
+            };
+            lines += job.lines();
+            if lines > config.max_batch_lines {
+                next = Some(job);
+                break;
             }
+            jobs.push(job);
         }
         run_batch(&*store, &base, &config, &clock, jobs).await;
     }
@@ -237,6 +281,14 @@ struct Pending {
     seq: u64,
     hash: Hash,
     recorded_at: String,
+    /// Documents already recorded under the batch's ids, read once for the whole batch.
+    recorded: HashMap<(String, String), DocumentRecord>,
+    /// Idempotency records of the batch's keys, read once for the whole batch.
+    keyed: HashMap<(String, String), IdempotencyRecord>,
+    /// Where in `batch.documents` and `batch.idempotency` this batch recorded each id and key,
+    /// so that a repeat later in the batch is found without a scan.
+    ids_in_batch: HashMap<(String, String), usize>,
+    keys_in_batch: HashMap<(String, String), usize>,
 }
 
 async fn attempt(
@@ -255,7 +307,12 @@ async fn attempt(
         recorded_at: clock()
             .format(&time::format_description::well_known::Rfc3339)
             .expect("the current time formats"),
+        recorded: HashMap::new(),
+        keyed: HashMap::new(),
+        ids_in_batch: HashMap::new(),
+        keys_in_batch: HashMap::new(),
     };
+    prefetch(&mut *tx, &mut p, jobs).await?;
     let mut results = Vec::with_capacity(jobs.len());
     for job in jobs {
         results.push(process(&mut *tx, &mut p, base, job).await?);
@@ -291,6 +348,40 @@ async fn attempt(
     Ok(results)
 }
 
+/// Reads what the whole batch needs before any document is decided, a few queries per batch
+/// instead of several per document: the ids and keys already recorded, what each document
+/// needs first, and then what each needs once that is known (an acknowledgement's shipment
+/// lines). Everything is read under the write lock, so it is what the batch writes on top of;
+/// documents decided later in the batch see earlier ones through the state, which a load never
+/// overwrites with an older value.
+async fn prefetch(tx: &mut dyn WriteTx, p: &mut Pending, jobs: &[Job]) -> Result<(), StoreError> {
+    let ids: Vec<(&str, &str)> = jobs.iter().filter_map(|j| j.doc.id()).collect();
+    for d in tx.documents(&ids).await? {
+        p.recorded.insert((d.namespace.clone(), d.id.clone()), d);
+    }
+    let keys: Vec<(&str, &str)> = jobs
+        .iter()
+        .filter_map(|j| {
+            j.idempotency_key
+                .as_deref()
+                .map(|k| (j.actor.as_str(), k))
+        })
+        .collect();
+    for r in tx.idempotency(&keys).await? {
+        p.keyed.insert((r.actor.clone(), r.key.clone()), r);
+    }
+    let mut first = Needs::default();
+    for job in jobs {
+        first.extend(job.doc.needs());
+    }
+    tx.load(&first, &mut p.state).await?;
+    let mut then = Needs::default();
+    for job in jobs {
+        then.extend(job.doc.needs_then(&p.state));
+    }
+    tx.load(&then, &mut p.state).await
+}
+
 /// Decides one document. The outer error is the store's (it fails the batch); the inner one
 /// is this document's answer.
 async fn process(
@@ -302,14 +393,10 @@ async fn process(
     let doc = &*job.doc;
     let request_hash = body_hash(doc.kind(), doc.body());
     if let Some(key) = &job.idempotency_key {
-        let earlier = match p
-            .batch
-            .idempotency
-            .iter()
-            .find(|r| &r.key == key && r.actor == job.actor)
-        {
-            Some(r) => Some(r.clone()),
-            None => tx.idempotency(&job.actor, key).await?,
+        let k = (job.actor.clone(), key.clone());
+        let earlier = match p.keys_in_batch.get(&k) {
+            Some(&i) => Some(p.batch.idempotency[i].clone()),
+            None => p.keyed.get(&k).cloned(),
         };
         if let Some(r) = earlier {
             return Ok(if r.request_hash == request_hash {
@@ -324,14 +411,10 @@ async fn process(
         }
     }
     if let Some((namespace, id)) = doc.id() {
-        let earlier = match p
-            .batch
-            .documents
-            .iter()
-            .find(|d| d.namespace == namespace && d.id == id)
-        {
-            Some(d) => Some(d.clone()),
-            None => tx.document(namespace, id).await?,
+        let k = (namespace.to_owned(), id.to_owned());
+        let earlier = match p.ids_in_batch.get(&k) {
+            Some(&i) => Some(p.batch.documents[i].clone()),
+            None => p.recorded.get(&k).cloned(),
         };
         if let Some(d) = earlier {
             return Ok(if d.body_hash == request_hash {
@@ -393,6 +476,10 @@ async fn process(
         recorded_at: p.recorded_at.clone(),
     });
     if let Some((namespace, id)) = doc.id() {
+        p.ids_in_batch.insert(
+            (namespace.to_owned(), id.to_owned()),
+            p.batch.documents.len(),
+        );
         p.batch.documents.push(DocumentRecord {
             namespace: namespace.to_owned(),
             id: id.to_owned(),
@@ -404,6 +491,10 @@ async fn process(
         });
     }
     if let Some(key) = &job.idempotency_key {
+        p.keys_in_batch.insert(
+            (job.actor.clone(), key.clone()),
+            p.batch.idempotency.len(),
+        );
         p.batch.idempotency.push(IdempotencyRecord {
             actor: job.actor.clone(),
             key: key.clone(),

@@ -4,14 +4,11 @@
 use ledger::shipment::ShipmentChange;
 use ledger::Shipment;
 use sqlx::postgres::{PgConnection, PgRow};
-use sqlx::{Postgres, QueryBuilder, Row};
+use sqlx::Row;
 use store::decode::{self, RawShipment, RawShipmentLine};
 use store::{Result, ShipmentFilter, ShipmentMismatch};
 
 use crate::{err, i64_of};
-
-/// Line rows per multi-row insert: 10 columns x 100 rows stays far below PostgreSQL's 65535 binds.
-const LINES_PER_INSERT: usize = 100;
 
 fn raw_shipment(r: &PgRow) -> RawShipment {
     RawShipment {
@@ -78,9 +75,41 @@ pub(crate) async fn select(
     .fetch_all(&mut *conn)
     .await
     .map_err(err)?;
+    assemble(&rows)
+}
+
+/// Shipments by id with their lines, in one statement (the writer loads a batch's at once).
+pub(crate) async fn select_ids(conn: &mut PgConnection, ids: &[&str]) -> Result<Vec<Shipment>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows = sqlx::query(
+        "select s.id, s.kind, s.date, s.from_location, s.recipient, s.country,
+                s.declared_value, s.currency, s.fx_rate, s.declared_value_base,
+                s.dispatch_seq, s.closed_on, s.close_reason, s.close_seq,
+                l.destination, l.sku, l.lot, l.dispatched_qty, l.acknowledged_qty, l.damaged_qty,
+                l.short_qty, l.dispatched_value
+         from shipments s join shipment_lines l on l.shipment_id = s.id
+         where s.id = any($1)
+         order by s.dispatch_seq, l.pos",
+    )
+    .bind(ids)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(err)?;
+    assemble(&rows)
+}
+
+/// The line a (shipment, position) pair names.
+fn line<'s>(&(s, pos): &(&'s Shipment, usize)) -> &'s ledger::ShipmentLine {
+    &s.lines[pos]
+}
+
+/// Shipments from rows of a shipment and one of its lines, ordered by shipment.
+fn assemble(rows: &[PgRow]) -> Result<Vec<Shipment>> {
     let mut out = Vec::new();
     let mut current: Option<(RawShipment, Vec<RawShipmentLine>)> = None;
-    for r in &rows {
+    for r in rows {
         let rid: String = r.get("id");
         if current.as_ref().is_some_and(|(s, _)| s.id != rid) {
             let (s, lines) = current.take().expect("checked");
@@ -98,56 +127,118 @@ pub(crate) async fn select(
 }
 
 /// Writes what a batch changed: each shipment's row (created, or its status and closing
-/// updated) and its touched lines at their new absolute quantities.
+/// updated) and its touched lines at their new absolute quantities, one statement per table.
 pub(crate) async fn write(conn: &mut PgConnection, changes: &[ShipmentChange]) -> Result<()> {
-    for c in changes {
-        let s = &c.shipment;
-        let declared = s.declared.as_ref();
-        sqlx::query(
-            "insert into shipments (id, kind, date, from_location, recipient, country, declared_value, currency, fx_rate, declared_value_base, status, dispatch_seq, closed_on, close_reason, close_seq)
-             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
-             on conflict (id) do update set status = excluded.status, closed_on = excluded.closed_on, close_reason = excluded.close_reason, close_seq = excluded.close_seq",
-        )
-        .bind(s.id.as_str())
-        .bind(s.kind.as_str())
-        .bind(s.date.to_string())
-        .bind(s.from_location.as_str())
-        .bind(s.recipient.as_ref().map(|r| r.as_str()))
-        .bind(s.country.as_deref())
-        .bind(declared.map(|d| d.value.scaled()))
-        .bind(declared.map(|d| d.currency.as_str()))
-        .bind(declared.map(|d| d.fx_rate.to_string()))
-        .bind(declared.map(|d| d.base_value.scaled()))
-        .bind(s.status().as_str())
-        .bind(i64_of(s.dispatch_seq))
-        .bind(s.closure.as_ref().map(|x| x.date.to_string()))
-        .bind(s.closure.as_ref().map(|x| x.reason.as_str()))
-        .bind(s.closure.as_ref().map(|x| i64_of(x.seq)))
-        .execute(&mut *conn)
-        .await
-        .map_err(err)?;
-        let touched: Vec<usize> = c.touched.iter().copied().collect();
-        for chunk in touched.chunks(LINES_PER_INSERT) {
-            let mut q: QueryBuilder<Postgres> = QueryBuilder::new(
-                "insert into shipment_lines (shipment_id, pos, destination, sku, lot, dispatched_qty, acknowledged_qty, damaged_qty, short_qty, dispatched_value) ",
-            );
-            q.push_values(chunk, |mut row, &pos| {
-                let l = &s.lines[pos];
-                row.push_bind(s.id.as_str())
-                    .push_bind(i64::try_from(pos).expect("line index fits"))
-                    .push_bind(l.destination.as_str())
-                    .push_bind(l.sku.as_str())
-                    .push_bind(l.lot.as_str())
-                    .push_bind(l.dispatched.scaled())
-                    .push_bind(l.acknowledged.scaled())
-                    .push_bind(l.damaged.scaled())
-                    .push_bind(l.short.scaled())
-                    .push_bind(l.dispatched_value.scaled());
-            });
-            q.push(" on conflict (shipment_id, destination, lot) do update set acknowledged_qty = excluded.acknowledged_qty, damaged_qty = excluded.damaged_qty, short_qty = excluded.short_qty");
-            q.build().execute(&mut *conn).await.map_err(err)?;
-        }
+    if changes.is_empty() {
+        return Ok(());
     }
+    let s: Vec<&Shipment> = changes.iter().map(|c| &c.shipment).collect();
+    let id: Vec<&str> = s.iter().map(|x| x.id.as_str()).collect();
+    let kind: Vec<&str> = s.iter().map(|x| x.kind.as_str()).collect();
+    let date: Vec<String> = s.iter().map(|x| x.date.to_string()).collect();
+    let from: Vec<&str> = s.iter().map(|x| x.from_location.as_str()).collect();
+    let recipient: Vec<Option<&str>> = s
+        .iter()
+        .map(|x| x.recipient.as_ref().map(|r| r.as_str()))
+        .collect();
+    let country: Vec<Option<&str>> = s.iter().map(|x| x.country.as_deref()).collect();
+    let declared_value: Vec<Option<i64>> = s
+        .iter()
+        .map(|x| x.declared.as_ref().map(|d| d.value.scaled()))
+        .collect();
+    let currency: Vec<Option<&str>> = s
+        .iter()
+        .map(|x| x.declared.as_ref().map(|d| d.currency.as_str()))
+        .collect();
+    let fx_rate: Vec<Option<String>> = s
+        .iter()
+        .map(|x| x.declared.as_ref().map(|d| d.fx_rate.to_string()))
+        .collect();
+    let base: Vec<Option<i64>> = s
+        .iter()
+        .map(|x| x.declared.as_ref().map(|d| d.base_value.scaled()))
+        .collect();
+    let status: Vec<&str> = s.iter().map(|x| x.status().as_str()).collect();
+    let dispatch_seq: Vec<i64> = s.iter().map(|x| i64_of(x.dispatch_seq)).collect();
+    let closed_on: Vec<Option<String>> = s
+        .iter()
+        .map(|x| x.closure.as_ref().map(|c| c.date.to_string()))
+        .collect();
+    let close_reason: Vec<Option<&str>> = s
+        .iter()
+        .map(|x| x.closure.as_ref().map(|c| c.reason.as_str()))
+        .collect();
+    let close_seq: Vec<Option<i64>> = s
+        .iter()
+        .map(|x| x.closure.as_ref().map(|c| i64_of(c.seq)))
+        .collect();
+    sqlx::query(
+        "insert into shipments (id, kind, date, from_location, recipient, country, declared_value, currency, fx_rate, declared_value_base, status, dispatch_seq, closed_on, close_reason, close_seq)
+         select * from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::text[], $9::text[], $10::bigint[], $11::text[], $12::bigint[], $13::text[], $14::text[], $15::bigint[])
+         on conflict (id) do update set status = excluded.status, closed_on = excluded.closed_on, close_reason = excluded.close_reason, close_seq = excluded.close_seq",
+    )
+    .bind(&id)
+    .bind(&kind)
+    .bind(&date)
+    .bind(&from)
+    .bind(&recipient)
+    .bind(&country)
+    .bind(&declared_value)
+    .bind(&currency)
+    .bind(&fx_rate)
+    .bind(&base)
+    .bind(&status)
+    .bind(&dispatch_seq)
+    .bind(&closed_on)
+    .bind(&close_reason)
+    .bind(&close_seq)
+    .execute(&mut *conn)
+    .await
+    .map_err(err)?;
+    let touched: Vec<(&Shipment, usize)> = changes
+        .iter()
+        .flat_map(|c| c.touched.iter().map(move |&pos| (&c.shipment, pos)))
+        .collect();
+    if touched.is_empty() {
+        return Ok(());
+    }
+    let sid: Vec<&str> = touched.iter().map(|(s, _)| s.id.as_str()).collect();
+    let pos: Vec<i64> = touched
+        .iter()
+        .map(|(_, p)| i64::try_from(*p).expect("line index fits"))
+        .collect();
+    let destination: Vec<&str> = touched.iter().map(|t| line(t).destination.as_str()).collect();
+    let sku: Vec<&str> = touched.iter().map(|t| line(t).sku.as_str()).collect();
+    let lot: Vec<&str> = touched.iter().map(|t| line(t).lot.as_str()).collect();
+    let dispatched: Vec<i64> = touched.iter().map(|t| line(t).dispatched.scaled()).collect();
+    let acknowledged: Vec<i64> = touched
+        .iter()
+        .map(|t| line(t).acknowledged.scaled())
+        .collect();
+    let damaged: Vec<i64> = touched.iter().map(|t| line(t).damaged.scaled()).collect();
+    let short: Vec<i64> = touched.iter().map(|t| line(t).short.scaled()).collect();
+    let value: Vec<i64> = touched
+        .iter()
+        .map(|t| line(t).dispatched_value.scaled())
+        .collect();
+    sqlx::query(
+        "insert into shipment_lines (shipment_id, pos, destination, sku, lot, dispatched_qty, acknowledged_qty, damaged_qty, short_qty, dispatched_value)
+         select * from unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[])
+         on conflict (shipment_id, destination, lot) do update set acknowledged_qty = excluded.acknowledged_qty, damaged_qty = excluded.damaged_qty, short_qty = excluded.short_qty",
+    )
+    .bind(&sid)
+    .bind(&pos)
+    .bind(&destination)
+    .bind(&sku)
+    .bind(&lot)
+    .bind(&dispatched)
+    .bind(&acknowledged)
+    .bind(&damaged)
+    .bind(&short)
+    .bind(&value)
+    .execute(&mut *conn)
+    .await
+    .map_err(err)?;
     Ok(())
 }
 

@@ -8,28 +8,32 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use ledger::{Hash, Item, Location, Needs, Party, Shipment, State};
+use ledger::{Hash, Item, Location, Party, Shipment};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
+use sqlx::{QueryBuilder, Row, Sqlite};
 use store::decode::{self, RawEntry, RawPosting};
 use store::{
     BalanceFilter, BalanceMismatch, BalanceRow, BomPut, DocumentRecord, Head, IdempotencyRecord,
     Inserted, LotPosting, Result, RunFilter, RunReportRow, ShipmentFilter, ShipmentMismatch,
-    StockRow, Store, StoreError, StoredBom, StoredEntry, TokenRecord, Violation, WriteBatch,
-    WriteTx, PAGE_MAX,
+    StockRow, Store, StoreError, StoredBom, StoredEntry, TokenRecord, Violation, WriteTx,
+    PAGE_MAX,
 };
 
 mod production;
 mod shipments;
+mod write;
+
+use write::SqliteWriteTx;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqlite");
 
 /// How long a connection waits for another process's write lock before giving up.
 const BUSY_TIMEOUT_MS: u64 = 5_000;
-/// Rows per multi-row insert: 7 columns x 100 rows stays far below SQLite's variable limit.
-const ROWS_PER_INSERT: usize = 100;
+/// Rows per multi-row insert. Every full chunk is the same statement, prepared once; 9
+/// columns x 100 rows stays far below SQLite's variable limit.
+pub(crate) const ROWS_PER_INSERT: usize = 100;
 
 pub(crate) fn err(e: sqlx::Error) -> StoreError {
     if let sqlx::Error::Database(db) = &e {
@@ -756,6 +760,10 @@ impl Store for SqliteStore {
         rows.iter().map(lot_row).collect()
     }
 
+    async fn insert_baseline(&self, rows: u64, per_commit: usize) -> Result<()> {
+        write::insert_baseline(&self.writer, rows, per_commit).await
+    }
+
     async fn lot_postings(&self, lot: &str) -> Result<Vec<LotPosting>> {
         let rows = sqlx::query(
             "select p.seq, e.date, e.kind, e.document, p.account, p.qty, p.value
@@ -869,287 +877,5 @@ impl Store for SqliteStore {
         n: u32,
     ) -> Result<Vec<RunReportRow>> {
         production::runs(&self.reader, filter, after, n).await
-    }
-}
-
-struct SqliteWriteTx {
-    tx: Transaction<'static, Sqlite>,
-    head: Head,
-}
-
-#[async_trait]
-impl WriteTx for SqliteWriteTx {
-    fn head(&self) -> &Head {
-        &self.head
-    }
-
-    async fn load(&mut self, needs: &Needs, state: &mut State) -> Result<()> {
-        let n = state.missing(needs);
-        let conn = &mut *self.tx;
-        for sku in &n.items {
-            let row = sqlx::query("select * from items where sku = ?")
-                .bind(sku.as_str())
-                .fetch_optional(&mut *conn)
-                .await
-                .map_err(err)?;
-            state.put_item(sku.clone(), row.as_ref().map(item_row).transpose()?);
-        }
-        for code in &n.parties {
-            let row = sqlx::query("select * from parties where code = ?")
-                .bind(code.as_str())
-                .fetch_optional(&mut *conn)
-                .await
-                .map_err(err)?;
-            state.put_party(code.clone(), row.as_ref().map(party_row).transpose()?);
-        }
-        for code in &n.locations {
-            let row = sqlx::query("select * from locations where code = ?")
-                .bind(code.as_str())
-                .fetch_optional(&mut *conn)
-                .await
-                .map_err(err)?;
-            state.put_location(code.clone(), row.as_ref().map(location_row).transpose()?);
-        }
-        let balance_lots = n.balances.iter().map(|(_, l)| l);
-        for lot in n.lots.iter().chain(balance_lots) {
-            let row = sqlx::query("select * from lots where lot = ?")
-                .bind(lot.as_str())
-                .fetch_optional(&mut *conn)
-                .await
-                .map_err(err)?;
-            state.put_lot(lot.clone(), row.as_ref().map(lot_row).transpose()?);
-        }
-        for (account, lot) in &n.balances {
-            let row = sqlx::query("select qty, value from balances where account = ? and lot = ?")
-                .bind(account.to_string())
-                .bind(lot.as_str())
-                .fetch_optional(&mut *conn)
-                .await
-                .map_err(err)?;
-            let b = row
-                .map(|r| decode::balance(r.get("qty"), r.get("value")))
-                .unwrap_or_default();
-            state.put_balance(account.clone(), lot.clone(), b);
-        }
-        for (account, sku) in &n.groups {
-            let rows = sqlx::query(
-                "select l.*, b.qty as bq, b.value as bv from balances b join lots l on l.lot = b.lot
-                 where b.account = ? and b.sku = ? and (b.qty <> 0 or b.value <> 0)",
-            )
-            .bind(account.to_string())
-            .bind(sku.as_str())
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(err)?;
-            let mut lots = Vec::with_capacity(rows.len());
-            for r in &rows {
-                let lot = lot_row(r)?;
-                lots.push(lot.lot.clone());
-                state.put_lot(lot.lot.clone(), Some(lot.clone()));
-                state.put_balance(
-                    account.clone(),
-                    lot.lot,
-                    decode::balance(r.get("bq"), r.get("bv")),
-                );
-            }
-            state.put_group(account.clone(), sku.clone(), lots);
-        }
-        for lot in &n.holders {
-            let rows = sqlx::query("select account, qty, value from balances where lot = ? and (qty <> 0 or value <> 0) order by account")
-                .bind(lot.as_str())
-                .fetch_all(&mut *conn)
-                .await
-                .map_err(err)?;
-            let mut holders = Vec::with_capacity(rows.len());
-            for r in &rows {
-                holders.push((
-                    decode::account(r.get("account"))?,
-                    decode::balance(r.get("qty"), r.get("value")),
-                ));
-            }
-            state.put_holders(lot.clone(), holders);
-        }
-        for seq in &n.entries {
-            let found = entries_between(conn, i64_of(*seq) - 1, 1)
-                .await?
-                .into_iter()
-                .find(|e| e.entry.seq() == *seq);
-            let past = match found {
-                Some(e) => {
-                    let by: Option<i64> =
-                        sqlx::query_scalar("select seq from entries where reverses = ?")
-                            .bind(i64_of(*seq))
-                            .fetch_optional(&mut *conn)
-                            .await
-                            .map_err(err)?;
-                    Some(ledger::PastEntry {
-                        entry: e.entry,
-                        reversed_by: by.map(decode::seq),
-                    })
-                }
-                None => None,
-            };
-            state.put_entry(*seq, past);
-        }
-        for id in &n.shipments {
-            let found =
-                shipments::select(conn, Some(id.as_str()), &ShipmentFilter::default(), 0, 1)
-                    .await?;
-            state.put_shipment(id.clone(), found.into_iter().next());
-        }
-        production::load_boms(conn, &n.boms, state).await?;
-        Ok(())
-    }
-
-    async fn document(&mut self, namespace: &str, id: &str) -> Result<Option<DocumentRecord>> {
-        let row = sqlx::query("select * from documents where namespace = ? and id = ?")
-            .bind(namespace)
-            .bind(id)
-            .fetch_optional(&mut *self.tx)
-            .await
-            .map_err(err)?;
-        row.as_ref().map(document_row).transpose()
-    }
-
-    async fn idempotency(&mut self, actor: &str, key: &str) -> Result<Option<IdempotencyRecord>> {
-        let row = sqlx::query("select * from idempotency where actor = ? and key = ?")
-            .bind(actor)
-            .bind(key)
-            .fetch_optional(&mut *self.tx)
-            .await
-            .map_err(err)?;
-        row.as_ref().map(idempotency_row).transpose()
-    }
-
-    async fn write(&mut self, b: &WriteBatch) -> Result<()> {
-        let conn = &mut *self.tx;
-        // Order matters for the foreign keys: entries, then the lots they create, then postings.
-        for e in &b.entries {
-            let x = &e.entry;
-            sqlx::query(&format!(
-                "insert into entries ({ENTRY_COLUMNS}) values (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-            ))
-            .bind(i64_of(x.seq()))
-            .bind(x.date().to_string())
-            .bind(x.kind().as_str())
-            .bind(x.document().as_str())
-            .bind(x.actor())
-            .bind(x.reverses().map(i64_of))
-            .bind(x.memo())
-            .bind(e.hash.to_hex())
-            .bind(&e.recorded_at)
-            .execute(&mut *conn)
-            .await
-            .map_err(err)?;
-        }
-        for l in &b.lots {
-            sqlx::query("insert into lots (lot, sku, origin_kind, origin_doc, origin_seq, expires_on, source) values (?, ?, ?, ?, ?, ?, ?)")
-                .bind(l.lot.as_str())
-                .bind(l.sku.as_str())
-                .bind(l.origin_kind.as_str())
-                .bind(l.origin_doc.as_str())
-                .bind(i64_of(l.origin_seq))
-                .bind(l.expires_on.map(|d| d.to_string()))
-                .bind(l.source.as_ref().map(|s| s.as_str()))
-                .execute(&mut *conn)
-                .await
-                .map_err(err)?;
-        }
-        let postings: Vec<(i64, usize, &ledger::Posting)> = b
-            .entries
-            .iter()
-            .flat_map(|e| {
-                e.entry
-                    .postings()
-                    .iter()
-                    .enumerate()
-                    .map(|(i, p)| (i64_of(e.entry.seq()), i, p))
-            })
-            .collect();
-        for chunk in postings.chunks(ROWS_PER_INSERT) {
-            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
-                "insert into postings (seq, idx, account, sku, lot, qty, value) ",
-            );
-            q.push_values(chunk, |mut row, (seq, idx, p)| {
-                row.push_bind(*seq)
-                    .push_bind(i64::try_from(*idx).expect("posting index fits"))
-                    .push_bind(p.account.to_string())
-                    .push_bind(p.sku.as_str())
-                    .push_bind(p.lot.as_str())
-                    .push_bind(p.qty.scaled())
-                    .push_bind(p.value.scaled());
-            });
-            q.build().execute(&mut *conn).await.map_err(err)?;
-        }
-        for chunk in b.deltas.chunks(ROWS_PER_INSERT) {
-            // Netted deltas: one row per (account, lot) however many postings touched it. Rows
-            // are first created at zero and then updated, so that the check constraint judges
-            // the resulting balance, not the delta.
-            let mut q: QueryBuilder<Sqlite> =
-                QueryBuilder::new("insert into balances (account, lot, sku, qty, value, guarded) ");
-            q.push_values(chunk, |mut row, (account, lot, sku, _)| {
-                row.push_bind(account.to_string())
-                    .push_bind(lot.as_str())
-                    .push_bind(sku.as_str())
-                    .push("0")
-                    .push("0")
-                    .push_bind(i64::from(account.guarded()));
-            });
-            q.push(" on conflict (account, lot) do nothing");
-            q.build().execute(&mut *conn).await.map_err(err)?;
-            let mut q: QueryBuilder<Sqlite> =
-                QueryBuilder::new("with d (account, lot, qty, value) as (");
-            q.push_values(chunk, |mut row, (account, lot, _, d)| {
-                row.push_bind(account.to_string())
-                    .push_bind(lot.as_str())
-                    .push_bind(d.qty.scaled())
-                    .push_bind(d.value.scaled());
-            });
-            q.push(") update balances set qty = balances.qty + d.qty, value = balances.value + d.value from d where balances.account = d.account and balances.lot = d.lot");
-            q.build().execute(&mut *conn).await.map_err(err)?;
-        }
-        // After entries and lots, which shipments and their lines reference.
-        shipments::write(&mut *conn, &b.shipments).await?;
-        production::write_runs(conn, &b.production_runs).await?;
-        for d in &b.documents {
-            sqlx::query("insert into documents (namespace, id, kind, body_hash, body, response, entry_seq) values (?, ?, ?, ?, ?, ?, ?)")
-                .bind(&d.namespace)
-                .bind(&d.id)
-                .bind(&d.kind)
-                .bind(&d.body_hash)
-                .bind(d.body.to_string())
-                .bind(d.response.to_string())
-                .bind(d.entry_seq.map(i64_of))
-                .execute(&mut *conn)
-                .await
-                .map_err(err)?;
-        }
-        for i in &b.idempotency {
-            sqlx::query("insert into idempotency (actor, key, request_hash, status, response) values (?, ?, ?, ?, ?)")
-                .bind(&i.actor)
-                .bind(&i.key)
-                .bind(&i.request_hash)
-                .bind(i64::from(i.status))
-                .bind(i.response.to_string())
-                .execute(&mut *conn)
-                .await
-                .map_err(err)?;
-        }
-        if let Some(h) = &b.head {
-            assert!(h.seq >= self.head.seq, "the head never moves back");
-            sqlx::query("update ledger set seq = ?, hash = ?, closed_through = ? where id = 1")
-                .bind(i64_of(h.seq))
-                .bind(h.hash.to_hex())
-                .bind(h.closed_through.map(|d| d.to_string()))
-                .execute(&mut *conn)
-                .await
-                .map_err(err)?;
-            self.head = h.clone();
-        }
-        Ok(())
-    }
-
-    async fn commit(self: Box<Self>) -> Result<()> {
-        self.tx.commit().await.map_err(err)
     }
 }

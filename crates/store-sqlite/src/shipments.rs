@@ -12,6 +12,8 @@ use crate::{err, i64_of};
 
 /// Line rows per multi-row insert: 10 columns x 100 rows stays far below SQLite's limit.
 const LINES_PER_INSERT: usize = 100;
+/// Shipment rows per multi-row upsert: 15 columns x 50 rows.
+const SHIPMENTS_PER_INSERT: usize = 50;
 
 fn raw_shipment(r: &SqliteRow) -> RawShipment {
     RawShipment {
@@ -78,9 +80,37 @@ pub(crate) async fn select(
     .fetch_all(&mut *conn)
     .await
     .map_err(err)?;
+    assemble(&rows)
+}
+
+/// Shipments by id with their lines, in one statement (the writer loads a batch's at once).
+pub(crate) async fn select_ids(conn: &mut SqliteConnection, ids: &[&str]) -> Result<Vec<Shipment>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+        "select s.id, s.kind, s.date, s.from_location, s.recipient, s.country,
+                s.declared_value, s.currency, s.fx_rate, s.declared_value_base,
+                s.dispatch_seq, s.closed_on, s.close_reason, s.close_seq,
+                l.destination, l.sku, l.lot, l.dispatched_qty, l.acknowledged_qty, l.damaged_qty,
+                l.short_qty, l.dispatched_value
+         from shipments s join shipment_lines l on l.shipment_id = s.id
+         where s.id in (",
+    );
+    let mut sep = q.separated(", ");
+    for id in ids {
+        sep.push_bind(*id);
+    }
+    q.push(") order by s.dispatch_seq, l.pos");
+    let rows = q.build().fetch_all(&mut *conn).await.map_err(err)?;
+    assemble(&rows)
+}
+
+/// Shipments from rows of a shipment and one of its lines, ordered by shipment.
+fn assemble(rows: &[SqliteRow]) -> Result<Vec<Shipment>> {
     let mut out = Vec::new();
     let mut current: Option<(RawShipment, Vec<RawShipmentLine>)> = None;
-    for r in &rows {
+    for r in rows {
         let rid: String = r.get("id");
         if current.as_ref().is_some_and(|(s, _)| s.id != rid) {
             let (s, lines) = current.take().expect("checked");
@@ -98,55 +128,57 @@ pub(crate) async fn select(
 }
 
 /// Writes what a batch changed: each shipment's row (created, or its status and closing
-/// updated) and its touched lines at their new absolute quantities.
+/// updated) and its touched lines at their new absolute quantities, many rows a statement.
 pub(crate) async fn write(conn: &mut SqliteConnection, changes: &[ShipmentChange]) -> Result<()> {
-    for c in changes {
-        let s = &c.shipment;
-        let declared = s.declared.as_ref();
-        sqlx::query(
-            "insert into shipments (id, kind, date, from_location, recipient, country, declared_value, currency, fx_rate, declared_value_base, status, dispatch_seq, closed_on, close_reason, close_seq)
-             values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-             on conflict (id) do update set status = excluded.status, closed_on = excluded.closed_on, close_reason = excluded.close_reason, close_seq = excluded.close_seq",
-        )
-        .bind(s.id.as_str())
-        .bind(s.kind.as_str())
-        .bind(s.date.to_string())
-        .bind(s.from_location.as_str())
-        .bind(s.recipient.as_ref().map(|r| r.as_str()))
-        .bind(s.country.as_deref())
-        .bind(declared.map(|d| d.value.scaled()))
-        .bind(declared.map(|d| d.currency.as_str()))
-        .bind(declared.map(|d| d.fx_rate.to_string()))
-        .bind(declared.map(|d| d.base_value.scaled()))
-        .bind(s.status().as_str())
-        .bind(i64_of(s.dispatch_seq))
-        .bind(s.closure.as_ref().map(|x| x.date.to_string()))
-        .bind(s.closure.as_ref().map(|x| x.reason.as_str()))
-        .bind(s.closure.as_ref().map(|x| i64_of(x.seq)))
-        .execute(&mut *conn)
-        .await
-        .map_err(err)?;
-        let touched: Vec<usize> = c.touched.iter().copied().collect();
-        for chunk in touched.chunks(LINES_PER_INSERT) {
-            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
-                "insert into shipment_lines (shipment_id, pos, destination, sku, lot, dispatched_qty, acknowledged_qty, damaged_qty, short_qty, dispatched_value) ",
-            );
-            q.push_values(chunk, |mut row, &pos| {
-                let l = &s.lines[pos];
-                row.push_bind(s.id.as_str())
-                    .push_bind(i64::try_from(pos).expect("line index fits"))
-                    .push_bind(l.destination.as_str())
-                    .push_bind(l.sku.as_str())
-                    .push_bind(l.lot.as_str())
-                    .push_bind(l.dispatched.scaled())
-                    .push_bind(l.acknowledged.scaled())
-                    .push_bind(l.damaged.scaled())
-                    .push_bind(l.short.scaled())
-                    .push_bind(l.dispatched_value.scaled());
-            });
-            q.push(" on conflict (shipment_id, destination, lot) do update set acknowledged_qty = excluded.acknowledged_qty, damaged_qty = excluded.damaged_qty, short_qty = excluded.short_qty");
-            q.build().execute(&mut *conn).await.map_err(err)?;
-        }
+    for chunk in changes.chunks(SHIPMENTS_PER_INSERT) {
+        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+            "insert into shipments (id, kind, date, from_location, recipient, country, declared_value, currency, fx_rate, declared_value_base, status, dispatch_seq, closed_on, close_reason, close_seq) ",
+        );
+        q.push_values(chunk, |mut row, c| {
+            let s = &c.shipment;
+            let declared = s.declared.as_ref();
+            row.push_bind(s.id.as_str())
+                .push_bind(s.kind.as_str())
+                .push_bind(s.date.to_string())
+                .push_bind(s.from_location.as_str())
+                .push_bind(s.recipient.as_ref().map(|r| r.as_str()))
+                .push_bind(s.country.as_deref())
+                .push_bind(declared.map(|d| d.value.scaled()))
+                .push_bind(declared.map(|d| d.currency.as_str()))
+                .push_bind(declared.map(|d| d.fx_rate.to_string()))
+                .push_bind(declared.map(|d| d.base_value.scaled()))
+                .push_bind(s.status().as_str())
+                .push_bind(i64_of(s.dispatch_seq))
+                .push_bind(s.closure.as_ref().map(|x| x.date.to_string()))
+                .push_bind(s.closure.as_ref().map(|x| x.reason.as_str()))
+                .push_bind(s.closure.as_ref().map(|x| i64_of(x.seq)));
+        });
+        q.push(" on conflict (id) do update set status = excluded.status, closed_on = excluded.closed_on, close_reason = excluded.close_reason, close_seq = excluded.close_seq");
+        q.build().execute(&mut *conn).await.map_err(err)?;
+    }
+    let touched: Vec<(&ledger::Shipment, usize)> = changes
+        .iter()
+        .flat_map(|c| c.touched.iter().map(move |&pos| (&c.shipment, pos)))
+        .collect();
+    for chunk in touched.chunks(LINES_PER_INSERT) {
+        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+            "insert into shipment_lines (shipment_id, pos, destination, sku, lot, dispatched_qty, acknowledged_qty, damaged_qty, short_qty, dispatched_value) ",
+        );
+        q.push_values(chunk, |mut row, &(s, pos)| {
+            let l = &s.lines[pos];
+            row.push_bind(s.id.as_str())
+                .push_bind(i64::try_from(pos).expect("line index fits"))
+                .push_bind(l.destination.as_str())
+                .push_bind(l.sku.as_str())
+                .push_bind(l.lot.as_str())
+                .push_bind(l.dispatched.scaled())
+                .push_bind(l.acknowledged.scaled())
+                .push_bind(l.damaged.scaled())
+                .push_bind(l.short.scaled())
+                .push_bind(l.dispatched_value.scaled());
+        });
+        q.push(" on conflict (shipment_id, destination, lot) do update set acknowledged_qty = excluded.acknowledged_qty, damaged_qty = excluded.damaged_qty, short_qty = excluded.short_qty");
+        q.build().execute(&mut *conn).await.map_err(err)?;
     }
     Ok(())
 }
@@ -154,16 +186,17 @@ pub(crate) async fn write(conn: &mut SqliteConnection, changes: &[ShipmentChange
 /// Per shipment and lot, outstanding (dispatched less acknowledged, damaged and short) against
 /// the `transit:` balance, both ways: lines without a balance and balances without lines.
 pub(crate) async fn mismatches(conn: &mut SqliteConnection) -> Result<Vec<ShipmentMismatch>> {
+    // One grouping over both tables: SQLite runs a full outer join of two grouped subqueries
+    // as a nested loop, quadratic in the number of shipment lines.
     let rows = sqlx::query(
-        "with outstanding as (
-             select 'transit:' || shipment_id as account, shipment_id, lot,
-                    sum(dispatched_qty - acknowledged_qty - damaged_qty - short_qty) as qty
-             from shipment_lines group by shipment_id, lot),
-         transit as (select account, lot, qty from balances where account like 'transit:%' and qty <> 0)
-         select coalesce(o.shipment_id, substr(t.account, 9)) as shipment, coalesce(o.lot, t.lot) as lot,
-                coalesce(o.qty, 0) as oq, coalesce(t.qty, 0) as tq
-         from outstanding o full outer join transit t on t.account = o.account and t.lot = o.lot
-         where coalesce(o.qty, 0) <> coalesce(t.qty, 0)
+        "select substr(account, 9) as shipment, lot, sum(oq) as oq, sum(tq) as tq from (
+             select 'transit:' || shipment_id as account, lot,
+                    dispatched_qty - acknowledged_qty - damaged_qty - short_qty as oq, 0 as tq
+             from shipment_lines
+             union all
+             select account, lot, 0, qty from balances where account like 'transit:%' and qty <> 0)
+         group by account, lot
+         having sum(oq) <> sum(tq)
          order by 1, 2",
     )
     .fetch_all(&mut *conn)

@@ -248,6 +248,11 @@ pub trait Store: Send + Sync + 'static {
         after: Option<u64>,
         limit: u32,
     ) -> Result<Vec<RunReportRow>>;
+    /// For `ppe bench`, the fastest this database takes posting rows: inserts `rows` rows shaped
+    /// like postings (seq, idx, account, sku, lot, qty, value) into a bare scratch table (no
+    /// key, index, constraint or trigger), batched as the writer batches postings and
+    /// committed durably every `per_commit` rows, then drops the table.
+    async fn insert_baseline(&self, rows: u64, per_commit: usize) -> Result<()>;
     /// The lots of the given numbers that exist (at most `PAGE_MAX` numbers per call), in
     /// lot order. Reads only: the writer loads lots through `WriteTx::load`.
     async fn lots(&self, lots: &[String]) -> Result<Vec<Lot>>;
@@ -326,8 +331,11 @@ pub trait WriteTx: Send {
     fn head(&self) -> &Head;
     /// Loads into `state` what `needs` names and it does not hold yet.
     async fn load(&mut self, needs: &Needs, state: &mut State) -> Result<()>;
-    async fn document(&mut self, namespace: &str, id: &str) -> Result<Option<DocumentRecord>>;
-    async fn idempotency(&mut self, actor: &str, key: &str) -> Result<Option<IdempotencyRecord>>;
+    /// The documents recorded under any of these (namespace, id) keys: the writer asks once
+    /// for a whole batch rather than once per document.
+    async fn documents(&mut self, keys: &[(&str, &str)]) -> Result<Vec<DocumentRecord>>;
+    /// The idempotency records of any of these (actor, key) pairs, for a whole batch at once.
+    async fn idempotency(&mut self, keys: &[(&str, &str)]) -> Result<Vec<IdempotencyRecord>>;
     /// Writes a batch: entries, postings, lots, documents, idempotency records, balance
     /// deltas and the new head.
     async fn write(&mut self, batch: &WriteBatch) -> Result<()>;

@@ -1,0 +1,552 @@
+//! The write transaction on PostgreSQL: what the writer loads for a batch, and the batch it
+//! writes. Both work a batch at a time: keys are looked up with `= any($1)` arrays or joined to
+//! `unnest` of key arrays (one query per kind of key and batch, not one per key), and rows are
+//! inserted from `unnest` of column arrays, one statement per table and batch.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use async_trait::async_trait;
+use ledger::{Needs, State};
+use sqlx::{Postgres, Row, Transaction};
+use store::decode;
+use store::{DocumentRecord, Head, IdempotencyRecord, Result, WriteBatch, WriteTx};
+
+use crate::{
+    document_row, entries_between, err, i64_of, idempotency_row, item_row, location_row,
+    lot_row, party_row, production, shipments,
+};
+
+pub(crate) struct PgWriteTx {
+    pub(crate) tx: Transaction<'static, Postgres>,
+    pub(crate) head: Head,
+}
+
+fn strings<'a>(it: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
+    it.collect()
+}
+
+#[async_trait]
+impl WriteTx for PgWriteTx {
+    fn head(&self) -> &Head {
+        &self.head
+    }
+
+    async fn load(&mut self, needs: &Needs, state: &mut State) -> Result<()> {
+        let n = state.missing(needs);
+        if n.is_empty() {
+            return Ok(());
+        }
+        let conn = &mut *self.tx;
+        if !n.items.is_empty() {
+            let keys = strings(n.items.iter().map(|k| k.as_str()));
+            let rows = sqlx::query("select * from items where sku = any($1)")
+                .bind(&keys)
+                .fetch_all(&mut *conn)
+                .await
+                .map_err(err)?;
+            let mut found = HashSet::new();
+            for r in &rows {
+                let item = item_row(r)?;
+                found.insert(item.sku().clone());
+                state.put_item(item.sku().clone(), Some(item));
+            }
+            for k in n.items.iter().filter(|k| !found.contains(*k)) {
+                state.put_item(k.clone(), None);
+            }
+        }
+        if !n.parties.is_empty() {
+            let keys = strings(n.parties.iter().map(|k| k.as_str()));
+            let rows = sqlx::query("select * from parties where code = any($1)")
+                .bind(&keys)
+                .fetch_all(&mut *conn)
+                .await
+                .map_err(err)?;
+            let mut found = HashSet::new();
+            for r in &rows {
+                let party = party_row(r)?;
+                found.insert(party.code().clone());
+                state.put_party(party.code().clone(), Some(party));
+            }
+            for k in n.parties.iter().filter(|k| !found.contains(*k)) {
+                state.put_party(k.clone(), None);
+            }
+        }
+        if !n.locations.is_empty() {
+            let keys = strings(n.locations.iter().map(|k| k.as_str()));
+            let rows = sqlx::query("select * from locations where code = any($1)")
+                .bind(&keys)
+                .fetch_all(&mut *conn)
+                .await
+                .map_err(err)?;
+            let mut found = HashSet::new();
+            for r in &rows {
+                let location = location_row(r)?;
+                found.insert(location.code().clone());
+                state.put_location(location.code().clone(), Some(location));
+            }
+            for k in n.locations.iter().filter(|k| !found.contains(*k)) {
+                state.put_location(k.clone(), None);
+            }
+        }
+        let lots: std::collections::BTreeSet<&ledger::LotNo> = n
+            .lots
+            .iter()
+            .chain(n.balances.iter().map(|(_, l)| l))
+            .collect();
+        if !lots.is_empty() {
+            let keys = strings(lots.iter().map(|k| k.as_str()));
+            let rows = sqlx::query("select * from lots where lot = any($1)")
+                .bind(&keys)
+                .fetch_all(&mut *conn)
+                .await
+                .map_err(err)?;
+            let mut found = HashSet::new();
+            for r in &rows {
+                let lot = lot_row(r)?;
+                found.insert(lot.lot.clone());
+                state.put_lot(lot.lot.clone(), Some(lot));
+            }
+            for k in lots.into_iter().filter(|k| !found.contains(*k)) {
+                state.put_lot(k.clone(), None);
+            }
+        }
+        if !n.balances.is_empty() {
+            let accounts: Vec<String> = n.balances.iter().map(|(a, _)| a.to_string()).collect();
+            let lots = strings(n.balances.iter().map(|(_, l)| l.as_str()));
+            let rows = sqlx::query(
+                "select b.account, b.lot, b.qty, b.value
+                 from unnest($1::text[], $2::text[]) as k (account, lot)
+                 join balances b on b.account = k.account and b.lot = k.lot",
+            )
+            .bind(&accounts)
+            .bind(&lots)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(err)?;
+            let mut found = HashMap::new();
+            for r in &rows {
+                let key: (String, String) = (r.get("account"), r.get("lot"));
+                found.insert(key, decode::balance(r.get("qty"), r.get("value")));
+            }
+            for ((account, lot), text) in n.balances.iter().zip(&accounts) {
+                let b = found
+                    .get(&(text.clone(), lot.to_string()))
+                    .copied()
+                    .unwrap_or_default();
+                state.put_balance(account.clone(), lot.clone(), b);
+            }
+        }
+        if !n.groups.is_empty() {
+            let accounts: Vec<String> = n.groups.iter().map(|(a, _)| a.to_string()).collect();
+            let skus = strings(n.groups.iter().map(|(_, s)| s.as_str()));
+            let rows = sqlx::query(
+                "select b.account as g_account, l.*, b.qty as bq, b.value as bv
+                 from unnest($1::text[], $2::text[]) as k (account, sku)
+                 join balances b on b.account = k.account and b.sku = k.sku
+                 join lots l on l.lot = b.lot
+                 where b.qty <> 0 or b.value <> 0",
+            )
+            .bind(&accounts)
+            .bind(&skus)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(err)?;
+            let mut by_group: BTreeMap<(String, String), Vec<ledger::LotNo>> = BTreeMap::new();
+            for r in &rows {
+                let lot = lot_row(r)?;
+                let account: String = r.get("g_account");
+                by_group
+                    .entry((account.clone(), lot.sku.to_string()))
+                    .or_default()
+                    .push(lot.lot.clone());
+                let no = lot.lot.clone();
+                state.put_lot(no.clone(), Some(lot));
+                state.put_balance(
+                    decode::account(&account)?,
+                    no,
+                    decode::balance(r.get("bq"), r.get("bv")),
+                );
+            }
+            for ((account, sku), text) in n.groups.iter().zip(&accounts) {
+                let lots = by_group
+                    .remove(&(text.clone(), sku.to_string()))
+                    .unwrap_or_default();
+                state.put_group(account.clone(), sku.clone(), lots);
+            }
+        }
+        if !n.holders.is_empty() {
+            let keys = strings(n.holders.iter().map(|k| k.as_str()));
+            let rows = sqlx::query(
+                "select lot, account, qty, value from balances
+                 where lot = any($1) and (qty <> 0 or value <> 0) order by lot, account",
+            )
+            .bind(&keys)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(err)?;
+            let mut by_lot: BTreeMap<String, Vec<(ledger::Account, ledger::Balance)>> =
+                BTreeMap::new();
+            for r in &rows {
+                by_lot.entry(r.get("lot")).or_default().push((
+                    decode::account(r.get("account"))?,
+                    decode::balance(r.get("qty"), r.get("value")),
+                ));
+            }
+            for lot in &n.holders {
+                let holders = by_lot.remove(lot.as_str()).unwrap_or_default();
+                state.put_holders(lot.clone(), holders);
+            }
+        }
+        // Past entries (reversals) and bills of materials are few per batch: one by one.
+        for seq in &n.entries {
+            let found = entries_between(conn, i64_of(*seq) - 1, 1)
+                .await?
+                .into_iter()
+                .find(|e| e.entry.seq() == *seq);
+            let past = match found {
+                Some(e) => {
+                    let by: Option<i64> =
+                        sqlx::query_scalar("select seq from entries where reverses = $1")
+                            .bind(i64_of(*seq))
+                            .fetch_optional(&mut *conn)
+                            .await
+                            .map_err(err)?;
+                    Some(ledger::PastEntry {
+                        entry: e.entry,
+                        reversed_by: by.map(decode::seq),
+                    })
+                }
+                None => None,
+            };
+            state.put_entry(*seq, past);
+        }
+        if !n.shipments.is_empty() {
+            let keys = strings(n.shipments.iter().map(|k| k.as_str()));
+            let mut found = HashMap::new();
+            for s in shipments::select_ids(conn, &keys).await? {
+                found.insert(s.id.clone(), s);
+            }
+            for id in &n.shipments {
+                state.put_shipment(id.clone(), found.remove(id));
+            }
+        }
+        production::load_boms(conn, &n.boms, state).await?;
+        Ok(())
+    }
+
+    async fn documents(&mut self, keys: &[(&str, &str)]) -> Result<Vec<DocumentRecord>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let namespaces = strings(keys.iter().map(|(n, _)| *n));
+        let ids = strings(keys.iter().map(|(_, i)| *i));
+        let rows = sqlx::query(
+            "select d.* from unnest($1::text[], $2::text[]) as k (namespace, id)
+             join documents d on d.namespace = k.namespace and d.id = k.id",
+        )
+        .bind(&namespaces)
+        .bind(&ids)
+        .fetch_all(&mut *self.tx)
+        .await
+        .map_err(err)?;
+        rows.iter().map(document_row).collect()
+    }
+
+    async fn idempotency(&mut self, keys: &[(&str, &str)]) -> Result<Vec<IdempotencyRecord>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let actors = strings(keys.iter().map(|(a, _)| *a));
+        let names = strings(keys.iter().map(|(_, k)| *k));
+        let rows = sqlx::query(
+            "select i.* from unnest($1::text[], $2::text[]) as k (actor, key)
+             join idempotency i on i.actor = k.actor and i.key = k.key",
+        )
+        .bind(&actors)
+        .bind(&names)
+        .fetch_all(&mut *self.tx)
+        .await
+        .map_err(err)?;
+        rows.iter().map(idempotency_row).collect()
+    }
+
+    async fn write(&mut self, b: &WriteBatch) -> Result<()> {
+        let conn = &mut *self.tx;
+        // Order matters for the foreign keys: entries, then the lots they create, then postings.
+        if !b.entries.is_empty() {
+            let e = &b.entries;
+            let seq: Vec<i64> = e.iter().map(|x| i64_of(x.entry.seq())).collect();
+            let date: Vec<String> = e.iter().map(|x| x.entry.date().to_string()).collect();
+            let kind = strings(e.iter().map(|x| x.entry.kind().as_str()));
+            let document = strings(e.iter().map(|x| x.entry.document().as_str()));
+            let actor = strings(e.iter().map(|x| x.entry.actor()));
+            let reverses: Vec<Option<i64>> =
+                e.iter().map(|x| x.entry.reverses().map(i64_of)).collect();
+            let memo = strings(e.iter().map(|x| x.entry.memo()));
+            let hash: Vec<String> = e.iter().map(|x| x.hash.to_hex()).collect();
+            let recorded_at = strings(e.iter().map(|x| x.recorded_at.as_str()));
+            sqlx::query(
+                "insert into entries (seq, date, kind, document, actor, reverses, memo, hash, recorded_at)
+                 select * from unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::text[], $8::text[], $9::text[])",
+            )
+            .bind(&seq)
+            .bind(&date)
+            .bind(&kind)
+            .bind(&document)
+            .bind(&actor)
+            .bind(&reverses)
+            .bind(&memo)
+            .bind(&hash)
+            .bind(&recorded_at)
+            .execute(&mut *conn)
+            .await
+            .map_err(err)?;
+        }
+        if !b.lots.is_empty() {
+            let l = &b.lots;
+            let lot = strings(l.iter().map(|x| x.lot.as_str()));
+            let sku = strings(l.iter().map(|x| x.sku.as_str()));
+            let kind = strings(l.iter().map(|x| x.origin_kind.as_str()));
+            let doc = strings(l.iter().map(|x| x.origin_doc.as_str()));
+            let seq: Vec<i64> = l.iter().map(|x| i64_of(x.origin_seq)).collect();
+            let expires: Vec<Option<String>> = l
+                .iter()
+                .map(|x| x.expires_on.map(|d| d.to_string()))
+                .collect();
+            let source: Vec<Option<&str>> = l
+                .iter()
+                .map(|x| x.source.as_ref().map(|s| s.as_str()))
+                .collect();
+            sqlx::query(
+                "insert into lots (lot, sku, origin_kind, origin_doc, origin_seq, expires_on, source)
+                 select * from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::text[])",
+            )
+            .bind(&lot)
+            .bind(&sku)
+            .bind(&kind)
+            .bind(&doc)
+            .bind(&seq)
+            .bind(&expires)
+            .bind(&source)
+            .execute(&mut *conn)
+            .await
+            .map_err(err)?;
+        }
+        let count: usize = b.entries.iter().map(|e| e.entry.postings().len()).sum();
+        if count > 0 {
+            let mut seq = Vec::with_capacity(count);
+            let mut idx = Vec::with_capacity(count);
+            let mut account = Vec::with_capacity(count);
+            let mut sku = Vec::with_capacity(count);
+            let mut lot = Vec::with_capacity(count);
+            let mut qty = Vec::with_capacity(count);
+            let mut value = Vec::with_capacity(count);
+            for e in &b.entries {
+                for (i, p) in e.entry.postings().iter().enumerate() {
+                    seq.push(i64_of(e.entry.seq()));
+                    idx.push(i64::try_from(i).expect("posting index fits"));
+                    account.push(p.account.to_string());
+                    sku.push(p.sku.as_str());
+                    lot.push(p.lot.as_str());
+                    qty.push(p.qty.scaled());
+                    value.push(p.value.scaled());
+                }
+            }
+            sqlx::query(
+                "insert into postings (seq, idx, account, sku, lot, qty, value)
+                 select * from unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[])",
+            )
+            .bind(&seq)
+            .bind(&idx)
+            .bind(&account)
+            .bind(&sku)
+            .bind(&lot)
+            .bind(&qty)
+            .bind(&value)
+            .execute(&mut *conn)
+            .await
+            .map_err(err)?;
+        }
+        if !b.deltas.is_empty() {
+            // A repeated (account, lot) would be applied once by `update ... from`, silently.
+            let mut keys = HashSet::with_capacity(b.deltas.len());
+            assert!(
+                b.deltas
+                    .iter()
+                    .all(|(account, lot, _, _)| keys.insert((account, lot))),
+                "balance deltas are netted: one per (account, lot)"
+            );
+            let d = &b.deltas;
+            let account: Vec<String> = d.iter().map(|x| x.0.to_string()).collect();
+            let lot = strings(d.iter().map(|x| x.1.as_str()));
+            let sku = strings(d.iter().map(|x| x.2.as_str()));
+            let qty: Vec<i64> = d.iter().map(|x| x.3.qty.scaled()).collect();
+            let value: Vec<i64> = d.iter().map(|x| x.3.value.scaled()).collect();
+            let guarded: Vec<bool> = d.iter().map(|x| x.0.guarded()).collect();
+            // Netted deltas: one row per (account, lot) however many postings touched it. Not
+            // an upsert: the check constraint is tested on the row proposed for insertion
+            // before the conflict is found, so `on conflict do update` would refuse every
+            // outflow of a guarded account. Existing balances are updated, then missing ones
+            // inserted; the ledger row lock keeps other writers out between the two.
+            sqlx::query(
+                "update balances set qty = balances.qty + d.qty, value = balances.value + d.value
+                 from unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[]) as d (account, lot, qty, value)
+                 where balances.account = d.account and balances.lot = d.lot",
+            )
+            .bind(&account)
+            .bind(&lot)
+            .bind(&qty)
+            .bind(&value)
+            .execute(&mut *conn)
+            .await
+            .map_err(err)?;
+            sqlx::query(
+                "insert into balances (account, lot, sku, qty, value, guarded)
+                 select d.account, d.lot, d.sku, d.qty, d.value, d.guarded
+                 from unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::bool[]) as d (account, lot, sku, qty, value, guarded)
+                 where not exists (select 1 from balances b where b.account = d.account and b.lot = d.lot)",
+            )
+            .bind(&account)
+            .bind(&lot)
+            .bind(&sku)
+            .bind(&qty)
+            .bind(&value)
+            .bind(&guarded)
+            .execute(&mut *conn)
+            .await
+            .map_err(err)?;
+        }
+        // After entries and lots, which shipments and their lines reference.
+        shipments::write(&mut *conn, &b.shipments).await?;
+        production::write_runs(conn, &b.production_runs).await?;
+        if !b.documents.is_empty() {
+            let d = &b.documents;
+            let namespace = strings(d.iter().map(|x| x.namespace.as_str()));
+            let id = strings(d.iter().map(|x| x.id.as_str()));
+            let kind = strings(d.iter().map(|x| x.kind.as_str()));
+            let body_hash = strings(d.iter().map(|x| x.body_hash.as_str()));
+            let body: Vec<String> = d.iter().map(|x| x.body.to_string()).collect();
+            let response: Vec<String> = d.iter().map(|x| x.response.to_string()).collect();
+            let entry_seq: Vec<Option<i64>> = d.iter().map(|x| x.entry_seq.map(i64_of)).collect();
+            // `with ordinality` keeps the batch's order in `pos`, which lists follow.
+            sqlx::query(
+                "insert into documents (namespace, id, kind, body_hash, body, response, entry_seq)
+                 select namespace, id, kind, body_hash, body, response, entry_seq
+                 from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[])
+                      with ordinality as d (namespace, id, kind, body_hash, body, response, entry_seq, n)
+                 order by n",
+            )
+            .bind(&namespace)
+            .bind(&id)
+            .bind(&kind)
+            .bind(&body_hash)
+            .bind(&body)
+            .bind(&response)
+            .bind(&entry_seq)
+            .execute(&mut *conn)
+            .await
+            .map_err(err)?;
+        }
+        if !b.idempotency.is_empty() {
+            let i = &b.idempotency;
+            let actor = strings(i.iter().map(|x| x.actor.as_str()));
+            let key = strings(i.iter().map(|x| x.key.as_str()));
+            let hash = strings(i.iter().map(|x| x.request_hash.as_str()));
+            let status: Vec<i64> = i.iter().map(|x| i64::from(x.status)).collect();
+            let response: Vec<String> = i.iter().map(|x| x.response.to_string()).collect();
+            sqlx::query(
+                "insert into idempotency (actor, key, request_hash, status, response)
+                 select * from unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[])",
+            )
+            .bind(&actor)
+            .bind(&key)
+            .bind(&hash)
+            .bind(&status)
+            .bind(&response)
+            .execute(&mut *conn)
+            .await
+            .map_err(err)?;
+        }
+        if let Some(h) = &b.head {
+            assert!(h.seq >= self.head.seq, "the head never moves back");
+            sqlx::query("update ledger set seq = $1, hash = $2, closed_through = $3 where id = 1")
+                .bind(i64_of(h.seq))
+                .bind(h.hash.to_hex())
+                .bind(h.closed_through.map(|d| d.to_string()))
+                .execute(&mut *conn)
+                .await
+                .map_err(err)?;
+            self.head = h.clone();
+        }
+        Ok(())
+    }
+
+    async fn commit(self: Box<Self>) -> Result<()> {
+        self.tx.commit().await.map_err(err)
+    }
+}
+
+/// The raw-insert baseline on PostgreSQL: the writer's one `unnest` statement per table and
+/// batch, one transaction (synchronous_commit=on) per `per_commit` rows.
+pub(crate) async fn insert_baseline(
+    pool: &sqlx::PgPool,
+    rows: u64,
+    per_commit: usize,
+) -> Result<()> {
+    let mut conn = pool.acquire().await.map_err(err)?;
+    sqlx::query("drop table if exists bench_baseline")
+        .execute(&mut *conn)
+        .await
+        .map_err(err)?;
+    sqlx::query("create table bench_baseline (seq bigint, idx bigint, account text, sku text, lot text, qty bigint, value bigint)")
+        .execute(&mut *conn)
+        .await
+        .map_err(err)?;
+    let mut i = 0u64;
+    let per_commit = u64::try_from(per_commit.max(1)).expect("fits");
+    while i < rows {
+        let end = (i + per_commit).min(rows);
+        let n = usize::try_from(end - i).expect("fits");
+        let (mut seq, mut idx, mut account, mut sku, mut lot, mut qty, mut value) = (
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+        );
+        for j in i..end {
+            let k = i64::try_from(j).expect("fits");
+            seq.push(k / 8 + 1);
+            idx.push(k % 8);
+            account.push(format!("stock:LOC-{}", j % 3));
+            sku.push("MASK");
+            lot.push(format!("PO-{:08}-{}", j / 40, j % 4));
+            qty.push((k % 1_000 + 1) * 1_000);
+            value.push((k % 7_919 + 1) * 10_000);
+        }
+        let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err(err)?;
+        sqlx::query(
+            "insert into bench_baseline (seq, idx, account, sku, lot, qty, value)
+             select * from unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[])",
+        )
+        .bind(&seq)
+        .bind(&idx)
+        .bind(&account)
+        .bind(&sku)
+        .bind(&lot)
+        .bind(&qty)
+        .bind(&value)
+        .execute(&mut *tx)
+        .await
+        .map_err(err)?;
+        tx.commit().await.map_err(err)?;
+        i = end;
+    }
+    sqlx::query("drop table bench_baseline")
+        .execute(&mut *conn)
+        .await
+        .map_err(err)?;
+    Ok(())
+}

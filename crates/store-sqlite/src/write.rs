@@ -1,0 +1,499 @@
+//! The write transaction on SQLite: what the writer loads for a batch, and the batch it
+//! writes. Both work a batch at a time: keys are looked up with `IN` lists (a few queries per
+//! batch, not one per key) and rows are inserted with multi-row prepared statements of a fixed
+//! size, which SQLite parses once and sqlx keeps prepared.
+
+use std::collections::{BTreeMap, HashSet};
+
+use async_trait::async_trait;
+use ledger::{Needs, State};
+use sqlx::sqlite::SqliteRow;
+use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, Transaction};
+use store::decode;
+use store::{DocumentRecord, Head, IdempotencyRecord, Result, WriteBatch, WriteTx};
+
+use crate::{
+    document_row, entries_between, err, i64_of, idempotency_row, item_row, location_row,
+    lot_row, party_row, production, shipments, ROWS_PER_INSERT,
+};
+
+/// Keys per `IN` list: two columns x 400 keys stays far below SQLite's variable limit.
+const KEYS_PER_QUERY: usize = 400;
+
+pub(crate) struct SqliteWriteTx {
+    pub(crate) tx: Transaction<'static, Sqlite>,
+    pub(crate) head: Head,
+}
+
+/// Rows of `head (?, ?, ...)` for every key, a chunk at a time; `head` ends inside the `IN`.
+async fn select_in(
+    conn: &mut SqliteConnection,
+    head: &str,
+    tail: &str,
+    keys: &[&str],
+) -> Result<Vec<SqliteRow>> {
+    let mut out = Vec::new();
+    for chunk in keys.chunks(KEYS_PER_QUERY) {
+        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(head);
+        let mut sep = q.separated(", ");
+        for k in chunk {
+            sep.push_bind(*k);
+        }
+        q.push(")");
+        q.push(tail);
+        out.extend(q.build().fetch_all(&mut *conn).await.map_err(err)?);
+    }
+    Ok(out)
+}
+
+/// Rows joined to a list of key pairs: `with k (a, b) as (values ...) <body>`, a chunk at a
+/// time. The join probes the table's index once per pair.
+async fn select_pairs(
+    conn: &mut SqliteConnection,
+    columns: &str,
+    body: &str,
+    keys: &[(&str, &str)],
+) -> Result<Vec<SqliteRow>> {
+    let mut out = Vec::new();
+    for chunk in keys.chunks(KEYS_PER_QUERY) {
+        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(format!("with k ({columns}) as ("));
+        q.push_values(chunk, |mut row, (a, b)| {
+            row.push_bind(*a).push_bind(*b);
+        });
+        q.push(") ");
+        q.push(body);
+        out.extend(q.build().fetch_all(&mut *conn).await.map_err(err)?);
+    }
+    Ok(out)
+}
+
+#[async_trait]
+impl WriteTx for SqliteWriteTx {
+    fn head(&self) -> &Head {
+        &self.head
+    }
+
+    async fn load(&mut self, needs: &Needs, state: &mut State) -> Result<()> {
+        let n = state.missing(needs);
+        if n.is_empty() {
+            return Ok(());
+        }
+        let conn = &mut *self.tx;
+        if !n.items.is_empty() {
+            let keys: Vec<&str> = n.items.iter().map(|k| k.as_str()).collect();
+            let rows = select_in(conn, "select * from items where sku in (", "", &keys).await?;
+            let mut found = HashSet::new();
+            for r in &rows {
+                let item = item_row(r)?;
+                found.insert(item.sku().clone());
+                state.put_item(item.sku().clone(), Some(item));
+            }
+            for k in n.items.iter().filter(|k| !found.contains(*k)) {
+                state.put_item(k.clone(), None);
+            }
+        }
+        if !n.parties.is_empty() {
+            let keys: Vec<&str> = n.parties.iter().map(|k| k.as_str()).collect();
+            let rows = select_in(conn, "select * from parties where code in (", "", &keys).await?;
+            let mut found = HashSet::new();
+            for r in &rows {
+                let party = party_row(r)?;
+                found.insert(party.code().clone());
+                state.put_party(party.code().clone(), Some(party));
+            }
+            for k in n.parties.iter().filter(|k| !found.contains(*k)) {
+                state.put_party(k.clone(), None);
+            }
+        }
+        if !n.locations.is_empty() {
+            let keys: Vec<&str> = n.locations.iter().map(|k| k.as_str()).collect();
+            let rows =
+                select_in(conn, "select * from locations where code in (", "", &keys).await?;
+            let mut found = HashSet::new();
+            for r in &rows {
+                let location = location_row(r)?;
+                found.insert(location.code().clone());
+                state.put_location(location.code().clone(), Some(location));
+            }
+            for k in n.locations.iter().filter(|k| !found.contains(*k)) {
+                state.put_location(k.clone(), None);
+            }
+        }
+        let lots: std::collections::BTreeSet<&ledger::LotNo> = n
+            .lots
+            .iter()
+            .chain(n.balances.iter().map(|(_, l)| l))
+            .collect();
+        if !lots.is_empty() {
+            let keys: Vec<&str> = lots.iter().map(|k| k.as_str()).collect();
+            let rows = select_in(conn, "select * from lots where lot in (", "", &keys).await?;
+            let mut found = HashSet::new();
+            for r in &rows {
+                let lot = lot_row(r)?;
+                found.insert(lot.lot.clone());
+                state.put_lot(lot.lot.clone(), Some(lot));
+            }
+            for k in lots.into_iter().filter(|k| !found.contains(*k)) {
+                state.put_lot(k.clone(), None);
+            }
+        }
+        if !n.balances.is_empty() {
+            let accounts: Vec<(String, &ledger::LotNo)> = n
+                .balances
+                .iter()
+                .map(|(a, l)| (a.to_string(), l))
+                .collect();
+            let keys: Vec<(&str, &str)> = accounts
+                .iter()
+                .map(|(a, l)| (a.as_str(), l.as_str()))
+                .collect();
+            let rows = select_pairs(
+                conn,
+                "account, lot",
+                "select b.account, b.lot, b.qty, b.value from k join balances b on b.account = k.account and b.lot = k.lot",
+                &keys,
+            )
+            .await?;
+            let mut found = std::collections::HashMap::new();
+            for r in &rows {
+                let key: (String, String) = (r.get("account"), r.get("lot"));
+                found.insert(key, decode::balance(r.get("qty"), r.get("value")));
+            }
+            for ((account, lot), (text, _)) in n.balances.iter().zip(&accounts) {
+                let b = found
+                    .get(&(text.clone(), lot.to_string()))
+                    .copied()
+                    .unwrap_or_default();
+                state.put_balance(account.clone(), lot.clone(), b);
+            }
+        }
+        if !n.groups.is_empty() {
+            let accounts: Vec<String> = n.groups.iter().map(|(a, _)| a.to_string()).collect();
+            let keys: Vec<(&str, &str)> = accounts
+                .iter()
+                .zip(&n.groups)
+                .map(|(a, (_, sku))| (a.as_str(), sku.as_str()))
+                .collect();
+            let rows = select_pairs(
+                conn,
+                "account, sku",
+                "select b.account as g_account, l.*, b.qty as bq, b.value as bv from k
+                 join balances b on b.account = k.account and b.sku = k.sku
+                 join lots l on l.lot = b.lot
+                 where b.qty <> 0 or b.value <> 0",
+                &keys,
+            )
+            .await?;
+            let mut by_group: BTreeMap<(String, String), Vec<ledger::LotNo>> = BTreeMap::new();
+            for r in &rows {
+                let lot = lot_row(r)?;
+                let account: String = r.get("g_account");
+                by_group
+                    .entry((account.clone(), lot.sku.to_string()))
+                    .or_default()
+                    .push(lot.lot.clone());
+                let no = lot.lot.clone();
+                state.put_lot(no.clone(), Some(lot));
+                state.put_balance(
+                    decode::account(&account)?,
+                    no,
+                    decode::balance(r.get("bq"), r.get("bv")),
+                );
+            }
+            for ((account, sku), text) in n.groups.iter().zip(&accounts) {
+                let lots = by_group
+                    .remove(&(text.clone(), sku.to_string()))
+                    .unwrap_or_default();
+                state.put_group(account.clone(), sku.clone(), lots);
+            }
+        }
+        if !n.holders.is_empty() {
+            let keys: Vec<&str> = n.holders.iter().map(|k| k.as_str()).collect();
+            let rows = select_in(
+                conn,
+                "select lot, account, qty, value from balances where (qty <> 0 or value <> 0) and lot in (",
+                " order by lot, account",
+                &keys,
+            )
+            .await?;
+            let mut by_lot: BTreeMap<String, Vec<(ledger::Account, ledger::Balance)>> =
+                BTreeMap::new();
+            for r in &rows {
+                by_lot.entry(r.get("lot")).or_default().push((
+                    decode::account(r.get("account"))?,
+                    decode::balance(r.get("qty"), r.get("value")),
+                ));
+            }
+            for lot in &n.holders {
+                let holders = by_lot.remove(lot.as_str()).unwrap_or_default();
+                state.put_holders(lot.clone(), holders);
+            }
+        }
+        // Past entries (reversals) and bills of materials are few per batch: one by one.
+        for seq in &n.entries {
+            let found = entries_between(conn, i64_of(*seq) - 1, 1)
+                .await?
+                .into_iter()
+                .find(|e| e.entry.seq() == *seq);
+            let past = match found {
+                Some(e) => {
+                    let by: Option<i64> =
+                        sqlx::query_scalar("select seq from entries where reverses = ?")
+                            .bind(i64_of(*seq))
+                            .fetch_optional(&mut *conn)
+                            .await
+                            .map_err(err)?;
+                    Some(ledger::PastEntry {
+                        entry: e.entry,
+                        reversed_by: by.map(decode::seq),
+                    })
+                }
+                None => None,
+            };
+            state.put_entry(*seq, past);
+        }
+        if !n.shipments.is_empty() {
+            let keys: Vec<&str> = n.shipments.iter().map(|k| k.as_str()).collect();
+            let mut found = std::collections::HashMap::new();
+            for chunk in keys.chunks(KEYS_PER_QUERY) {
+                for s in shipments::select_ids(conn, chunk).await? {
+                    found.insert(s.id.clone(), s);
+                }
+            }
+            for id in &n.shipments {
+                state.put_shipment(id.clone(), found.remove(id));
+            }
+        }
+        production::load_boms(conn, &n.boms, state).await?;
+        Ok(())
+    }
+
+    async fn documents(&mut self, keys: &[(&str, &str)]) -> Result<Vec<DocumentRecord>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = select_pairs(
+            &mut self.tx,
+            "namespace, id",
+            "select d.* from k join documents d on d.namespace = k.namespace and d.id = k.id",
+            keys,
+        )
+        .await?;
+        rows.iter().map(document_row).collect()
+    }
+
+    async fn idempotency(&mut self, keys: &[(&str, &str)]) -> Result<Vec<IdempotencyRecord>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = select_pairs(
+            &mut self.tx,
+            "actor, key",
+            "select i.* from k join idempotency i on i.actor = k.actor and i.key = k.key",
+            keys,
+        )
+        .await?;
+        rows.iter().map(idempotency_row).collect()
+    }
+
+    async fn write(&mut self, b: &WriteBatch) -> Result<()> {
+        let conn = &mut *self.tx;
+        // Order matters for the foreign keys: entries, then the lots they create, then postings.
+        for chunk in b.entries.chunks(ROWS_PER_INSERT) {
+            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "insert into entries (seq, date, kind, document, actor, reverses, memo, hash, recorded_at) ",
+            );
+            q.push_values(chunk, |mut row, e| {
+                let x = &e.entry;
+                row.push_bind(i64_of(x.seq()))
+                    .push_bind(x.date().to_string())
+                    .push_bind(x.kind().as_str())
+                    .push_bind(x.document().as_str())
+                    .push_bind(x.actor())
+                    .push_bind(x.reverses().map(i64_of))
+                    .push_bind(x.memo())
+                    .push_bind(e.hash.to_hex())
+                    .push_bind(e.recorded_at.as_str());
+            });
+            q.build().execute(&mut *conn).await.map_err(err)?;
+        }
+        for chunk in b.lots.chunks(ROWS_PER_INSERT) {
+            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "insert into lots (lot, sku, origin_kind, origin_doc, origin_seq, expires_on, source) ",
+            );
+            q.push_values(chunk, |mut row, l| {
+                row.push_bind(l.lot.as_str())
+                    .push_bind(l.sku.as_str())
+                    .push_bind(l.origin_kind.as_str())
+                    .push_bind(l.origin_doc.as_str())
+                    .push_bind(i64_of(l.origin_seq))
+                    .push_bind(l.expires_on.map(|d| d.to_string()))
+                    .push_bind(l.source.as_ref().map(|s| s.as_str()));
+            });
+            q.build().execute(&mut *conn).await.map_err(err)?;
+        }
+        let postings: Vec<(i64, usize, &ledger::Posting)> = b
+            .entries
+            .iter()
+            .flat_map(|e| {
+                e.entry
+                    .postings()
+                    .iter()
+                    .enumerate()
+                    .map(|(i, p)| (i64_of(e.entry.seq()), i, p))
+            })
+            .collect();
+        for chunk in postings.chunks(ROWS_PER_INSERT) {
+            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "insert into postings (seq, idx, account, sku, lot, qty, value) ",
+            );
+            q.push_values(chunk, |mut row, (seq, idx, p)| {
+                row.push_bind(*seq)
+                    .push_bind(i64::try_from(*idx).expect("posting index fits"))
+                    .push_bind(p.account.to_string())
+                    .push_bind(p.sku.as_str())
+                    .push_bind(p.lot.as_str())
+                    .push_bind(p.qty.scaled())
+                    .push_bind(p.value.scaled());
+            });
+            q.build().execute(&mut *conn).await.map_err(err)?;
+        }
+        for chunk in b.deltas.chunks(ROWS_PER_INSERT) {
+            // Netted deltas: one row per (account, lot) however many postings touched it. Rows
+            // are first created at zero and then updated, so that the check constraint judges
+            // the resulting balance, not the delta.
+            let mut q: QueryBuilder<Sqlite> =
+                QueryBuilder::new("insert into balances (account, lot, sku, qty, value, guarded) ");
+            q.push_values(chunk, |mut row, (account, lot, sku, _)| {
+                row.push_bind(account.to_string())
+                    .push_bind(lot.as_str())
+                    .push_bind(sku.as_str())
+                    .push("0")
+                    .push("0")
+                    .push_bind(i64::from(account.guarded()));
+            });
+            q.push(" on conflict (account, lot) do nothing");
+            q.build().execute(&mut *conn).await.map_err(err)?;
+            let mut q: QueryBuilder<Sqlite> =
+                QueryBuilder::new("with d (account, lot, qty, value) as (");
+            q.push_values(chunk, |mut row, (account, lot, _, d)| {
+                row.push_bind(account.to_string())
+                    .push_bind(lot.as_str())
+                    .push_bind(d.qty.scaled())
+                    .push_bind(d.value.scaled());
+            });
+            q.push(") update balances set qty = balances.qty + d.qty, value = balances.value + d.value from d where balances.account = d.account and balances.lot = d.lot");
+            q.build().execute(&mut *conn).await.map_err(err)?;
+        }
+        // After entries and lots, which shipments and their lines reference.
+        shipments::write(&mut *conn, &b.shipments).await?;
+        production::write_runs(conn, &b.production_runs).await?;
+        for chunk in b.documents.chunks(ROWS_PER_INSERT) {
+            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "insert into documents (namespace, id, kind, body_hash, body, response, entry_seq) ",
+            );
+            q.push_values(chunk, |mut row, d| {
+                row.push_bind(d.namespace.as_str())
+                    .push_bind(d.id.as_str())
+                    .push_bind(d.kind.as_str())
+                    .push_bind(d.body_hash.as_str())
+                    .push_bind(d.body.to_string())
+                    .push_bind(d.response.to_string())
+                    .push_bind(d.entry_seq.map(i64_of));
+            });
+            q.build().execute(&mut *conn).await.map_err(err)?;
+        }
+        for chunk in b.idempotency.chunks(ROWS_PER_INSERT) {
+            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "insert into idempotency (actor, key, request_hash, status, response) ",
+            );
+            q.push_values(chunk, |mut row, i| {
+                row.push_bind(i.actor.as_str())
+                    .push_bind(i.key.as_str())
+                    .push_bind(i.request_hash.as_str())
+                    .push_bind(i64::from(i.status))
+                    .push_bind(i.response.to_string());
+            });
+            q.build().execute(&mut *conn).await.map_err(err)?;
+        }
+        if let Some(h) = &b.head {
+            assert!(h.seq >= self.head.seq, "the head never moves back");
+            sqlx::query("update ledger set seq = ?, hash = ?, closed_through = ? where id = 1")
+                .bind(i64_of(h.seq))
+                .bind(h.hash.to_hex())
+                .bind(h.closed_through.map(|d| d.to_string()))
+                .execute(&mut *conn)
+                .await
+                .map_err(err)?;
+            self.head = h.clone();
+        }
+        Ok(())
+    }
+
+    async fn commit(self: Box<Self>) -> Result<()> {
+        self.tx.commit().await.map_err(err)
+    }
+}
+
+/// A synthetic posting row of the baseline: the shapes and sizes of real ones.
+pub(crate) fn baseline_row(i: u64) -> (i64, i64, String, &'static str, String, i64, i64) {
+    let n = i64::try_from(i).expect("fits");
+    (
+        n / 8 + 1,
+        n % 8,
+        format!("stock:LOC-{}", i % 3),
+        "MASK",
+        format!("PO-{:08}-{}", i / 40, i % 4),
+        (n % 1_000 + 1) * 1_000,
+        (n % 7_919 + 1) * 10_000,
+    )
+}
+
+/// The raw-insert baseline on SQLite: the writer's 100-row prepared statements, one
+/// `begin immediate` ... `commit` (WAL, synchronous=FULL) per `per_commit` rows.
+pub(crate) async fn insert_baseline(
+    writer: &sqlx::SqlitePool,
+    rows: u64,
+    per_commit: usize,
+) -> Result<()> {
+    let mut conn = writer.acquire().await.map_err(err)?;
+    sqlx::query("drop table if exists bench_baseline")
+        .execute(&mut *conn)
+        .await
+        .map_err(err)?;
+    sqlx::query("create table bench_baseline (seq integer, idx integer, account text, sku text, lot text, qty integer, value integer)")
+        .execute(&mut *conn)
+        .await
+        .map_err(err)?;
+    let mut i = 0u64;
+    let per_commit = u64::try_from(per_commit.max(1)).expect("fits");
+    while i < rows {
+        let end = (i + per_commit).min(rows);
+        let batch: Vec<_> = (i..end).map(baseline_row).collect();
+        let mut tx = sqlx::Connection::begin_with(&mut *conn, "begin immediate")
+            .await
+            .map_err(err)?;
+        for chunk in batch.chunks(ROWS_PER_INSERT) {
+            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "insert into bench_baseline (seq, idx, account, sku, lot, qty, value) ",
+            );
+            q.push_values(chunk, |mut row, r| {
+                row.push_bind(r.0)
+                    .push_bind(r.1)
+                    .push_bind(r.2.as_str())
+                    .push_bind(r.3)
+                    .push_bind(r.4.as_str())
+                    .push_bind(r.5)
+                    .push_bind(r.6);
+            });
+            q.build().execute(&mut *tx).await.map_err(err)?;
+        }
+        tx.commit().await.map_err(err)?;
+        i = end;
+    }
+    sqlx::query("drop table bench_baseline")
+        .execute(&mut *conn)
+        .await
+        .map_err(err)?;
+    Ok(())
+}
