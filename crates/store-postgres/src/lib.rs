@@ -15,8 +15,7 @@ use store::decode::{self, RawEntry, RawPosting};
 use store::{
     BalanceFilter, BalanceMismatch, BalanceRow, BomPut, DocumentRecord, Head, IdempotencyRecord,
     Inserted, LotPosting, Result, RunFilter, RunReportRow, ShipmentFilter, ShipmentMismatch,
-    StockRow, Store, StoreError, StoredBom, StoredEntry, TokenRecord, Violation, WriteTx,
-    PAGE_MAX,
+    StockRow, Store, StoreError, StoredBom, StoredEntry, TokenRecord, Violation, WriteTx, PAGE_MAX,
 };
 
 mod production;
@@ -95,7 +94,8 @@ impl PgStore {
 pub async fn create_scratch_database(admin_url: &str, name: &str) -> Result<String> {
     use sqlx::Connection;
     assert!(
-        name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'),
+        name.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'),
         "a plain database name"
     );
     let mut conn = PgConnection::connect(admin_url).await.map_err(err)?;

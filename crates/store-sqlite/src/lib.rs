@@ -17,8 +17,7 @@ use store::decode::{self, RawEntry, RawPosting};
 use store::{
     BalanceFilter, BalanceMismatch, BalanceRow, BomPut, DocumentRecord, Head, IdempotencyRecord,
     Inserted, LotPosting, Result, RunFilter, RunReportRow, ShipmentFilter, ShipmentMismatch,
-    StockRow, Store, StoreError, StoredBom, StoredEntry, TokenRecord, Violation, WriteTx,
-    PAGE_MAX,
+    StockRow, Store, StoreError, StoredBom, StoredEntry, TokenRecord, Violation, WriteTx, PAGE_MAX,
 };
 
 mod production;
