@@ -20,7 +20,8 @@ if ! "$venv/bin/st" --version 2>/dev/null | grep -q "$ST_VERSION"; then
   "$venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$ST_VERSION"
 fi
 cargo build --quiet --bin ppe
-ppe="$PWD/target/debug/ppe"
+# Where cargo put it: CARGO_TARGET_DIR when set (as fresh-ci sets it), else ./target.
+ppe="${CARGO_TARGET_DIR:-$PWD/target}/debug/ppe"
 work=$(mktemp -d)
 db="sqlite://$work/st.db"
 server=
