@@ -72,10 +72,22 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_millis(BUSY_TIMEOUT_MS));
-        // One writer connection: the single serialised write path of this process.
+        // One writer connection: the single serialised write path of this process. A
+        // multi-row insert into a table with constraints keeps a statement journal, so that a
+        // refused statement can be undone alone: in memory rather than in a temporary file
+        // (a profile of a bulk import showed a fifth of the time in its pwrite calls). A large
+        // batch touches more pages than the default 2 MB cache holds, and spilling them to the
+        // WAL before the commit costs as much again: the writer gets 16 MB (more bought little
+        // speed and a lot of resident memory). Neither changes
+        // durability: the WAL is still synced at every commit (synchronous=FULL).
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
-            .connect_with(options.clone())
+            .connect_with(
+                options
+                    .clone()
+                    .pragma("temp_store", "memory")
+                    .pragma("cache_size", "-16384"),
+            )
             .await
             .map_err(err)?;
         MIGRATOR
