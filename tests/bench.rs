@@ -60,11 +60,21 @@ async fn a_generated_data_set_imports_cleanly_on_every_backend() {
                 .all(|l| l.ends_with(" 0 rejected")),
             "{backend:?}: {text}"
         );
-        assert_eq!(app.entry_count().await, 200, "{backend:?}: one entry per document");
+        assert_eq!(
+            app.entry_count().await,
+            200,
+            "{backend:?}: one entry per document"
+        );
         let (ok, text) = app.ppe(&["verify"]).await;
-        assert!(ok && text.starts_with("ok: 200 entries"), "{backend:?}: {text}");
+        assert!(
+            ok && text.starts_with("ok: 200 entries"),
+            "{backend:?}: {text}"
+        );
         let (ok, text) = app.ppe(&["report", "conservation"]).await;
-        assert!(ok && text.contains("ok: no violation"), "{backend:?}: {text}");
+        assert!(
+            ok && text.contains("ok: no violation"),
+            "{backend:?}: {text}"
+        );
         // Importing the same files again changes nothing.
         let (ok, text) = app
             .ppe(&["gen", "--documents", "200", "--out", out, "--import"])
@@ -76,7 +86,11 @@ async fn a_generated_data_set_imports_cleanly_on_every_backend() {
                 .all(|l| l.contains(" 0 created") && l.ends_with(" 0 rejected")),
             "{backend:?}: {text}"
         );
-        assert_eq!(app.entry_count().await, 200, "{backend:?}: a replay adds nothing");
+        assert_eq!(
+            app.entry_count().await,
+            200,
+            "{backend:?}: a replay adds nothing"
+        );
         app.stop().await;
     }
 }

@@ -77,7 +77,11 @@ pub struct Measured {
 /// (a rejected row, a reconciliation that found a violation).
 pub async fn run(args: BenchArgs, out: &mut (dyn Write + Send)) -> anyhow::Result<bool> {
     let documents = if args.quick { 400 } else { args.documents };
-    let http_requests = if args.quick { 1_000 } else { args.http_requests };
+    let http_requests = if args.quick {
+        1_000
+    } else {
+        args.http_requests
+    };
     let dir_holder;
     let dir = match &args.dir {
         Some(d) => {
@@ -90,7 +94,10 @@ pub async fn run(args: BenchArgs, out: &mut (dyn Write + Send)) -> anyhow::Resul
         }
     };
     let data = dir.join("data");
-    say(&format!("generating {documents} documents in {}", data.display()));
+    say(&format!(
+        "generating {documents} documents in {}",
+        data.display()
+    ));
     let summary = gen::generate(documents, &data)?;
     let mut results = Vec::new();
     let mut ok = true;
@@ -108,18 +115,14 @@ pub async fn run(args: BenchArgs, out: &mut (dyn Write + Send)) -> anyhow::Resul
                 let name = format!("ppe_bench_{}", std::process::id());
                 match store_postgres::create_scratch_database(&args.postgres_url, &name).await {
                     Ok(url) => {
-                        let r =
-                            measure("postgres", &url, &data, &dir, http_requests, args.clients)
-                                .await;
+                        let r = measure("postgres", &url, &data, &dir, http_requests, args.clients)
+                            .await;
                         let _ =
                             store_postgres::drop_scratch_database(&args.postgres_url, &name).await;
                         r
                     }
                     Err(e) => {
-                        writeln!(
-                            out,
-                            "postgres: skipped, no server at --postgres-url ({e})"
-                        )?;
+                        writeln!(out, "postgres: skipped, no server at --postgres-url ({e})")?;
                         continue;
                     }
                 }
@@ -220,7 +223,9 @@ async fn measure(
     m.import_peak_bytes = peak_rss();
 
     // The journal as a plain-text ledger file for the peers, counting postings on the way.
-    say(&format!("{backend}: writing the journal for hledger and ledger"));
+    say(&format!(
+        "{backend}: writing the journal for hledger and ledger"
+    ));
     let journal = dir.join(format!("{backend}.journal"));
     m.postings = write_journal(&service, &journal).await?;
 
@@ -494,7 +499,12 @@ fn print_table(
     ));
     rows.push((
         "import / baseline".into(),
-        col(&|m| format!("{:.2}", m.baseline.as_secs_f64() / m.import.as_secs_f64().max(1e-9))),
+        col(&|m| {
+            format!(
+                "{:.2}",
+                m.baseline.as_secs_f64() / m.import.as_secs_f64().max(1e-9)
+            )
+        }),
         ">= 0.5",
     ));
     rows.push((
@@ -560,7 +570,10 @@ fn print_table(
         rows.push((
             format!("{name} / reconciliation"),
             col(&|m| match get(m) {
-                Ok(d) => format!("{:.1}x", d.as_secs_f64() / m.reconcile.as_secs_f64().max(1e-9)),
+                Ok(d) => format!(
+                    "{:.1}x",
+                    d.as_secs_f64() / m.reconcile.as_secs_f64().max(1e-9)
+                ),
                 Err(_) => "n/a".into(),
             }),
             if name == "hledger" {

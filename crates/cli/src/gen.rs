@@ -82,8 +82,7 @@ impl Rng {
         self.next() % 100 < pct
     }
     fn pick<'a, T>(&mut self, v: &'a [T]) -> &'a T {
-        let i = usize::try_from(self.next() % u64::try_from(v.len()).expect("fits"))
-            .expect("fits");
+        let i = usize::try_from(self.next() % u64::try_from(v.len()).expect("fits")).expect("fits");
         &v[i]
     }
 }
@@ -275,11 +274,7 @@ fn parties(n: u64) -> Parties {
         destinations: SUBDISTRICTS
             .iter()
             .map(|(c, _)| format!("SD-{c}"))
-            .chain(
-                NANWAN_COMMUNITIES
-                    .iter()
-                    .map(|(c, _)| format!("COM-{c}")),
-            )
+            .chain(NANWAN_COMMUNITIES.iter().map(|(c, _)| format!("COM-{c}")))
             .chain((1..=count(11, 1_000, 2_000)).map(|i| format!("COM-{i:04}")))
             .collect(),
     }
@@ -405,7 +400,10 @@ pub fn generate(documents: u64, dir: &Path) -> std::io::Result<Summary> {
     };
     let p = parties(documents);
     let open = |name: &str| -> std::io::Result<BufWriter<File>> {
-        Ok(BufWriter::with_capacity(1 << 16, File::create(dir.join(name))?))
+        Ok(BufWriter::with_capacity(
+            1 << 16,
+            File::create(dir.join(name))?,
+        ))
     };
 
     // Master data.
@@ -456,7 +454,10 @@ pub fn generate(documents: u64, dir: &Path) -> std::io::Result<Summary> {
             .iter()
             .find(|(c, _)| *c == country)
             .map_or("", |(_, city)| city);
-        line(&mut f, format!("{h},Hospital {h},hospital,{country},{city},"))?;
+        line(
+            &mut f,
+            format!("{h},Hospital {h},hospital,{country},{city},"),
+        )?;
     }
     for (code, name) in SUBDISTRICTS {
         line(&mut f, format!("SD-{code},{name},subdistrict,CN,Shenzhen,"))?;
@@ -467,9 +468,11 @@ pub fn generate(documents: u64, dir: &Path) -> std::io::Result<Summary> {
             format!("COM-{code},{name},community,CN,Shenzhen,SD-NANWAN"),
         )?;
     }
-    for c in p.destinations.iter().filter(|d| {
-        d.starts_with("COM-") && d[4..].bytes().all(|b| b.is_ascii_digit())
-    }) {
+    for c in p
+        .destinations
+        .iter()
+        .filter(|d| d.starts_with("COM-") && d[4..].bytes().all(|b| b.is_ascii_digit()))
+    {
         let n: usize = c[4..].parse().expect("digits");
         let (parent, _) = SUBDISTRICTS[n % SUBDISTRICTS.len()];
         line(
@@ -538,7 +541,9 @@ pub fn generate(documents: u64, dir: &Path) -> std::io::Result<Summary> {
             let start = usize::try_from(rng.range(0, 3)).expect("fits");
             (
                 "DEPOT",
-                (0..k).map(|i| &SUPPLIES[(start + i) % SUPPLIES.len()]).collect(),
+                (0..k)
+                    .map(|i| &SUPPLIES[(start + i) % SUPPLIES.len()])
+                    .collect(),
             )
         };
         let foreign = rng.chance(10);
@@ -699,7 +704,10 @@ pub fn generate(documents: u64, dir: &Path) -> std::io::Result<Summary> {
         let mut lines = Vec::new();
         for _ in 0..destinations {
             let dest = rng.pick(&p.destinations).clone();
-            if lines.iter().any(|(d, _, _, _): &(String, _, _, _)| *d == dest) {
+            if lines
+                .iter()
+                .any(|(d, _, _, _): &(String, _, _, _)| *d == dest)
+            {
                 continue;
             }
             let k = usize::try_from(rng.range(1, 3)).expect("fits");
@@ -820,7 +828,9 @@ pub fn generate(documents: u64, dir: &Path) -> std::io::Result<Summary> {
         let d = date(index, documents);
         index += 1;
         let Some(s) = shipments.front_mut() else {
-            return Err(std::io::Error::other("more acknowledgements than shipments"));
+            return Err(std::io::Error::other(
+                "more acknowledgements than shipments",
+            ));
         };
         s.acks += 1;
         let partial = s.acks == 1 && rng.chance(33);

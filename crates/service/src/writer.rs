@@ -361,11 +361,7 @@ async fn prefetch(tx: &mut dyn WriteTx, p: &mut Pending, jobs: &[Job]) -> Result
     }
     let keys: Vec<(&str, &str)> = jobs
         .iter()
-        .filter_map(|j| {
-            j.idempotency_key
-                .as_deref()
-                .map(|k| (j.actor.as_str(), k))
-        })
+        .filter_map(|j| j.idempotency_key.as_deref().map(|k| (j.actor.as_str(), k)))
         .collect();
     for r in tx.idempotency(&keys).await? {
         p.keyed.insert((r.actor.clone(), r.key.clone()), r);
@@ -480,10 +476,8 @@ async fn process(
     // freeing one JSON tree per imported document.
     let answer = if job.bulk { Value::Null } else { body.clone() };
     if let Some(key) = &job.idempotency_key {
-        p.keys_in_batch.insert(
-            (job.actor.clone(), key.clone()),
-            p.batch.idempotency.len(),
-        );
+        p.keys_in_batch
+            .insert((job.actor.clone(), key.clone()), p.batch.idempotency.len());
         p.batch.idempotency.push(IdempotencyRecord {
             actor: job.actor.clone(),
             key: key.clone(),

@@ -15,8 +15,7 @@ use store::decode::{self, RawEntry, RawPosting};
 use store::{
     BalanceFilter, BalanceMismatch, BalanceRow, BomPut, DocumentRecord, Head, IdempotencyRecord,
     Inserted, LotPosting, Result, RunFilter, RunReportRow, ShipmentFilter, ShipmentMismatch,
-    StockRow, Store, StoreError, StoredBom, StoredEntry, TokenRecord, Violation, WriteTx,
-    PAGE_MAX,
+    StockRow, Store, StoreError, StoredBom, StoredEntry, TokenRecord, Violation, WriteTx, PAGE_MAX,
 };
 
 mod production;
@@ -95,7 +94,8 @@ impl PgStore {
 pub async fn create_scratch_database(admin_url: &str, name: &str) -> Result<String> {
     use sqlx::Connection;
     assert!(
-        name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'),
+        name.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'),
         "a plain database name"
     );
     let mut conn = PgConnection::connect(admin_url).await.map_err(err)?;
@@ -556,11 +556,12 @@ impl Store for PgStore {
 
     async fn trial_balance(&self, as_of: Option<time::Date>) -> Result<Vec<BalanceRow>> {
         // From the postings, not the maintained balances: the report an auditor trusts is the
-        // one recomputed from the journal.
+        // one recomputed from the journal. Entries are read only for a date: the whole journal
+        // is one scan of postings, with no lookup of each posting's entry.
         let rows = sqlx::query(
             "select p.account, p.sku, p.lot, cast(sum(p.qty) as bigint) as qty, cast(sum(p.value) as bigint) as value
-             from postings p join entries e on e.seq = p.seq
-             where $1::text is null or e.date <= $1::text
+             from postings p
+             where $1::text is null or p.seq in (select seq from entries where date <= $1::text)
              group by p.account, p.sku, p.lot
              having sum(p.qty) <> 0 or sum(p.value) <> 0
              order by p.account, p.sku, p.lot",

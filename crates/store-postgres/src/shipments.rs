@@ -207,10 +207,16 @@ pub(crate) async fn write(conn: &mut PgConnection, changes: &[ShipmentChange]) -
         .iter()
         .map(|(_, p)| i64::try_from(*p).expect("line index fits"))
         .collect();
-    let destination: Vec<&str> = touched.iter().map(|t| line(t).destination.as_str()).collect();
+    let destination: Vec<&str> = touched
+        .iter()
+        .map(|t| line(t).destination.as_str())
+        .collect();
     let sku: Vec<&str> = touched.iter().map(|t| line(t).sku.as_str()).collect();
     let lot: Vec<&str> = touched.iter().map(|t| line(t).lot.as_str()).collect();
-    let dispatched: Vec<i64> = touched.iter().map(|t| line(t).dispatched.scaled()).collect();
+    let dispatched: Vec<i64> = touched
+        .iter()
+        .map(|t| line(t).dispatched.scaled())
+        .collect();
     let acknowledged: Vec<i64> = touched
         .iter()
         .map(|t| line(t).acknowledged.scaled())

@@ -12,8 +12,8 @@ use store::decode;
 use store::{DocumentRecord, Head, IdempotencyRecord, Result, WriteBatch, WriteTx};
 
 use crate::{
-    document_row, entries_between, err, i64_of, idempotency_row, item_row, location_row,
-    lot_row, party_row, production, shipments,
+    document_row, entries_between, err, i64_of, idempotency_row, item_row, location_row, lot_row,
+    party_row, production, shipments,
 };
 
 pub(crate) struct PgWriteTx {

@@ -13,8 +13,8 @@ use store::decode;
 use store::{DocumentRecord, Head, IdempotencyRecord, Result, WriteBatch, WriteTx};
 
 use crate::{
-    document_row, entries_between, err, i64_of, idempotency_row, item_row, location_row,
-    lot_row, party_row, production, shipments, ROWS_PER_INSERT,
+    document_row, entries_between, err, i64_of, idempotency_row, item_row, location_row, lot_row,
+    party_row, production, shipments, ROWS_PER_INSERT,
 };
 
 /// Keys per `IN` list: two columns x 400 keys stays far below SQLite's variable limit.
@@ -138,11 +138,8 @@ impl WriteTx for SqliteWriteTx {
             }
         }
         if !n.balances.is_empty() {
-            let accounts: Vec<(String, &ledger::LotNo)> = n
-                .balances
-                .iter()
-                .map(|(a, l)| (a.to_string(), l))
-                .collect();
+            let accounts: Vec<(String, &ledger::LotNo)> =
+                n.balances.iter().map(|(a, l)| (a.to_string(), l)).collect();
             let keys: Vec<(&str, &str)> = accounts
                 .iter()
                 .map(|(a, l)| (a.as_str(), l.as_str()))
