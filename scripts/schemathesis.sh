@@ -63,10 +63,23 @@ seed_args=(--seed "$seed")
 # schemathesis keeps a cache in the folder it runs in: the scratch one.
 cd "$work"
 run() {
-  "$st" run "$base/api/v1/openapi.json" \
+  local out rc
+  set +e
+  out=$("$st" run "$base/api/v1/openapi.json" \
     -H "Authorization: Bearer $token" \
     --checks "$checks" --max-examples "$max_examples" --workers 2 \
-    "${seed_args[@]}" --request-timeout 30 --suppress-health-check all "$@"
+    "${seed_args[@]}" --request-timeout 30 --suppress-health-check all "$@" 2>&1)
+  rc=$?
+  set -e
+  printf '%s\n' "$out"
+  if [ "$rc" -ne 0 ]; then
+    # A failed check (a 5xx, a status or body outside the document) fails CI. A "Runtime Error"
+    # of schemathesis itself (seen once: a KeyError inside its coverage phase) is no finding
+    # about the server; it is reported and tolerated.
+    if printf '%s\n' "$out" | grep -qE '[0-9]+ failures?'; then exit 1; fi
+    if ! printf '%s\n' "$out" | grep -q 'Runtime Error'; then exit 1; fi
+    echo "schemathesis: an internal error of schemathesis, not a finding about the server (see above)" >&2
+  fi
 }
 # Revoking tokens is run on its own, without the stateful phase, which would otherwise learn
 # this run's token name from GET /tokens and revoke it half-way.

@@ -44,7 +44,7 @@ impl Default for WriterConfig {
     fn default() -> Self {
         WriterConfig {
             max_batch: 256,
-            import_batch_max: 4_096,
+            import_batch_max: 2_048,
             max_batch_lines: 32_768,
             max_wait: Duration::ZERO,
             queue_depth: 4_096,
@@ -471,6 +471,21 @@ async fn process(
         hash,
         recorded_at: p.recorded_at.clone(),
     });
+    // An import counts outcomes and never reads a created document's answer (it is recorded
+    // with the document, for replays and reads): it gets no copy, which saves building and
+    // freeing one JSON tree per imported document.
+    let answer = if job.bulk { Value::Null } else { body.clone() };
+    if let Some(key) = &job.idempotency_key {
+        p.keys_in_batch
+            .insert((job.actor.clone(), key.clone()), p.batch.idempotency.len());
+        p.batch.idempotency.push(IdempotencyRecord {
+            actor: job.actor.clone(),
+            key: key.clone(),
+            request_hash: request_hash.clone(),
+            status: 201,
+            response: body.clone(),
+        });
+    }
     if let Some((namespace, id)) = doc.id() {
         p.ids_in_batch.insert(
             (namespace.to_owned(), id.to_owned()),
@@ -480,26 +495,15 @@ async fn process(
             namespace: namespace.to_owned(),
             id: id.to_owned(),
             kind: doc.kind().to_owned(),
-            body_hash: request_hash.clone(),
+            body_hash: request_hash,
             body: doc.body().clone(),
-            response: body.clone(),
+            response: body,
             entry_seq: Some(seq),
-        });
-    }
-    if let Some(key) = &job.idempotency_key {
-        p.keys_in_batch
-            .insert((job.actor.clone(), key.clone()), p.batch.idempotency.len());
-        p.batch.idempotency.push(IdempotencyRecord {
-            actor: job.actor.clone(),
-            key: key.clone(),
-            request_hash,
-            status: 201,
-            response: body.clone(),
         });
     }
     Ok(Ok(Outcome {
         status: 201,
-        body,
+        body: answer,
         replayed: false,
     }))
 }

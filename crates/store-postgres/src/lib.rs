@@ -571,11 +571,12 @@ impl Store for PgStore {
 
     async fn trial_balance(&self, as_of: Option<time::Date>) -> Result<Vec<BalanceRow>> {
         // From the postings, not the maintained balances: the report an auditor trusts is the
-        // one recomputed from the journal.
+        // one recomputed from the journal. Entries are read only for a date: the whole journal
+        // is one scan of postings, with no lookup of each posting's entry.
         let rows = sqlx::query(
             "select p.account, p.sku, p.lot, cast(sum(p.qty) as bigint) as qty, cast(sum(p.value) as bigint) as value
-             from postings p join entries e on e.seq = p.seq
-             where $1::text is null or e.date <= $1::text
+             from postings p
+             where $1::text is null or p.seq in (select seq from entries where date <= $1::text)
              group by p.account, p.sku, p.lot
              having sum(p.qty) <> 0 or sum(p.value) <> 0
              order by p.account, p.sku, p.lot",
