@@ -67,6 +67,8 @@ pub struct Measured {
     pub p50: Duration,
     pub p99: Duration,
     pub reconcile: Duration,
+    /// The three parts of `reconcile`: trial balance, conservation, verify.
+    pub reconcile_parts: [Duration; 3],
     pub reconcile_ok: bool,
     pub hledger: Result<Duration, String>,
     pub ledger: Result<Duration, String>,
@@ -170,57 +172,44 @@ async fn measure(
     http_requests: u64,
     clients: u64,
 ) -> anyhow::Result<Measured> {
+    // Import first, in a child process of its own when this is the `ppe` binary (its peak
+    // memory is then the import's alone, not the generator's or an earlier backend's); in
+    // process otherwise (a test calling `run`).
+    say(&format!("{backend}: importing"));
+    let imported = match ppe_exe() {
+        Some(exe) => import_in_child(&exe, url, data)?,
+        None => {
+            let service = Service::open(url, WriterConfig::default())
+                .await
+                .with_context(|| format!("opening {url}"))?;
+            let imported = import(&service, backend, data).await?;
+            drop(service);
+            imported
+        }
+    };
     let service = Service::open(url, WriterConfig::default())
         .await
         .with_context(|| format!("opening {url}"))?;
     let mut m = Measured {
         backend: backend.to_owned(),
-        documents: 0,
+        documents: imported.documents,
         postings: 0,
-        import: Duration::ZERO,
+        import: imported.import,
         baseline: Duration::ZERO,
-        import_peak_bytes: None,
-        rejected: 0,
+        import_peak_bytes: imported.peak_bytes,
+        rejected: imported.rejected,
         http_docs: 0,
         http: Duration::ZERO,
         http_errors: 0,
         p50: Duration::ZERO,
         p99: Duration::ZERO,
         reconcile: Duration::ZERO,
+        reconcile_parts: [Duration::ZERO; 3],
         reconcile_ok: false,
         hledger: Err("not run".into()),
         ledger: Err("not run".into()),
         trace: Err("not run".into()),
     };
-
-    // Import: master data first (not timed), then every document file, timed together.
-    say(&format!("{backend}: importing"));
-    reset_peak_rss();
-    let mut import = Duration::ZERO;
-    for (file, kind) in gen::IMPORT_ORDER {
-        let kind: ImportKind = kind.parse().map_err(anyhow::Error::msg)?;
-        let f = std::fs::File::open(data.join(file))?;
-        let bar = crate::bar(None, &format!("{backend}: importing {file}"));
-        let t = Instant::now();
-        let report = service
-            .import_csv(kind, f, "bench", &|n| bar.set_position(n))
-            .await?;
-        let took = t.elapsed();
-        bar.finish_and_clear();
-        if !matches!(
-            kind,
-            ImportKind::Items | ImportKind::Parties | ImportKind::Locations | ImportKind::Boms
-        ) {
-            import += took;
-            m.documents += report.created;
-        }
-        for e in report.rejected.iter().take(5) {
-            say(&format!("{backend}: {file}: rejected {e}"));
-        }
-        m.rejected += report.rejected.len();
-    }
-    m.import = import;
-    m.import_peak_bytes = peak_rss();
 
     // The journal as a plain-text ledger file for the peers, counting postings on the way.
     say(&format!(
@@ -246,11 +235,14 @@ async fn measure(
     let tb = service
         .report(service::reports::ReportName::TrialBalance, &params)
         .await?;
+    let tb_done = t.elapsed();
     let cons = service
         .report(service::reports::ReportName::Conservation, &params)
         .await?;
+    let cons_done = t.elapsed();
     let verify = service.verify(&|_, _| {}).await?;
     m.reconcile = t.elapsed();
+    m.reconcile_parts = [tb_done, cons_done - tb_done, m.reconcile - cons_done];
     let cons_ok = cons
         .json
         .get("ok")
@@ -268,6 +260,103 @@ async fn measure(
         "{backend}: HTTP, {clients} clients, {http_requests} documents"
     ));
     http(&service, &mut m, http_requests, clients).await?;
+    Ok(m)
+}
+
+/// What the import step measured.
+#[derive(Debug, Clone)]
+pub struct Imported {
+    pub documents: u64,
+    pub rejected: usize,
+    pub import: Duration,
+    pub peak_bytes: Option<u64>,
+}
+
+impl Imported {
+    /// One JSON line, what `ppe bench-import` prints for its parent.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "documents": self.documents,
+            "rejected": self.rejected,
+            "import_us": u64::try_from(self.import.as_micros()).unwrap_or(u64::MAX),
+            "peak_bytes": self.peak_bytes,
+        })
+    }
+
+    fn from_json(v: &serde_json::Value) -> Option<Imported> {
+        Some(Imported {
+            documents: v.get("documents")?.as_u64()?,
+            rejected: usize::try_from(v.get("rejected")?.as_u64()?).ok()?,
+            import: Duration::from_micros(v.get("import_us")?.as_u64()?),
+            peak_bytes: v.get("peak_bytes").and_then(serde_json::Value::as_u64),
+        })
+    }
+}
+
+/// The running `ppe` binary, when this process is one (not a test harness calling `run`).
+fn ppe_exe() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    (exe.file_stem()? == "ppe").then_some(exe)
+}
+
+/// Runs `ppe bench-import` on `url` and reads the line it prints.
+fn import_in_child(exe: &Path, url: &str, data: &Path) -> anyhow::Result<Imported> {
+    let output = std::process::Command::new(exe)
+        .arg("--database-url")
+        .arg(url)
+        .arg("bench-import")
+        .arg("--data")
+        .arg(data)
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .with_context(|| format!("running {}", exe.display()))?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let line = stdout.lines().last().unwrap_or_default();
+    serde_json::from_str(line)
+        .ok()
+        .as_ref()
+        .and_then(Imported::from_json)
+        .with_context(|| {
+            format!(
+                "ppe bench-import exited with {} and printed {stdout:?}",
+                output.status
+            )
+        })
+}
+
+/// Imports every file of a generated data set (master data first, untimed; then the
+/// documents, timed together), as `ppe import` does, and reads the peak memory.
+pub async fn import(service: &Service, backend: &str, data: &Path) -> anyhow::Result<Imported> {
+    reset_peak_rss();
+    let mut m = Imported {
+        documents: 0,
+        rejected: 0,
+        import: Duration::ZERO,
+        peak_bytes: None,
+    };
+    for (file, kind) in gen::IMPORT_ORDER {
+        let kind: ImportKind = kind.parse().map_err(anyhow::Error::msg)?;
+        let f = std::fs::File::open(data.join(file))?;
+        let bar = crate::bar(None, &format!("{backend}: importing {file}"));
+        let t = Instant::now();
+        let report = service
+            .import_csv(kind, f, "bench", &|n| bar.set_position(n))
+            .await?;
+        let took = t.elapsed();
+        bar.finish_and_clear();
+        if !matches!(
+            kind,
+            ImportKind::Items | ImportKind::Parties | ImportKind::Locations | ImportKind::Boms
+        ) {
+            m.import += took;
+            m.documents += report.created;
+        }
+        for e in report.rejected.iter().take(5) {
+            say(&format!("{backend}: {file}: rejected {e}"));
+        }
+        m.rejected += report.rejected.len();
+    }
+    m.peak_bytes = peak_rss();
     Ok(m)
 }
 
@@ -551,6 +640,14 @@ fn print_table(
             )
         }),
         "< 10 at 10M postings",
+    ));
+    rows.push((
+        "  of which tb / cons / verify s".into(),
+        col(&|m| {
+            let [a, b, c] = m.reconcile_parts.map(|d| d.as_secs_f64());
+            format!("{a:.2} / {b:.2} / {c:.2}")
+        }),
+        "",
     ));
     for (name, get) in [
         (

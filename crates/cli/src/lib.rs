@@ -107,6 +107,14 @@ pub enum Command {
     /// Benchmark import, HTTP, reconciliation and trace on SQLite and PostgreSQL, against a
     /// raw insert into a bare table and against hledger and ledger (see BENCHMARKS.md).
     Bench(bench::BenchArgs),
+    /// One step of `ppe bench`, run as a child process so that its peak memory is its own:
+    /// imports a generated data set and prints one JSON line of what it measured.
+    #[command(hide = true)]
+    BenchImport {
+        /// The generated data set (`ppe gen --out`).
+        #[arg(long)]
+        data: PathBuf,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -310,6 +318,12 @@ pub async fn run(cli: Cli, out: &mut (dyn Write + Send)) -> anyhow::Result<bool>
             Ok(ok)
         }
         Command::Bench(args) => bench::run(args, out).await,
+        Command::BenchImport { data } => {
+            let service = open(&url, WriterConfig::default()).await?;
+            let m = bench::import(&service, "import", &data).await?;
+            writeln!(out, "{}", m.to_json())?;
+            Ok(m.rejected == 0)
+        }
     }
 }
 

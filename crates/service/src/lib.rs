@@ -20,6 +20,7 @@ mod purchase;
 mod receipt;
 pub mod reports;
 mod reversal;
+mod scan;
 pub mod secrets;
 pub mod shipment;
 mod stock;

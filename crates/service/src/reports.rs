@@ -21,6 +21,8 @@ pub enum ReportName {
     InTransit,
     Production,
     Stock,
+    /// Trial balance, conservation and verify from one pass over the journal.
+    Reconciliation,
 }
 
 impl ReportName {
@@ -31,6 +33,7 @@ impl ReportName {
         ReportName::InTransit,
         ReportName::Production,
         ReportName::Stock,
+        ReportName::Reconciliation,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -41,6 +44,7 @@ impl ReportName {
             ReportName::InTransit => "in-transit",
             ReportName::Production => "production",
             ReportName::Stock => "stock",
+            ReportName::Reconciliation => "reconciliation",
         }
     }
 }
@@ -252,60 +256,13 @@ impl Service {
         let (json, tables) = match name {
             ReportName::TrialBalance => {
                 let rows = self.store().trial_balance(params.as_of).await?;
-                let json = json!({
-                    "as_of": params.as_of.map(|d| d.to_string()),
-                    "rows": rows.iter().map(crate::views::balance_view).collect::<Vec<_>>(),
-                    "total_value": crate::money(rows.iter().map(|r| r.value).sum()),
-                });
-                let table = Table {
-                    title: "trial-balance".into(),
-                    columns: vec!["account", "sku", "lot", "quantity", "value"],
-                    rows: rows
-                        .iter()
-                        .map(|r| {
-                            vec![
-                                Cell::Text(r.account.clone()),
-                                Cell::Text(r.sku.clone()),
-                                Cell::Text(r.lot.clone()),
-                                Cell::qty(r.quantity),
-                                Cell::money(r.value),
-                            ]
-                        })
-                        .collect(),
-                };
-                (json, vec![table])
+                trial_balance_section(params.as_of, &rows)
             }
             ReportName::Conservation => {
                 let violations = self.store().conservation_violations().await?;
-                let json = json!({"ok": violations.is_empty(), "violations": violations.iter().map(violation_json).collect::<Vec<_>>()});
-                let table = Table {
-                    title: "conservation".into(),
-                    columns: vec![
-                        "check", "seq", "account", "sku", "lot", "measure", "expected", "found",
-                    ],
-                    rows: json["violations"]
-                        .as_array()
-                        .expect("an array")
-                        .iter()
-                        .map(|v| {
-                            let t = |k: &str| v[k].as_str().map(str::to_owned);
-                            vec![
-                                Cell::opt_text(t("check")),
-                                v["seq"]
-                                    .as_u64()
-                                    .map_or(Cell::Empty, |s| Cell::Number(s.to_string())),
-                                Cell::opt_text(t("account")),
-                                Cell::opt_text(t("sku")),
-                                Cell::opt_text(t("lot")),
-                                Cell::opt_text(t("measure")),
-                                Cell::Number(t("expected").unwrap_or_default()),
-                                Cell::Number(t("found").unwrap_or_default()),
-                            ]
-                        })
-                        .collect(),
-                };
-                (json, vec![table])
+                conservation_section(&violations)
             }
+            ReportName::Reconciliation => Box::pin(self.reconciliation(&head)).await?,
             // Boxed: each report's future is large, and they would all sit inline in this one.
             ReportName::Donations => Box::pin(self.donations_report(params)).await?,
             ReportName::InTransit => Box::pin(self.in_transit_report(params)).await?,
@@ -359,6 +316,168 @@ impl Service {
             generated_at,
         })
     }
+}
+
+/// The trial balance's JSON and table.
+fn trial_balance_section(
+    as_of: Option<time::Date>,
+    rows: &[store::BalanceRow],
+) -> (Value, Vec<Table>) {
+    let json = json!({
+        "as_of": as_of.map(|d| d.to_string()),
+        "rows": rows.iter().map(crate::views::balance_view).collect::<Vec<_>>(),
+        "total_value": crate::money(rows.iter().map(|r| r.value).sum()),
+    });
+    let table = Table {
+        title: "trial-balance".into(),
+        columns: vec!["account", "sku", "lot", "quantity", "value"],
+        rows: rows
+            .iter()
+            .map(|r| {
+                vec![
+                    Cell::Text(r.account.clone()),
+                    Cell::Text(r.sku.clone()),
+                    Cell::Text(r.lot.clone()),
+                    Cell::qty(r.quantity),
+                    Cell::money(r.value),
+                ]
+            })
+            .collect(),
+    };
+    (json, vec![table])
+}
+
+/// The conservation report's JSON and table.
+fn conservation_section(violations: &[Violation]) -> (Value, Vec<Table>) {
+    let json = json!({"ok": violations.is_empty(), "violations": violations.iter().map(violation_json).collect::<Vec<_>>()});
+    let table = Table {
+        title: "conservation".into(),
+        columns: vec![
+            "check", "seq", "account", "sku", "lot", "measure", "expected", "found",
+        ],
+        rows: json["violations"]
+            .as_array()
+            .expect("an array")
+            .iter()
+            .map(|v| {
+                let t = |k: &str| v[k].as_str().map(str::to_owned);
+                vec![
+                    Cell::opt_text(t("check")),
+                    v["seq"]
+                        .as_u64()
+                        .map_or(Cell::Empty, |s| Cell::Number(s.to_string())),
+                    Cell::opt_text(t("account")),
+                    Cell::opt_text(t("sku")),
+                    Cell::opt_text(t("lot")),
+                    Cell::opt_text(t("measure")),
+                    Cell::Number(t("expected").unwrap_or_default()),
+                    Cell::Number(t("found").unwrap_or_default()),
+                ]
+            })
+            .collect(),
+    };
+    (json, vec![table])
+}
+
+impl Service {
+    /// Trial balance, conservation and verify from one read of the journal (`crate::scan`),
+    /// where the three separate reports read it once each. The conservation checks that need
+    /// other tables (lot items, maintained balances) are added to the pass's own. A journal
+    /// with an unreadable row falls back to the SQL of the separate reports, which read past it.
+    async fn reconciliation(&self, head: &store::Head) -> Result<(Value, Vec<Table>)> {
+        let store = self.store();
+        let scan = crate::scan::run(store, head.seq, &|_, _| {}).await?;
+        let verify = crate::verify::report(store, head, &scan).await?;
+        let (rows, violations) = if scan.complete {
+            let mut violations = scan.violations();
+            violations.extend(store.lot_item_violations().await?);
+            for m in scan.balance_mismatches(store).await? {
+                violations.extend(balance_violations(m));
+            }
+            (scan.trial_balance(), violations)
+        } else {
+            (
+                store.trial_balance(None).await?,
+                store.conservation_violations().await?,
+            )
+        };
+        let (tb_json, tb_tables) = trial_balance_section(None, &rows);
+        let (cons_json, cons_tables) = conservation_section(&violations);
+        let ok = verify.ok && violations.is_empty();
+        let summary = Table {
+            title: "reconciliation".into(),
+            columns: vec!["check", "ok", "detail"],
+            rows: vec![
+                vec![
+                    Cell::Text("chain".into()),
+                    Cell::Text(verify.ok.to_string()),
+                    Cell::Text(format!(
+                        "{} entries, head {}{}",
+                        verify.entries,
+                        verify.head_hash,
+                        verify
+                            .first_bad_seq
+                            .map_or(String::new(), |s| format!(", first bad entry {s}"))
+                    )),
+                ],
+                vec![
+                    Cell::Text("conservation".into()),
+                    Cell::Text(violations.is_empty().to_string()),
+                    Cell::Text(format!("{} violations", violations.len())),
+                ],
+                vec![
+                    Cell::Text("trial-balance".into()),
+                    Cell::Text("true".into()),
+                    Cell::Text(format!(
+                        "{} rows, total value {}",
+                        rows.len(),
+                        crate::money(rows.iter().map(|r| r.value).sum())
+                    )),
+                ],
+            ],
+        };
+        let json = json!({
+            "ok": ok,
+            "verify": verify,
+            "trial_balance": tb_json,
+            "conservation": cons_json,
+        });
+        let mut tables = vec![summary];
+        tables.extend(tb_tables);
+        tables.extend(cons_tables);
+        Ok((json, tables))
+    }
+}
+
+/// A maintained balance that differs from its postings, as the `balance` checks of
+/// conservation write it: one violation for the quantity, one for the value.
+fn balance_violations(m: store::BalanceMismatch) -> Vec<Violation> {
+    let mut out = Vec::new();
+    if m.maintained_qty != m.posted_qty {
+        out.push(Violation {
+            check: "balance",
+            seq: None,
+            account: Some(m.account.clone()),
+            sku: None,
+            lot: Some(m.lot.clone()),
+            is_value: false,
+            expected: m.posted_qty,
+            found: m.maintained_qty,
+        });
+    }
+    if m.maintained_value != m.posted_value {
+        out.push(Violation {
+            check: "balance",
+            seq: None,
+            account: Some(m.account),
+            sku: None,
+            lot: Some(m.lot),
+            is_value: true,
+            expected: m.posted_value,
+            found: m.maintained_value,
+        });
+    }
+    out
 }
 
 /// Every shipment of a kind, paging through the store.

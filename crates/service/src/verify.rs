@@ -1,60 +1,34 @@
 //! `verify`: recompute every hash of the chain, check that sequence numbers have no gap, that
 //! the head row agrees with the last entry, that maintained balances equal their postings,
-//! and that what shipments say is outstanding is what their transit accounts hold.
+//! and that what shipments say is outstanding is what their transit accounts hold. The
+//! journal is read once, by [`crate::scan`].
 
-use ledger::Hash;
 use store::{Store, StoreError};
 
 use crate::dto::VerifyReport;
 use crate::error::Result;
+use crate::scan::Scan;
 use crate::views::mismatch_view;
-
-/// Entries read per page while verifying.
-const VERIFY_PAGE: u32 = 1_000;
 
 pub(crate) async fn run(
     store: &dyn Store,
     progress: &(dyn Fn(u64, u64) + Sync),
 ) -> Result<VerifyReport> {
     let head = store.head().await?;
-    let mut prev = Hash::GENESIS;
-    let mut expected_seq = 1u64;
-    let mut first_bad: Option<u64> = None;
-    let mut problems = Vec::new();
-    let mut after = 0u64;
-    'pages: loop {
-        let page = match store.entries(after, VERIFY_PAGE).await {
-            Ok(p) => p,
-            Err(StoreError::CorruptEntry { seq, message }) => {
-                first_bad.get_or_insert(seq);
-                problems.push(format!("entry {seq} cannot be read: {message}"));
-                break 'pages;
-            }
-            Err(e) => return Err(e.into()),
-        };
-        let Some(last) = page.last() else { break };
-        after = last.entry.seq();
-        for e in &page {
-            let seq = e.entry.seq();
-            if seq != expected_seq {
-                first_bad.get_or_insert(expected_seq);
-                problems.push(format!(
-                    "entry {expected_seq} is missing (next stored entry is {seq})"
-                ));
-                break 'pages;
-            }
-            let computed = e.entry.chain_hash(&prev);
-            if computed != e.hash {
-                first_bad.get_or_insert(seq);
-                problems.push(format!("entry {seq}: stored hash {} but its content and the previous hash give {computed}", e.hash));
-                break 'pages;
-            }
-            prev = e.hash;
-            expected_seq += 1;
-        }
-        progress(after, head.seq);
-    }
-    let entries = expected_seq - 1;
+    let scan = crate::scan::run(store, head.seq, progress).await?;
+    report(store, &head, &scan).await
+}
+
+/// The verify report of a pass over the journal read at `head`.
+pub(crate) async fn report(
+    store: &dyn Store,
+    head: &store::Head,
+    scan: &Scan,
+) -> Result<VerifyReport> {
+    let mut first_bad = scan.first_bad;
+    let mut problems = scan.problems.clone();
+    let entries = scan.entries;
+    let prev = scan.last_hash;
     if first_bad.is_none() && (head.seq != entries || head.hash != prev) {
         // The first entry the head and the journal disagree on: the one after the shorter of
         // the two, or the last one when they agree on the count but not on its hash.
@@ -66,16 +40,23 @@ pub(crate) async fn run(
         problems.push(format!("the ledger head says entry {} with hash {}, the journal ends at entry {entries} with hash {prev}", head.seq, head.hash));
     }
     let mut balances_readable = true;
-    let mismatches = match store.balance_mismatches().await {
+    // The pass's sums when it read the whole journal; else the database's own recomputation,
+    // which reads past a row the domain cannot decode.
+    let mismatches = if scan.complete {
+        scan.balance_mismatches(store).await
+    } else {
+        store.balance_mismatches().await.map_err(Into::into)
+    };
+    let mismatches = match mismatches {
         Ok(m) => m,
         // Data written outside the service can make the recomputation itself impossible;
         // that is a finding of verify, not a failure of it.
-        Err(StoreError::Corrupt(message)) => {
+        Err(crate::error::ServiceError::Store(StoreError::Corrupt(message))) => {
             balances_readable = false;
             problems.push(message);
             Vec::new()
         }
-        Err(e) => return Err(e.into()),
+        Err(e) => return Err(e),
     };
     for m in &mismatches {
         problems.push(format!(

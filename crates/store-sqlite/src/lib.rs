@@ -688,22 +688,7 @@ impl Store for SqliteStore {
                 found: t,
             });
         }
-        for r in sqlx::query("select p.seq, p.account, p.sku, p.lot from postings p join lots l on l.lot = p.lot where p.sku <> l.sku order by p.seq")
-            .fetch_all(&self.reader)
-            .await
-            .map_err(err)?
-        {
-            out.push(Violation {
-                check: "lot-item",
-                seq: Some(decode::seq(r.get("seq"))),
-                account: Some(r.get("account")),
-                sku: Some(r.get("sku")),
-                lot: Some(r.get("lot")),
-                is_value: false,
-                expected: 0,
-                found: 0,
-            });
-        }
+        out.extend(self.lot_item_violations().await?);
         // The maintained balances, compared with the ones recomputed from postings.
         for m in self.balance_mismatches().await? {
             if m.maintained_qty != m.posted_qty {
@@ -730,6 +715,27 @@ impl Store for SqliteStore {
                     found: m.maintained_value,
                 });
             }
+        }
+        Ok(out)
+    }
+
+    async fn lot_item_violations(&self) -> Result<Vec<Violation>> {
+        let mut out = Vec::new();
+        for r in sqlx::query("select p.seq, p.account, p.sku, p.lot from postings p join lots l on l.lot = p.lot where p.sku <> l.sku order by p.seq")
+            .fetch_all(&self.reader)
+            .await
+            .map_err(err)?
+        {
+            out.push(Violation {
+                check: "lot-item",
+                seq: Some(decode::seq(r.get("seq"))),
+                account: Some(r.get("account")),
+                sku: Some(r.get("sku")),
+                lot: Some(r.get("lot")),
+                is_value: false,
+                expected: 0,
+                found: 0,
+            });
         }
         Ok(out)
     }

@@ -209,6 +209,9 @@ pub trait Store: Send + Sync + 'static {
     /// Invariants 1, 2 and 5 checked over the whole journal by SQL that reads postings only,
     /// plus the maintained balances compared with the recomputed ones.
     async fn conservation_violations(&self) -> Result<Vec<Violation>>;
+    /// Postings that name another item than their lot holds (`lot-item`), ordered by entry:
+    /// the one conservation check that needs the lots table.
+    async fn lot_item_violations(&self) -> Result<Vec<Violation>>;
     /// Stock on hand (`stock:` balances that are not zero) with each lot's expiry.
     async fn stock(&self) -> Result<Vec<StockRow>>;
 
