@@ -442,6 +442,19 @@ impl Reversal {
                     ),
                 });
             }
+            // Every unit is still there, but counts since have revalued the lot (a shortfall
+            // relieved at one average, a surplus added back at another): taking back the
+            // entry's quantity at its own value would leave an emptied balance holding value,
+            // which value relief never allows.
+            if b.qty == -p.qty && b.value != -p.value {
+                return Err(Rejection::NotReversible {
+                    seq: self.seq,
+                    reason: format!(
+                        "{} holds the {} of lot {} ({}) the entry put there, but at {} rather than {}; taking it back would leave value without goods; record a stock count or a new document instead",
+                        p.account, b.qty, p.lot, p.sku, b.value, -p.value
+                    ),
+                });
+            }
         }
         Ok(Decision {
             kind: EntryKind::Reversal,
@@ -489,5 +502,109 @@ impl PeriodClose {
             postings: Vec::new(),
             new_lots: Vec::new(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::master::{Item, ItemKind, Location, Party};
+    use crate::production::{CountLine, StockCount};
+    use crate::state::{Balance, PastEntry};
+    use time::macros::date;
+
+    fn commit(s: &mut State, seq: u64, d: Decision) {
+        let e = s
+            .commit(d.header(seq, "t"), d.postings, d.new_lots)
+            .unwrap();
+        s.put_entry(
+            seq,
+            Some(PastEntry {
+                entry: e,
+                reversed_by: None,
+            }),
+        );
+    }
+
+    /// Found by the model-based test (tests/model.rs): 0.002 kg bought for 0.0001, counted
+    /// down to 0.001 (the shortfall relieves 0.00005, which rounds half-even to 0) and back up
+    /// to 0.002 (the surplus comes back at the average, 0.0001). All the goods are there, but
+    /// negating the purchase would leave stock holding 0 kg worth 0.0001.
+    #[test]
+    fn a_reversal_that_would_leave_value_in_an_emptied_balance_is_refused() {
+        let mut s = State::new(None);
+        let pc = Sku::parse("PC").unwrap();
+        s.put_item(
+            pc.clone(),
+            Some(Item::new(pc.clone(), "PC", ItemKind::Material, "kg", 3, None).unwrap()),
+        );
+        let sup = PartyCode::parse("SUP").unwrap();
+        s.put_party(
+            sup.clone(),
+            Some(Party::new(sup.clone(), "Sup", PartyKind::Supplier, None, None, None).unwrap()),
+        );
+        let raw = LocationCode::parse("RAW").unwrap();
+        s.put_location(
+            raw.clone(),
+            Some(Location::new(raw.clone(), "Raw").unwrap()),
+        );
+        let lot = LotNo::parse("LX").unwrap();
+        s.put_lot(lot.clone(), None);
+        let purchase = Purchase {
+            id: DocId::parse("P1").unwrap(),
+            date: date!(2020 - 02 - 12),
+            supplier: sup,
+            location: raw.clone(),
+            currency: "CNY".into(),
+            fx_rate: None,
+            lines: vec![PurchaseLine {
+                sku: pc.clone(),
+                qty: Qty::parse("0.002").unwrap(),
+                unit_price: Money::parse("0.05").unwrap(),
+                lot: Some(lot.clone()),
+                expires_on: None,
+            }],
+        };
+        let d = purchase.decide(&s, "CNY").unwrap();
+        commit(&mut s, 1, d);
+        for (seq, id, counted) in [(2, "K1", "0.001"), (3, "K2", "0.002")] {
+            let count = StockCount {
+                id: DocId::parse(id).unwrap(),
+                date: date!(2020 - 02 - 12),
+                location: raw.clone(),
+                lines: vec![CountLine {
+                    sku: pc.clone(),
+                    lot: lot.clone(),
+                    counted: Qty::parse(counted).unwrap(),
+                }],
+            };
+            let d = count.decide(&s).unwrap();
+            commit(&mut s, seq, d);
+        }
+        assert_eq!(
+            s.balance(&Account::Stock(raw), &lot),
+            Balance {
+                qty: Qty::parse("0.002").unwrap(),
+                value: Money::parse("0.0002").unwrap()
+            }
+        );
+        let r = Reversal {
+            seq: 1,
+            date: None,
+            memo: String::new(),
+        }
+        .decide(&s);
+        assert!(
+            matches!(&r, Err(Rejection::NotReversible { seq: 1, reason }) if reason.contains("value without goods")),
+            "{r:?}"
+        );
+        // Reversing the second count instead takes the surplus back at its own value.
+        let r = Reversal {
+            seq: 3,
+            date: None,
+            memo: String::new(),
+        }
+        .decide(&s);
+        assert!(r.is_ok(), "{r:?}");
     }
 }

@@ -207,10 +207,15 @@ macro_rules! fixed {
                 *self = *self - o;
             }
         }
+        // Negating zero gives zero, not a negative zero that prints as `-0`.
         impl Neg for $name {
             type Output = Self;
             fn neg(self) -> Self {
-                Self(-self.0)
+                if self.0.is_zero() {
+                    Self::ZERO
+                } else {
+                    Self(-self.0)
+                }
             }
         }
         impl serde::Serialize for $name {
@@ -453,6 +458,20 @@ mod tests {
             Some(Money::ZERO)
         );
         assert_eq!(Money::parse("1").unwrap().pro_rata(q("1"), q("0")), None);
+    }
+
+    #[test]
+    fn negated_zero_prints_as_zero() {
+        // A stock count that finds the book, or one whose shortfall is worth nothing, posts
+        // `-value` of a zero value; the answer must say 0.0000, as the stored entry does.
+        assert_eq!(format!("{:.4}", (-Money::ZERO).decimal()), "0.0000");
+        assert_eq!(
+            format!("{:.4}", (-Money::parse("0.0000").unwrap()).decimal()),
+            "0.0000"
+        );
+        assert_eq!((-Qty::parse("0.000").unwrap()).to_string(), "0");
+        assert!(!(-Money::ZERO).is_negative());
+        assert_eq!((-Money::parse("1.5").unwrap()).to_string(), "-1.5");
     }
 
     #[test]
