@@ -443,6 +443,45 @@ impl TestApp {
         (ok, String::from_utf8(out).expect("UTF-8 output"))
     }
 
+    /// A second service and server over the same database, as a second `ppe serve` process
+    /// would run: its own connections and its own writer, so the two writers meet only in the
+    /// database's write lock. Stopping the twin leaves the database to this app.
+    pub async fn twin(&self) -> TestApp {
+        let store = service::open_store(&self.db.url)
+            .await
+            .expect("opening the test database again");
+        let service = Service::start(store, WriterConfig::default(), service::system_clock())
+            .await
+            .expect("starting a second service");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("binding a random port");
+        let addr = listener.local_addr().expect("local address");
+        let config = api::ApiConfig {
+            rate_limit_per_second: 0,
+            ..api::ApiConfig::default()
+        };
+        let (router, _) = web::app(service.clone(), config);
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(api::serve(listener, router, async move {
+            let _ = rx.await;
+        }));
+        TestApp {
+            base: format!("http://{addr}"),
+            db: TestDb {
+                backend: self.db.backend,
+                url: self.db.url.clone(),
+                _dir: None,
+                pg_admin: None,
+            },
+            service,
+            admin_token: self.admin_token.clone(),
+            http: reqwest::Client::new(),
+            clock_offset_s: Arc::new(AtomicI64::new(0)),
+            shutdown: Some(tx),
+        }
+    }
+
     /// Stops the server and drops a PostgreSQL database.
     pub async fn stop(mut self) {
         if let Some(tx) = self.shutdown.take() {

@@ -216,7 +216,7 @@ async fn run_batch(
     clock: &Clock,
     jobs: Vec<Job>,
 ) {
-    match attempt_with_retries(store, base, config, clock, &jobs).await {
+    match guarded_attempt(store, base, config, clock, &jobs).await {
         Ok(results) => answer(jobs, results),
         Err(e) if jobs.len() > 1 => {
             // The batch failed as a whole (a constraint the domain should have caught, or a
@@ -224,8 +224,7 @@ async fn run_batch(
             tracing::warn!(error = %e, size = jobs.len(), "batch failed; committing its documents one by one");
             for job in jobs {
                 let r =
-                    attempt_with_retries(store, base, config, clock, std::slice::from_ref(&job))
-                        .await;
+                    guarded_attempt(store, base, config, clock, std::slice::from_ref(&job)).await;
                 match r {
                     Ok(mut results) => answer(vec![job], vec![results.remove(0)]),
                     Err(e) => {
@@ -251,6 +250,34 @@ fn answer(jobs: Vec<Job>, results: Vec<Result<Outcome, ServiceError>>) {
     for (job, r) in jobs.into_iter().zip(results) {
         // A caller that went away (client disconnected) does not undo what was committed.
         let _ = job.reply.send(r);
+    }
+}
+
+/// An attempt at a batch in which a panic (a bug: a broken assertion in the domain or in a
+/// store) fails the batch as a database error does instead of ending the writer, which would
+/// leave every later request without an answer: the batch's transaction is dropped, so rolled
+/// back; the one-by-one fallback then isolates the document, which alone gets an opaque 500;
+/// and the writer goes on.
+async fn guarded_attempt(
+    store: &dyn Store,
+    base: &str,
+    config: &WriterConfig,
+    clock: &Clock,
+    jobs: &[Job],
+) -> Result<Vec<Result<Outcome, ServiceError>>, StoreError> {
+    use futures_util::FutureExt;
+    let attempt = attempt_with_retries(store, base, config, clock, jobs);
+    match std::panic::AssertUnwindSafe(attempt).catch_unwind().await {
+        Ok(r) => r,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            tracing::error!(panic = %what, size = jobs.len(), "the writer panicked on a batch; it was rolled back");
+            Err(StoreError::Backend(format!("the writer panicked: {what}")))
+        }
     }
 }
 
@@ -506,4 +533,69 @@ async fn process(
         body: answer,
         replayed: false,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Service, ServiceError};
+
+    /// A document whose decision panics, as a bug in the domain would.
+    struct Bug {
+        body: Value,
+    }
+
+    impl Document for Bug {
+        fn kind(&self) -> &'static str {
+            "bug"
+        }
+        fn id(&self) -> Option<(&'static str, &str)> {
+            None
+        }
+        fn body(&self) -> &Value {
+            &self.body
+        }
+        fn needs(&self) -> Needs {
+            Needs::default()
+        }
+        fn decide(&self, _: &State, _: &str) -> Result<Decision, Rejection> {
+            panic!("a broken invariant");
+        }
+        fn respond(&self, _: &Entry, _: &Hash, _: &str, _: &Decision) -> Value {
+            unreachable!("never decided")
+        }
+    }
+
+    #[tokio::test]
+    async fn a_panicking_document_fails_alone_and_the_writer_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("w.db").display());
+        let service = Service::open(&url, WriterConfig::default()).await.unwrap();
+        for round in 0..3 {
+            let r = service
+                .submit(Box::new(Bug { body: Value::Null }), "test", None)
+                .await;
+            match r {
+                Err(ServiceError::Store(StoreError::Backend(m))) => {
+                    assert!(m.contains("a broken invariant"), "round {round}: {m}");
+                }
+                other => panic!("round {round}: expected the batch's failure, got {other:?}"),
+            }
+        }
+        // Still serving: a real write goes through after the panics, and nothing the
+        // panicking batches held was written.
+        let closed = service
+            .close_period(
+                &crate::dto::PeriodCloseIn {
+                    through: "2020-01-31".into(),
+                },
+                "test",
+                None,
+            )
+            .await
+            .unwrap();
+        assert_eq!(closed.status, 201, "{closed:?}");
+        let v = service.verify(&|_, _| {}).await.unwrap();
+        assert!(v.ok && v.entries == 1, "{v:?}");
+    }
 }
