@@ -39,6 +39,10 @@ pub(crate) struct Scan {
     /// False when an entry could not be read: the sums then stop short of the journal's end.
     pub complete: bool,
     totals: HashMap<(Account, Sku, LotNo), Sum>,
+    /// `totals` with written keys, ordered by (account, sku, lot): made once, at the end.
+    written: BTreeMap<(String, String, String), Sum>,
+    /// The comparison with the maintained balances, made once for verify and conservation.
+    mismatches: std::sync::OnceLock<Vec<BalanceMismatch>>,
     entry_quantity: Vec<Violation>,
     entry_value: Vec<Violation>,
     ledger_value: i128,
@@ -63,6 +67,8 @@ pub(crate) async fn run(
         problems: Vec::new(),
         complete: true,
         totals: HashMap::new(),
+        written: BTreeMap::new(),
+        mismatches: std::sync::OnceLock::new(),
         entry_quantity: Vec::new(),
         entry_value: Vec::new(),
         ledger_value: 0,
@@ -110,6 +116,10 @@ pub(crate) async fn run(
         }
         progress(after, head_seq);
     }
+    s.written = std::mem::take(&mut s.totals)
+        .into_iter()
+        .map(|((a, sku, l), sum)| ((a.to_string(), sku.to_string(), l.to_string()), sum))
+        .collect();
     Ok(s)
 }
 
@@ -179,24 +189,16 @@ impl Scan {
         }
     }
 
-    /// The journal's totals with written keys, ordered by (account, sku, lot).
-    fn written(&self) -> BTreeMap<(String, String, String), Sum> {
-        self.totals
-            .iter()
-            .map(|((a, s, l), sum)| ((a.to_string(), s.to_string(), l.to_string()), *sum))
-            .collect()
-    }
-
     /// The trial balance over the whole journal: rows that are not zero, ordered by account,
     /// sku and lot.
     pub fn trial_balance(&self) -> Vec<BalanceRow> {
-        self.written()
-            .into_iter()
+        self.written
+            .iter()
             .filter(|(_, s)| s.qty != 0 || s.value != 0)
             .map(|((account, sku, lot), s)| BalanceRow {
-                account,
-                sku,
-                lot,
+                account: account.clone(),
+                sku: sku.clone(),
+                lot: lot.clone(),
                 quantity: ledger::Qty::from_scaled(narrow(s.qty)),
                 value: ledger::Money::from_scaled(narrow(s.value)),
             })
@@ -207,7 +209,7 @@ impl Scan {
     /// entries that do not balance, guarded balances that dipped, lots that do not sum to
     /// zero, and the ledger's value.
     pub fn violations(&self) -> Vec<Violation> {
-        let written = self.written();
+        let written = &self.written;
         let mut out = self.entry_quantity.clone();
         out.extend(self.entry_value.iter().cloned());
         let mut dips: Vec<Violation> = written
@@ -229,7 +231,7 @@ impl Scan {
         dips.sort_by(|a, b| (&a.account, &a.lot).cmp(&(&b.account, &b.lot)));
         out.extend(dips);
         let mut lots: BTreeMap<(&str, &str), (i128, i128)> = BTreeMap::new();
-        for ((_, sku, lot), s) in &written {
+        for ((_, sku, lot), s) in written {
             let x = lots.entry((sku, lot)).or_default();
             x.0 += s.qty;
             x.1 += s.value;
@@ -274,10 +276,13 @@ impl Scan {
             self.complete,
             "balances are compared only with a whole journal"
         );
+        if let Some(m) = self.mismatches.get() {
+            return Ok(m.clone());
+        }
         // (maintained qty, value, posted qty, value) per (account, lot).
-        let mut both: BTreeMap<(String, String), [i128; 4]> = BTreeMap::new();
-        for ((account, _, lot), s) in self.written() {
-            let x = both.entry((account, lot)).or_default();
+        let mut both: HashMap<(String, String), [i128; 4]> = HashMap::new();
+        for ((account, _, lot), s) in &self.written {
+            let x = both.entry((account.clone(), lot.clone())).or_default();
             x[2] += s.qty;
             x[3] += s.value;
         }
@@ -296,7 +301,7 @@ impl Scan {
                 break;
             }
         }
-        Ok(both
+        let mut found: Vec<BalanceMismatch> = both
             .into_iter()
             .filter(|(_, x)| x[0] != x[2] || x[1] != x[3])
             .map(|((account, lot), x)| BalanceMismatch {
@@ -307,6 +312,10 @@ impl Scan {
                 posted_qty: narrow(x[2]),
                 posted_value: narrow(x[3]),
             })
-            .collect())
+            .collect();
+        found.sort_by(|a, b| (&a.account, &a.lot).cmp(&(&b.account, &b.lot)));
+        // Kept for the next caller of the same pass (verify, then conservation).
+        let _ = self.mismatches.set(found.clone());
+        Ok(found)
     }
 }
