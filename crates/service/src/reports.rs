@@ -390,7 +390,7 @@ impl Service {
         let verify = crate::verify::report(store, head, &scan).await?;
         let (rows, violations) = if scan.complete {
             let mut violations = scan.violations();
-            violations.extend(store.lot_item_violations().await?);
+            violations.extend(scan.lot_item_violations(store).await?);
             for m in scan.balance_mismatches(store).await? {
                 violations.extend(balance_violations(m));
             }

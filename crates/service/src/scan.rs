@@ -269,6 +269,30 @@ impl Scan {
         out
     }
 
+    /// `lot-item`: postings that name another item than their lot holds. The pass knows which
+    /// items each lot's postings name, so the lots table is read only for those lots, a page
+    /// at a time; the postings themselves are looked for (SQL over every posting) only when
+    /// a lot disagrees, which a ledger written by the service never does.
+    pub async fn lot_item_violations(&self, store: &dyn Store) -> Result<Vec<Violation>> {
+        let mut named: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for (_, sku, lot) in self.written.keys() {
+            let skus = named.entry(lot).or_default();
+            if !skus.contains(&sku.as_str()) {
+                skus.push(sku);
+            }
+        }
+        let lots: Vec<String> = named.keys().map(|l| (*l).to_owned()).collect();
+        for chunk in lots.chunks(store::PAGE_MAX as usize) {
+            for lot in store.lots(chunk).await? {
+                let holds = lot.sku.as_str();
+                if named[lot.lot.as_str()].iter().any(|s| *s != holds) {
+                    return Ok(store.lot_item_violations().await?);
+                }
+            }
+        }
+        Ok(Vec::new())
+    }
+
     /// The maintained balances compared with the sums of the pass, in both directions (a
     /// balance with no postings, postings with no balance), ordered by (account, lot).
     pub async fn balance_mismatches(&self, store: &dyn Store) -> Result<Vec<BalanceMismatch>> {
