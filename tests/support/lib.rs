@@ -279,25 +279,34 @@ pub async fn spawn_app_with(
         .expect("first token")
         .expect("an empty database has no token")
         .token;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("binding a random port");
-    let addr = listener.local_addr().expect("local address");
-    // The whole application, as `ppe serve` runs it: the API and the web pages.
-    let (router, _) = web::app(service.clone(), config);
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(api::serve(listener, router, async move {
-        let _ = rx.await;
-    }));
+    let (base, shutdown) = serve(&service, config).await;
     TestApp {
-        base: format!("http://{addr}"),
+        base,
         db,
         service,
         admin_token,
         http: reqwest::Client::new(),
         clock_offset_s,
-        shutdown: Some(tx),
+        shutdown: Some(shutdown),
     }
+}
+
+/// Serves the whole application, as `ppe serve` runs it (the API and the web pages), on a
+/// random port: its base URL, and the sender that stops it.
+async fn serve(
+    service: &Service,
+    config: api::ApiConfig,
+) -> (String, tokio::sync::oneshot::Sender<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("binding a random port");
+    let addr = listener.local_addr().expect("local address");
+    let (router, _) = web::app(service.clone(), config);
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(api::serve(listener, router, async move {
+        let _ = rx.await;
+    }));
+    (format!("http://{addr}"), tx)
 }
 
 /// An answer: status, headers and JSON body (Null when the body is not JSON).
@@ -453,21 +462,13 @@ impl TestApp {
         let service = Service::start(store, WriterConfig::default(), service::system_clock())
             .await
             .expect("starting a second service");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("binding a random port");
-        let addr = listener.local_addr().expect("local address");
         let config = api::ApiConfig {
             rate_limit_per_second: 0,
             ..api::ApiConfig::default()
         };
-        let (router, _) = web::app(service.clone(), config);
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(api::serve(listener, router, async move {
-            let _ = rx.await;
-        }));
+        let (base, shutdown) = serve(&service, config).await;
         TestApp {
-            base: format!("http://{addr}"),
+            base,
             db: TestDb {
                 backend: self.db.backend,
                 url: self.db.url.clone(),
@@ -478,7 +479,7 @@ impl TestApp {
             admin_token: self.admin_token.clone(),
             http: reqwest::Client::new(),
             clock_offset_s: Arc::new(AtomicI64::new(0)),
-            shutdown: Some(tx),
+            shutdown: Some(shutdown),
         }
     }
 

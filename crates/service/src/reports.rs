@@ -392,7 +392,7 @@ impl Service {
             let mut violations = scan.violations();
             violations.extend(scan.lot_item_violations(store).await?);
             for m in scan.balance_mismatches(store).await? {
-                violations.extend(balance_violations(m));
+                violations.extend(m.violations());
             }
             (scan.trial_balance(), violations)
         } else {
@@ -447,37 +447,6 @@ impl Service {
         tables.extend(cons_tables);
         Ok((json, tables))
     }
-}
-
-/// A maintained balance that differs from its postings, as the `balance` checks of
-/// conservation write it: one violation for the quantity, one for the value.
-fn balance_violations(m: store::BalanceMismatch) -> Vec<Violation> {
-    let mut out = Vec::new();
-    if m.maintained_qty != m.posted_qty {
-        out.push(Violation {
-            check: "balance",
-            seq: None,
-            account: Some(m.account.clone()),
-            sku: None,
-            lot: Some(m.lot.clone()),
-            is_value: false,
-            expected: m.posted_qty,
-            found: m.maintained_qty,
-        });
-    }
-    if m.maintained_value != m.posted_value {
-        out.push(Violation {
-            check: "balance",
-            seq: None,
-            account: Some(m.account),
-            sku: None,
-            lot: Some(m.lot),
-            is_value: true,
-            expected: m.posted_value,
-            found: m.maintained_value,
-        });
-    }
-    out
 }
 
 /// Every shipment of a kind, paging through the store.

@@ -689,30 +689,7 @@ impl Store for PgStore {
         out.extend(self.lot_item_violations().await?);
         // The maintained balances, compared with the ones recomputed from postings.
         for m in self.balance_mismatches().await? {
-            if m.maintained_qty != m.posted_qty {
-                out.push(Violation {
-                    check: "balance",
-                    seq: None,
-                    account: Some(m.account.clone()),
-                    sku: None,
-                    lot: Some(m.lot.clone()),
-                    is_value: false,
-                    expected: m.posted_qty,
-                    found: m.maintained_qty,
-                });
-            }
-            if m.maintained_value != m.posted_value {
-                out.push(Violation {
-                    check: "balance",
-                    seq: None,
-                    account: Some(m.account),
-                    sku: None,
-                    lot: Some(m.lot),
-                    is_value: true,
-                    expected: m.posted_value,
-                    found: m.maintained_value,
-                });
-            }
+            out.extend(m.violations());
         }
         Ok(out)
     }

@@ -327,6 +327,39 @@ pub struct BalanceMismatch {
     pub posted_value: i64,
 }
 
+impl BalanceMismatch {
+    /// The mismatch as conservation reports it (`balance`): one violation for the quantity
+    /// and one for the value, where each differs.
+    pub fn violations(self) -> Vec<Violation> {
+        let mut out = Vec::new();
+        if self.maintained_qty != self.posted_qty {
+            out.push(Violation {
+                check: "balance",
+                seq: None,
+                account: Some(self.account.clone()),
+                sku: None,
+                lot: Some(self.lot.clone()),
+                is_value: false,
+                expected: self.posted_qty,
+                found: self.maintained_qty,
+            });
+        }
+        if self.maintained_value != self.posted_value {
+            out.push(Violation {
+                check: "balance",
+                seq: None,
+                account: Some(self.account),
+                sku: None,
+                lot: Some(self.lot),
+                is_value: true,
+                expected: self.posted_value,
+                found: self.maintained_value,
+            });
+        }
+        out
+    }
+}
+
 /// The write transaction: the only way entries reach the database.
 #[async_trait]
 pub trait WriteTx: Send {
