@@ -79,6 +79,8 @@ pub(crate) async fn select(
 }
 
 /// Shipments by id with their lines, in one statement (the writer loads a batch's at once).
+/// The lines are looked up per shipment by key (lateral, behind `offset 0`): joined plainly,
+/// the planner may hash every line of every shipment for each batch.
 pub(crate) async fn select_ids(conn: &mut PgConnection, ids: &[&str]) -> Result<Vec<Shipment>> {
     if ids.is_empty() {
         return Ok(Vec::new());
@@ -89,7 +91,10 @@ pub(crate) async fn select_ids(conn: &mut PgConnection, ids: &[&str]) -> Result<
                 s.dispatch_seq, s.closed_on, s.close_reason, s.close_seq,
                 l.destination, l.sku, l.lot, l.dispatched_qty, l.acknowledged_qty, l.damaged_qty,
                 l.short_qty, l.dispatched_value
-         from shipments s join shipment_lines l on l.shipment_id = s.id
+         from shipments s
+         cross join lateral (
+             select * from shipment_lines x where x.shipment_id = s.id offset 0
+         ) l
          where s.id = any($1)
          order by s.dispatch_seq, l.pos",
     )

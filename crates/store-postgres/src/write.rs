@@ -116,7 +116,10 @@ impl WriteTx for PgWriteTx {
             let rows = sqlx::query(
                 "select b.account, b.lot, b.qty, b.value
                  from unnest($1::text[], $2::text[]) as k (account, lot)
-                 join balances b on b.account = k.account and b.lot = k.lot",
+                 cross join lateral (
+                     select * from balances x
+                     where x.account = k.account and x.lot = k.lot offset 0
+                 ) b",
             )
             .bind(&accounts)
             .bind(&lots)
@@ -140,11 +143,15 @@ impl WriteTx for PgWriteTx {
             let accounts: Vec<String> = n.groups.iter().map(|(a, _)| a.to_string()).collect();
             let skus = strings(n.groups.iter().map(|(_, s)| s.as_str()));
             let rows = sqlx::query(
-                "select b.account as g_account, l.*, b.qty as bq, b.value as bv
+                "select x.*
                  from unnest($1::text[], $2::text[]) as k (account, sku)
-                 join balances b on b.account = k.account and b.sku = k.sku
-                 join lots l on l.lot = b.lot
-                 where b.qty <> 0 or b.value <> 0",
+                 cross join lateral (
+                     select b.account as g_account, l.*, b.qty as bq, b.value as bv
+                     from balances b join lots l on l.lot = b.lot
+                     where b.account = k.account and b.sku = k.sku
+                       and (b.qty <> 0 or b.value <> 0)
+                     offset 0
+                 ) x",
             )
             .bind(&accounts)
             .bind(&skus)
@@ -242,7 +249,9 @@ impl WriteTx for PgWriteTx {
         let ids = strings(keys.iter().map(|(_, i)| *i));
         let rows = sqlx::query(
             "select d.* from unnest($1::text[], $2::text[]) as k (namespace, id)
-             join documents d on d.namespace = k.namespace and d.id = k.id",
+             cross join lateral (
+                 select * from documents x where x.namespace = k.namespace and x.id = k.id offset 0
+             ) d",
         )
         .bind(&namespaces)
         .bind(&ids)
@@ -260,7 +269,9 @@ impl WriteTx for PgWriteTx {
         let names = strings(keys.iter().map(|(_, k)| *k));
         let rows = sqlx::query(
             "select i.* from unnest($1::text[], $2::text[]) as k (actor, key)
-             join idempotency i on i.actor = k.actor and i.key = k.key",
+             cross join lateral (
+                 select * from idempotency x where x.actor = k.actor and x.key = k.key offset 0
+             ) i",
         )
         .bind(&actors)
         .bind(&names)
@@ -388,10 +399,21 @@ impl WriteTx for PgWriteTx {
             // before the conflict is found, so `on conflict do update` would refuse every
             // outflow of a guarded account. Existing balances are updated, then missing ones
             // inserted; the ledger row lock keeps other writers out between the two.
+            // Each key is looked up by the primary key (a lateral subquery behind `offset 0`,
+            // then the row by its ctid): joined plainly, the planner hashes the whole table for
+            // every batch, a cost that grows with the ledger (82 564 rows scanned for 2 000
+            // keys at 20 000 documents).
             sqlx::query(
-                "update balances set qty = balances.qty + d.qty, value = balances.value + d.value
-                 from unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[]) as d (account, lot, qty, value)
-                 where balances.account = d.account and balances.lot = d.lot",
+                "with t as (
+                     select x.ctid as id, d.qty, d.value
+                     from unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[]) as d (account, lot, qty, value)
+                     cross join lateral (
+                         select ctid from balances b
+                         where b.account = d.account and b.lot = d.lot offset 0
+                     ) x
+                 )
+                 update balances set qty = balances.qty + t.qty, value = balances.value + t.value
+                 from t where balances.ctid = t.id",
             )
             .bind(&account)
             .bind(&lot)
@@ -404,7 +426,9 @@ impl WriteTx for PgWriteTx {
                 "insert into balances (account, lot, sku, qty, value, guarded)
                  select d.account, d.lot, d.sku, d.qty, d.value, d.guarded
                  from unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::bool[]) as d (account, lot, sku, qty, value, guarded)
-                 where not exists (select 1 from balances b where b.account = d.account and b.lot = d.lot)",
+                 where not exists (
+                     select 1 from balances b where b.account = d.account and b.lot = d.lot offset 0
+                 )",
             )
             .bind(&account)
             .bind(&lot)
