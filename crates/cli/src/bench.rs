@@ -274,34 +274,13 @@ async fn measure(
     Ok(m)
 }
 
-/// What the import step measured.
-#[derive(Debug, Clone)]
+/// What the import step measured; `ppe bench-import` prints it as one JSON line for its parent.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Imported {
     pub documents: u64,
     pub rejected: usize,
     pub import: Duration,
     pub peak_bytes: Option<u64>,
-}
-
-impl Imported {
-    /// One JSON line, what `ppe bench-import` prints for its parent.
-    pub fn to_json(&self) -> serde_json::Value {
-        serde_json::json!({
-            "documents": self.documents,
-            "rejected": self.rejected,
-            "import_us": u64::try_from(self.import.as_micros()).unwrap_or(u64::MAX),
-            "peak_bytes": self.peak_bytes,
-        })
-    }
-
-    fn from_json(v: &serde_json::Value) -> Option<Imported> {
-        Some(Imported {
-            documents: v.get("documents")?.as_u64()?,
-            rejected: usize::try_from(v.get("rejected")?.as_u64()?).ok()?,
-            import: Duration::from_micros(v.get("import_us")?.as_u64()?),
-            peak_bytes: v.get("peak_bytes").and_then(serde_json::Value::as_u64),
-        })
-    }
 }
 
 /// The running `ppe` binary, when this process is one (not a test harness calling `run`).
@@ -323,16 +302,12 @@ fn import_in_child(exe: &Path, url: &str, data: &Path) -> anyhow::Result<Importe
         .with_context(|| format!("running {}", exe.display()))?;
     let stdout = String::from_utf8_lossy(&output.stdout);
     let line = stdout.lines().last().unwrap_or_default();
-    serde_json::from_str(line)
-        .ok()
-        .as_ref()
-        .and_then(Imported::from_json)
-        .with_context(|| {
-            format!(
-                "ppe bench-import exited with {} and printed {stdout:?}",
-                output.status
-            )
-        })
+    serde_json::from_str::<Imported>(line).with_context(|| {
+        format!(
+            "ppe bench-import exited with {} and printed {stdout:?}",
+            output.status
+        )
+    })
 }
 
 /// Imports every file of a generated data set (master data first, untimed; then the

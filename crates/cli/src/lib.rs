@@ -321,7 +321,7 @@ pub async fn run(cli: Cli, out: &mut (dyn Write + Send)) -> anyhow::Result<bool>
         Command::BenchImport { data } => {
             let service = open(&url, WriterConfig::default()).await?;
             let m = bench::import(&service, "import", &data).await?;
-            writeln!(out, "{}", m.to_json())?;
+            writeln!(out, "{}", serde_json::to_string(&m)?)?;
             Ok(m.rejected == 0)
         }
     }

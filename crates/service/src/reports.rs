@@ -387,11 +387,11 @@ impl Service {
     async fn reconciliation(&self, head: &store::Head) -> Result<(Value, Vec<Table>)> {
         let store = self.store();
         let scan = crate::scan::run(store, head.seq, &|_, _| {}).await?;
-        let verify = crate::verify::report(store, head, &scan).await?;
+        let (verify, mismatches) = crate::verify::report(store, head, &scan).await?;
         let (rows, violations) = if scan.complete {
             let mut violations = scan.violations();
             violations.extend(scan.lot_item_violations(store).await?);
-            for m in scan.balance_mismatches(store).await? {
+            for m in mismatches {
                 violations.extend(m.violations());
             }
             (scan.trial_balance(), violations)

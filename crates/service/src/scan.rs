@@ -41,8 +41,6 @@ pub(crate) struct Scan {
     totals: HashMap<(Account, Sku, LotNo), Sum>,
     /// `totals` with written keys, ordered by (account, sku, lot): made once, at the end.
     written: BTreeMap<(String, String, String), Sum>,
-    /// The comparison with the maintained balances, made once for verify and conservation.
-    mismatches: std::sync::OnceLock<Vec<BalanceMismatch>>,
     entry_quantity: Vec<Violation>,
     entry_value: Vec<Violation>,
     ledger_value: i128,
@@ -68,7 +66,6 @@ pub(crate) async fn run(
         complete: true,
         totals: HashMap::new(),
         written: BTreeMap::new(),
-        mismatches: std::sync::OnceLock::new(),
         entry_quantity: Vec::new(),
         entry_value: Vec::new(),
         ledger_value: 0,
@@ -127,12 +124,26 @@ impl Scan {
     /// Adds one entry's postings: invariant 1 for the entry, the running guarded balances
     /// after it (invariant 2), and the journal's totals.
     fn add(&mut self, seq: u64, postings: &[ledger::Posting]) {
-        // An entry has a handful of postings: a linear search beats hashing here.
-        let mut per_lot: Vec<(&Sku, &LotNo, i128)> = Vec::with_capacity(postings.len());
-        let mut value = 0i128;
+        // The entry's net per (account, item, lot), so that each total is looked up once and a
+        // running balance is judged after the whole entry, as the database judges it. An entry
+        // has a handful of postings: a linear search beats hashing here.
+        let mut net: Vec<(&ledger::Posting, i128, i128)> = Vec::with_capacity(postings.len());
         for p in postings {
-            let q = i128::from(p.qty.scaled());
-            let v = i128::from(p.value.scaled());
+            let (q, v) = (i128::from(p.qty.scaled()), i128::from(p.value.scaled()));
+            match net
+                .iter_mut()
+                .find(|(x, _, _)| x.account == p.account && x.sku == p.sku && x.lot == p.lot)
+            {
+                Some(x) => {
+                    x.1 += q;
+                    x.2 += v;
+                }
+                None => net.push((p, q, v)),
+            }
+        }
+        let mut per_lot: Vec<(&Sku, &LotNo, i128)> = Vec::with_capacity(net.len());
+        let mut value = 0i128;
+        for (p, q, v) in net {
             match per_lot
                 .iter_mut()
                 .find(|(s, l, _)| *s == &p.sku && *l == &p.lot)
@@ -147,21 +158,14 @@ impl Scan {
                 .or_default();
             sum.qty += q;
             sum.value += v;
-        }
-        self.ledger_value += value;
-        // The running balance is judged after the whole entry, as the database judges it.
-        for p in postings.iter().filter(|p| p.account.guarded()) {
-            let sum = self
-                .totals
-                .get_mut(&(p.account.clone(), p.sku.clone(), p.lot.clone()))
-                .expect("added above");
-            if sum.qty < 0 || sum.value < 0 {
+            if p.account.guarded() && (sum.qty < 0 || sum.value < 0) {
                 sum.dip = Some(match sum.dip {
                     Some((first, low)) => (first, low.min(sum.qty)),
                     None => (seq, sum.qty),
                 });
             }
         }
+        self.ledger_value += value;
         per_lot.sort_by(|a, b| (a.0.as_str(), a.1.as_str()).cmp(&(b.0.as_str(), b.1.as_str())));
         for (sku, lot, q) in per_lot.into_iter().filter(|x| x.2 != 0) {
             self.entry_quantity.push(Violation {
@@ -300,9 +304,6 @@ impl Scan {
             self.complete,
             "balances are compared only with a whole journal"
         );
-        if let Some(m) = self.mismatches.get() {
-            return Ok(m.clone());
-        }
         // (maintained qty, value, posted qty, value) per (account, lot).
         let mut both: HashMap<(String, String), [i128; 4]> = HashMap::new();
         for ((account, _, lot), s) in &self.written {
@@ -338,8 +339,6 @@ impl Scan {
             })
             .collect();
         found.sort_by(|a, b| (&a.account, &a.lot).cmp(&(&b.account, &b.lot)));
-        // Kept for the next caller of the same pass (verify, then conservation).
-        let _ = self.mismatches.set(found.clone());
         Ok(found)
     }
 }

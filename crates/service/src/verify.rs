@@ -16,15 +16,16 @@ pub(crate) async fn run(
 ) -> Result<VerifyReport> {
     let head = store.head().await?;
     let scan = crate::scan::run(store, head.seq, progress).await?;
-    report(store, &head, &scan).await
+    Ok(report(store, &head, &scan).await?.0)
 }
 
-/// The verify report of a pass over the journal read at `head`.
+/// The verify report of a pass over the journal read at `head`, with the balance mismatches
+/// it found (the reconciliation report reuses them rather than comparing again).
 pub(crate) async fn report(
     store: &dyn Store,
     head: &store::Head,
     scan: &Scan,
-) -> Result<VerifyReport> {
+) -> Result<(VerifyReport, Vec<store::BalanceMismatch>)> {
     let mut first_bad = scan.first_bad;
     let mut problems = scan.problems.clone();
     let entries = scan.entries;
@@ -76,7 +77,7 @@ pub(crate) async fn report(
             ledger::Qty::from_scaled(m.transit_qty)
         ));
     }
-    Ok(VerifyReport {
+    let report = VerifyReport {
         ok: first_bad.is_none()
             && mismatches.is_empty()
             && shipments.is_empty()
@@ -86,5 +87,6 @@ pub(crate) async fn report(
         first_bad_seq: first_bad,
         problems,
         balance_mismatches: mismatches.iter().map(mismatch_view).collect(),
-    })
+    };
+    Ok((report, mismatches))
 }
