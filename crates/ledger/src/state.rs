@@ -423,6 +423,15 @@ impl State {
             .collect()
     }
 
+    /// Whether (account, lot) can have had no stored balance before this batch: its lot was
+    /// created by this batch (a balance references its lot, so none can exist before the lot
+    /// does), or its account is the transit account of a shipment this batch created.
+    pub fn is_new_balance(&self, account: &Account, lot: &LotNo) -> bool {
+        self.created.contains(lot)
+            || matches!(account, Account::Transit(id)
+                if self.shipment_changes.get(id).is_some_and(|(created, _)| *created))
+    }
+
     /// The lots this batch created, with the sequence number of the entry that created each.
     pub fn created_lots(&self) -> impl Iterator<Item = &Lot> {
         self.created

@@ -301,10 +301,91 @@ async fn attempt_with_retries(
     }
 }
 
+/// Postings decided since the last part of a batch was handed to the database, past which the
+/// writer hands over the next part: the database writes it while the writer decides what
+/// follows, so that a large batch (an import) keeps both busy instead of taking turns. Small
+/// batches (an HTTP burst) never reach it and are written once, at their end, as before.
+const WRITE_BEHIND_POSTINGS: usize = 2_048;
+
+/// What a part written behind gives back: the transaction, and how the write went.
+type Written = (Box<dyn WriteTx>, Result<(), StoreError>);
+
+/// The batch's transaction, with at most one part of the batch being written behind the
+/// writer's back by a task of its own. Every other use of the transaction first waits for that
+/// part, so the database sees the batch's statements in the order the writer made them.
+struct Tx {
+    tx: Option<Box<dyn WriteTx>>,
+    behind: Option<tokio::task::JoinHandle<Written>>,
+}
+
+impl Tx {
+    /// The transaction, once the part being written behind (if any) is written; that part's
+    /// failure is this call's.
+    async fn get(&mut self) -> Result<&mut dyn WriteTx, StoreError> {
+        if let Some(task) = self.behind.take() {
+            let (tx, written) = task.await.map_err(|e| {
+                // A panic in a store while it wrote: the transaction went down with the task,
+                // so it was rolled back; the batch fails as on a database error.
+                StoreError::Backend(format!("the writer panicked while writing: {e}"))
+            })?;
+            self.tx = Some(tx);
+            written?;
+        }
+        Ok(&mut **self
+            .tx
+            .as_mut()
+            .expect("the transaction is here unless written behind"))
+    }
+
+    /// Starts writing `part` on a task of its own and returns at once.
+    async fn write_behind(&mut self, part: Arc<WriteBatch>) -> Result<(), StoreError> {
+        self.get().await?;
+        let mut tx = self.tx.take().expect("got above");
+        self.behind = Some(tokio::spawn(async move {
+            let written = tx.write(&part).await;
+            (tx, written)
+        }));
+        // A task spawned from a worker waits in that worker's next-task slot, which no other
+        // worker may take, until the spawner yields: yield once, so that the write starts now
+        // and then carries on wherever it is woken, while this task decides what follows.
+        tokio::task::yield_now().await;
+        Ok(())
+    }
+
+    /// Loads what `needs` names and `state` lacks; a need the state already meets does not
+    /// wait for the part being written.
+    async fn load(&mut self, needs: &Needs, state: &mut State) -> Result<(), StoreError> {
+        let missing = state.missing(needs);
+        if missing.is_empty() {
+            return Ok(());
+        }
+        self.get().await?.load(&missing, state).await
+    }
+}
+
+impl Drop for Tx {
+    /// An attempt given up (a failed load, a panic) stops the part being written, so that its
+    /// transaction is rolled back now rather than after the write, which frees the write lock
+    /// for the retry or the one-by-one fallback sooner.
+    fn drop(&mut self) {
+        if let Some(task) = self.behind.take() {
+            task.abort();
+        }
+    }
+}
+
 /// What one attempt at a batch accumulates.
 struct Pending {
     state: State,
+    /// What has been decided and not yet handed to the database.
     batch: WriteBatch,
+    /// Parts of the batch handed to the database (written, or being written), kept so that a
+    /// repeat of a document later in the batch can be answered from them.
+    handed: Vec<Arc<WriteBatch>>,
+    /// Lots created by the documents in `batch`, written with their part.
+    lots: Vec<ledger::LotNo>,
+    /// Postings of the entries in `batch`.
+    postings: usize,
     seq: u64,
     hash: Hash,
     recorded_at: String,
@@ -312,10 +393,34 @@ struct Pending {
     recorded: HashMap<(String, String), DocumentRecord>,
     /// Idempotency records of the batch's keys, read once for the whole batch.
     keyed: HashMap<(String, String), IdempotencyRecord>,
-    /// Where in `batch.documents` and `batch.idempotency` this batch recorded each id and key,
-    /// so that a repeat later in the batch is found without a scan.
-    ids_in_batch: HashMap<(String, String), usize>,
-    keys_in_batch: HashMap<(String, String), usize>,
+    /// Where this batch recorded each id and key (the part, `handed.len()` for `batch`, and
+    /// the position in it), so that a repeat later in the batch is found without a scan.
+    ids_in_batch: HashMap<(String, String), (usize, usize)>,
+    keys_in_batch: HashMap<(String, String), (usize, usize)>,
+}
+
+impl Pending {
+    fn part(&self, part: usize) -> &WriteBatch {
+        self.handed.get(part).map_or(&self.batch, |b| &**b)
+    }
+
+    /// Moves what has been decided into a part of its own: entries, the lots they created,
+    /// their documents, keys and run reports. Balances and shipments stay for the batch's
+    /// end, when they are netted.
+    fn take_part(&mut self) -> WriteBatch {
+        self.postings = 0;
+        let mut part = std::mem::take(&mut self.batch);
+        part.lots = std::mem::take(&mut self.lots)
+            .iter()
+            .map(|no| {
+                self.state
+                    .lot(no)
+                    .cloned()
+                    .expect("created lots are in the state")
+            })
+            .collect();
+        part
+    }
 }
 
 async fn attempt(
@@ -324,11 +429,18 @@ async fn attempt(
     clock: &Clock,
     jobs: &[Job],
 ) -> Result<Vec<Result<Outcome, ServiceError>>, StoreError> {
-    let mut tx = store.begin().await?;
+    let tx = store.begin().await?;
     let head = tx.head().clone();
+    let mut tx = Tx {
+        tx: Some(tx),
+        behind: None,
+    };
     let mut p = Pending {
         state: State::new(head.closed_through),
         batch: WriteBatch::default(),
+        handed: Vec::new(),
+        lots: Vec::new(),
+        postings: 0,
         seq: head.seq,
         hash: head.hash,
         recorded_at: clock()
@@ -339,38 +451,50 @@ async fn attempt(
         ids_in_batch: HashMap::new(),
         keys_in_batch: HashMap::new(),
     };
-    prefetch(&mut *tx, &mut p, jobs).await?;
+    prefetch(tx.get().await?, &mut p, jobs).await?;
     let mut results = Vec::with_capacity(jobs.len());
     for job in jobs {
-        results.push(process(&mut *tx, &mut p, base, job).await?);
+        results.push(process(&mut tx, &mut p, base, job).await?);
+        if p.postings >= WRITE_BEHIND_POSTINGS {
+            let part = Arc::new(p.take_part());
+            tx.write_behind(part.clone()).await?;
+            p.handed.push(part);
+        }
     }
+    let mut last = p.take_part();
     if p.seq != head.seq {
-        p.batch.head = Some(store::Head {
+        last.head = Some(store::Head {
             seq: p.seq,
             hash: p.hash,
             closed_through: p.state.closed_through(),
         });
-        p.batch.lots = p.state.created_lots().cloned().collect();
-        p.batch.deltas = p
+        let (new, known): (Vec<_>, Vec<_>) = p
             .state
             .deltas()
             .map(|(a, l, b)| {
+                let sku = p.state.lot(l).map(|x| x.sku.clone());
                 (
                     a.clone(),
                     l.clone(),
-                    p.state
-                        .lot(l)
-                        .map(|x| x.sku.clone())
-                        .expect("posted lots are loaded"),
+                    sku.expect("posted lots are loaded"),
                     b,
                 )
             })
-            .collect();
-        p.batch.shipments = p.state.shipment_changes();
-        tx.write(&p.batch).await?;
-    } else if !p.batch.idempotency.is_empty() || !p.batch.documents.is_empty() {
-        tx.write(&p.batch).await?;
+            .partition(|(a, l, _, _)| p.state.is_new_balance(a, l));
+        last.new_balances = new;
+        last.deltas = known;
+        last.shipments = p.state.shipment_changes();
     }
+    // Every entry decided is in exactly one part, in sequence.
+    let entries = p.handed.iter().map(|b| b.entries.len()).sum::<usize>() + last.entries.len();
+    assert_eq!(u64::try_from(entries).ok(), Some(p.seq - head.seq));
+    let tx = {
+        let t = tx.get().await?;
+        if last.head.is_some() || !last.idempotency.is_empty() || !last.documents.is_empty() {
+            t.write(&last).await?;
+        }
+        tx.tx.take().expect("got above")
+    };
     tx.commit().await?;
     Ok(results)
 }
@@ -408,7 +532,7 @@ async fn prefetch(tx: &mut dyn WriteTx, p: &mut Pending, jobs: &[Job]) -> Result
 /// Decides one document. The outer error is the store's (it fails the batch); the inner one
 /// is this document's answer.
 async fn process(
-    tx: &mut dyn WriteTx,
+    tx: &mut Tx,
     p: &mut Pending,
     base: &str,
     job: &Job,
@@ -418,7 +542,7 @@ async fn process(
     if let Some(key) = &job.idempotency_key {
         let k = (job.actor.clone(), key.clone());
         let earlier = match p.keys_in_batch.get(&k) {
-            Some(&i) => Some(p.batch.idempotency[i].clone()),
+            Some(&(part, i)) => Some(p.part(part).idempotency[i].clone()),
             None => p.keyed.get(&k).cloned(),
         };
         if let Some(r) = earlier {
@@ -436,7 +560,7 @@ async fn process(
     if let Some((namespace, id)) = doc.id() {
         let k = (namespace.to_owned(), id.to_owned());
         let earlier = match p.ids_in_batch.get(&k) {
-            Some(&i) => Some(p.batch.documents[i].clone()),
+            Some(&(part, i)) => Some(p.part(part).documents[i].clone()),
             None => p.recorded.get(&k).cloned(),
         };
         if let Some(d) = earlier {
@@ -473,6 +597,8 @@ async fn process(
         Ok(e) => e,
         Err(r) => return Ok(Err(r.into())),
     };
+    p.lots
+        .extend(decision.new_lots.iter().map(|l| l.lot.clone()));
     let hash = entry.chain_hash(&p.hash);
     let body = match change {
         // The shipment changes only once its entry is committed, so a refused entry leaves
@@ -493,6 +619,7 @@ async fn process(
     };
     p.seq = seq;
     p.hash = hash;
+    p.postings += entry.postings().len();
     p.batch.entries.push(StoredEntry {
         entry,
         hash,
@@ -503,8 +630,10 @@ async fn process(
     // freeing one JSON tree per imported document.
     let answer = if job.bulk { Value::Null } else { body.clone() };
     if let Some(key) = &job.idempotency_key {
-        p.keys_in_batch
-            .insert((job.actor.clone(), key.clone()), p.batch.idempotency.len());
+        p.keys_in_batch.insert(
+            (job.actor.clone(), key.clone()),
+            (p.handed.len(), p.batch.idempotency.len()),
+        );
         p.batch.idempotency.push(IdempotencyRecord {
             actor: job.actor.clone(),
             key: key.clone(),
@@ -516,7 +645,7 @@ async fn process(
     if let Some((namespace, id)) = doc.id() {
         p.ids_in_batch.insert(
             (namespace.to_owned(), id.to_owned()),
-            p.batch.documents.len(),
+            (p.handed.len(), p.batch.documents.len()),
         );
         p.batch.documents.push(DocumentRecord {
             namespace: namespace.to_owned(),

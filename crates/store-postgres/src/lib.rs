@@ -466,7 +466,7 @@ impl Store for PgStore {
         Ok(done.rows_affected() == 1)
     }
 
-    async fn begin(&self) -> Result<Box<dyn WriteTx + '_>> {
+    async fn begin(&self) -> Result<Box<dyn WriteTx>> {
         // The row lock on the ledger head is held to commit, so what we read is what we write on top of.
         let mut tx = self.pool.begin().await.map_err(err)?;
         let head = read_head(&mut tx, HEAD_FOR_UPDATE).await?;

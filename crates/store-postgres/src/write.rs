@@ -378,6 +378,24 @@ impl WriteTx for PgWriteTx {
             .await
             .map_err(err)?;
         }
+        if !b.new_balances.is_empty() {
+            // Keys no stored balance can have yet: inserted with their final value, which
+            // the check constraint judges; a key that did exist fails the batch on the
+            // primary key.
+            sqlx::query(
+                "insert into balances (account, lot, sku, qty, value, guarded)
+                 select * from unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::bool[])",
+            )
+            .bind(b.new_balances.iter().map(|x| x.0.to_string()).collect::<Vec<_>>())
+            .bind(strings(b.new_balances.iter().map(|x| x.1.as_str())))
+            .bind(strings(b.new_balances.iter().map(|x| x.2.as_str())))
+            .bind(b.new_balances.iter().map(|x| x.3.qty.scaled()).collect::<Vec<_>>())
+            .bind(b.new_balances.iter().map(|x| x.3.value.scaled()).collect::<Vec<_>>())
+            .bind(b.new_balances.iter().map(|x| x.0.guarded()).collect::<Vec<_>>())
+            .execute(&mut *conn)
+            .await
+            .map_err(err)?;
+        }
         if !b.deltas.is_empty() {
             // A repeated (account, lot) would be applied once by `update ... from`, silently.
             let mut keys = HashSet::with_capacity(b.deltas.len());

@@ -467,7 +467,7 @@ impl Store for SqliteStore {
         Ok(done.rows_affected() == 1)
     }
 
-    async fn begin(&self) -> Result<Box<dyn WriteTx + '_>> {
+    async fn begin(&self) -> Result<Box<dyn WriteTx>> {
         // IMMEDIATE takes the write lock now, so that what we read is what we write on top of.
         let mut tx = self
             .writer

@@ -253,48 +253,77 @@ pub(crate) async fn load_boms(
     Ok(())
 }
 
-/// Stores the reports of a batch's runs and marks each run's BOM version used.
+/// Stores the reports of a batch's runs and marks each run's BOM version used: multi-row
+/// inserts of a fixed size for the runs and their materials (an import writes thousands of
+/// runs a batch; one statement per run cost about 150 us each), then one update per BOM
+/// version the batch used, naming the batch's first run of it.
 pub(crate) async fn write_runs(
     conn: &mut SqliteConnection,
     records: &[ProductionRunRecord],
 ) -> Result<()> {
+    // 13 columns a row: 100 rows stay far below the bound-parameter limit.
+    for chunk in records.chunks(ROWS_PER_INSERT) {
+        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+            "insert into production_runs (run_id, entry_seq, date, product_sku, bom_version, output_lot, good_qty, scrap_qty,
+             material_cost, labor_cost, overhead_cost, total_cost, unit_cost) ",
+        );
+        q.push_values(chunk, |mut row, rec| {
+            let r = &rec.report;
+            row.push_bind(r.run_id.as_str())
+                .push_bind(i64_of(rec.entry_seq))
+                .push_bind(r.date.to_string())
+                .push_bind(r.product.as_str())
+                .push_bind(r.bom_version.as_str())
+                .push_bind(r.output_lot.as_str())
+                .push_bind(r.good_qty.scaled())
+                .push_bind(r.scrap_qty.scaled())
+                .push_bind(r.material_cost.scaled())
+                .push_bind(r.labor_cost.scaled())
+                .push_bind(r.overhead_cost.scaled())
+                .push_bind(r.total_cost.scaled())
+                .push_bind(r.unit_cost.scaled());
+        });
+        q.build().execute(&mut *conn).await.map_err(err)?;
+    }
+    let materials: Vec<_> = records
+        .iter()
+        .flat_map(|rec| {
+            let run = rec.report.run_id.as_str();
+            rec.report
+                .materials
+                .iter()
+                .enumerate()
+                .map(move |(i, m)| (run, i, m))
+        })
+        .collect();
+    for chunk in materials.chunks(ROWS_PER_INSERT) {
+        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+            "insert into production_run_materials (run_id, idx, material_sku, standard_qty, actual_qty, actual_cost) ",
+        );
+        q.push_values(chunk, |mut row, (run, i, m)| {
+            row.push_bind(*run)
+                .push_bind(i64::try_from(*i).expect("material index fits"))
+                .push_bind(m.sku.as_str())
+                .push_bind(m.standard_qty.scaled())
+                .push_bind(m.actual_qty.scaled())
+                .push_bind(m.actual_cost.scaled());
+        });
+        q.build().execute(&mut *conn).await.map_err(err)?;
+    }
+    // The first run of each BOM version in the batch's order, as one update per run in that
+    // order would leave it (`first_run is null` keeps an earlier batch's).
+    let mut firsts: Vec<&ProductionRunRecord> = Vec::new();
     for rec in records {
         let r = &rec.report;
-        sqlx::query(
-            "insert into production_runs (run_id, entry_seq, date, product_sku, bom_version, output_lot, good_qty, scrap_qty,
-             material_cost, labor_cost, overhead_cost, total_cost, unit_cost) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(r.run_id.as_str())
-        .bind(i64_of(rec.entry_seq))
-        .bind(r.date.to_string())
-        .bind(r.product.as_str())
-        .bind(r.bom_version.as_str())
-        .bind(r.output_lot.as_str())
-        .bind(r.good_qty.scaled())
-        .bind(r.scrap_qty.scaled())
-        .bind(r.material_cost.scaled())
-        .bind(r.labor_cost.scaled())
-        .bind(r.overhead_cost.scaled())
-        .bind(r.total_cost.scaled())
-        .bind(r.unit_cost.scaled())
-        .execute(&mut *conn)
-        .await
-        .map_err(err)?;
-        let materials: Vec<_> = r.materials.iter().enumerate().collect();
-        for chunk in materials.chunks(ROWS_PER_INSERT) {
-            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
-                "insert into production_run_materials (run_id, idx, material_sku, standard_qty, actual_qty, actual_cost) ",
-            );
-            q.push_values(chunk, |mut row, (i, m)| {
-                row.push_bind(r.run_id.as_str())
-                    .push_bind(i64::try_from(*i).expect("material index fits"))
-                    .push_bind(m.sku.as_str())
-                    .push_bind(m.standard_qty.scaled())
-                    .push_bind(m.actual_qty.scaled())
-                    .push_bind(m.actual_cost.scaled());
-            });
-            q.build().execute(&mut *conn).await.map_err(err)?;
+        if !firsts
+            .iter()
+            .any(|f| f.report.product == r.product && f.report.bom_version == r.bom_version)
+        {
+            firsts.push(rec);
         }
+    }
+    for rec in firsts {
+        let r = &rec.report;
         sqlx::query("update boms set first_run = ? where product_sku = ? and version = ? and first_run is null")
             .bind(r.run_id.as_str())
             .bind(r.product.as_str())

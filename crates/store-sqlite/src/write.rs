@@ -355,6 +355,21 @@ impl WriteTx for SqliteWriteTx {
             });
             q.build().execute(&mut *conn).await.map_err(err)?;
         }
+        for chunk in b.new_balances.chunks(ROWS_PER_INSERT) {
+            // Keys no stored balance can have yet: inserted with their final value, which the
+            // check constraint judges; a key that did exist fails the batch on the primary key.
+            let mut q: QueryBuilder<Sqlite> =
+                QueryBuilder::new("insert into balances (account, lot, sku, qty, value, guarded) ");
+            q.push_values(chunk, |mut row, (account, lot, sku, d)| {
+                row.push_bind(account.to_string())
+                    .push_bind(lot.as_str())
+                    .push_bind(sku.as_str())
+                    .push_bind(d.qty.scaled())
+                    .push_bind(d.value.scaled())
+                    .push_bind(i64::from(account.guarded()));
+            });
+            q.build().execute(&mut *conn).await.map_err(err)?;
+        }
         for chunk in b.deltas.chunks(ROWS_PER_INSERT) {
             // Netted deltas: one row per (account, lot) however many postings touched it. Rows
             // are first created at zero and then updated, so that the check constraint judges

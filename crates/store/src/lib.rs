@@ -87,8 +87,15 @@ pub struct IdempotencyRecord {
 pub struct WriteBatch {
     pub entries: Vec<StoredEntry>,
     pub lots: Vec<Lot>,
-    /// Net change per (account, lot) over the batch, with the lot's sku.
-    pub deltas: Vec<(Account, LotNo, Sku, Balance)>,
+    /// Net change per (account, lot) over the batch, with the lot's sku, for keys that may
+    /// already have a stored balance: added to it, or stored when there is none.
+    pub deltas: Vec<Delta>,
+    /// Net change per (account, lot) for keys that can have no stored balance yet (see
+    /// `ledger::State::is_new_balance`): inserted with their final value in one statement, where
+    /// the others cost an update and an insert of what is missing. Most keys of an import are
+    /// new (every purchased or produced lot, every dispatched shipment's transit account). A
+    /// key wrongly taken as new fails the batch on the primary key; it is never added twice.
+    pub new_balances: Vec<Delta>,
     pub documents: Vec<DocumentRecord>,
     pub idempotency: Vec<IdempotencyRecord>,
     /// The head after the batch; unchanged when the batch holds no entry.
@@ -98,6 +105,9 @@ pub struct WriteBatch {
     /// Shipments the batch dispatched or changed, as they now are, with the lines it touched.
     pub shipments: Vec<ShipmentChange>,
 }
+
+/// One netted balance change of a batch: the (account, lot), the lot's item and the change.
+pub type Delta = (Account, LotNo, Sku, Balance);
 
 /// Filter of `GET /shipments`; each field narrows when set.
 #[derive(Debug, Clone, Default)]
@@ -178,7 +188,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// Starts the single serialised write path: takes the database's write lock and reads the
     /// head. Everything written through the returned transaction commits together or not at all.
-    async fn begin(&self) -> Result<Box<dyn WriteTx + '_>>;
+    /// The transaction owns its connection rather than borrowing the store, so that the writer
+    /// can hand it to a task that writes one part of a batch while the next part is decided.
+    async fn begin(&self) -> Result<Box<dyn WriteTx>>;
 
     async fn head(&self) -> Result<Head>;
     async fn document(&self, namespace: &str, id: &str) -> Result<Option<DocumentRecord>>;

@@ -1,0 +1,156 @@
+//! A group commit larger than one part, on every backend. The writer hands the database each
+//! part of a large batch (about 2 048 postings) while it decides the rest; the documents
+//! decided after a part was handed must still see it (a repeat of an earlier document is a
+//! replay, a conflicting reuse a 409, a repeated idempotency key a replay), the balances of
+//! keys new to the batch and of keys stored before it must come out right, and the whole
+//! batch must still be one commit.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use futures_util::future::join_all;
+use ppe_tests::{backends, spawn_app_with};
+use serde_json::json;
+use service::dto::BatchIn;
+use service::dto::PurchaseIn;
+use service::{Outcome, ServiceError};
+
+/// Purchases of ten lines each: 20 postings a document, so 150 of them are about three parts.
+const PURCHASES: usize = 150;
+
+fn purchase(id: &str, price: &str) -> PurchaseIn {
+    let lines: Vec<_> = (0..10)
+        .map(|j| json!({"sku":"MASK","qty":"10","unit_price": price,"lot": format!("L-{id}-{j}")}))
+        .collect();
+    serde_json::from_value(
+        json!({"purchase_id": id, "date":"2020-02-12","supplier":"SUP",
+        "location":"FG","lines": lines}),
+    )
+    .expect("a purchase")
+}
+
+#[tokio::test]
+async fn a_batch_written_in_parts_is_one_commit_that_sees_itself() {
+    for backend in backends() {
+        // The writer waits for the whole burst, so that it is one batch.
+        let writer = service::WriterConfig {
+            max_wait: std::time::Duration::from_millis(500),
+            ..service::WriterConfig::default()
+        };
+        let app = spawn_app_with(backend, api::ApiConfig::default(), writer).await;
+        app.post_ok(
+            "/api/v1/items",
+            &json!({"sku":"MASK","name":"Mask","kind":"supply","unit":"pcs","decimals":0}),
+        )
+        .await;
+        app.post_ok(
+            "/api/v1/parties",
+            &json!({"code":"SUP","name":"Supplier","kind":"supplier"}),
+        )
+        .await;
+        app.post_ok(
+            "/api/v1/parties",
+            &json!({"code":"NANWAN","name":"Nanwan","kind":"subdistrict"}),
+        )
+        .await;
+        app.post_ok("/api/v1/locations", &json!({"code":"FG","name":"Store"}))
+            .await;
+        // A lot stored before the batch: the batch updates its balance instead of creating it.
+        app.post_ok(
+            "/api/v1/purchases",
+            &json!({"purchase_id":"PO-OLD","date":"2020-02-11","supplier":"SUP","location":"FG",
+            "lines":[{"sku":"MASK","qty":"1000","unit_price":"0.5","lot":"OLD"}]}),
+        )
+        .await;
+        let before = app.entry_count().await;
+
+        let s = &app.service;
+        let batch: BatchIn = serde_json::from_value(
+            json!({"batch_id":"B-1","date":"2020-02-20","from_location":"FG",
+            "lines":[{"destination":"NANWAN","sku":"MASK","qty":"10","lot":"OLD"},
+                     {"destination":"NANWAN","sku":"MASK","qty":"4","lot":"L-PO-0-0"}]}),
+        )
+        .expect("a batch");
+        let purchases: Vec<PurchaseIn> = (0..PURCHASES)
+            .map(|i| purchase(&format!("PO-{i}"), "0.5"))
+            .collect();
+        let keyed = purchase("PO-K", "0.5");
+        let conflicting = purchase("PO-1", "0.7");
+        // `join_all` polls its futures in order, and each is queued on its first poll: the
+        // writer takes them in this order, in one batch. Unconstrained, so that tokio's
+        // cooperative budget does not make a later one wait while the rest are queued.
+        type Queued<'a> = Pin<Box<dyn Future<Output = Result<Outcome, ServiceError>> + Send + 'a>>;
+        let mut queued: Vec<Queued> = Vec::new();
+        for p in &purchases {
+            queued.push(Box::pin(s.record_purchase(p, "t", None)));
+        }
+        queued.push(Box::pin(s.record_purchase(&keyed, "t", Some("K"))));
+        queued.push(Box::pin(s.record_purchase(&purchases[0], "t", None)));
+        queued.push(Box::pin(s.record_purchase(&conflicting, "t", None)));
+        queued.push(Box::pin(s.record_purchase(&keyed, "t", Some("K"))));
+        queued.push(Box::pin(s.record_batch(&batch, "t", None)));
+        let mut firsts = tokio::task::unconstrained(join_all(queued)).await;
+        let mut rest = firsts.split_off(PURCHASES).into_iter();
+        let mut next = || rest.next().expect("queued above");
+        let (keyed_first, repeat, conflict, keyed_again, dispatched) =
+            (next(), next(), next(), next(), next());
+        let created = |r: &Result<Outcome, ServiceError>| match r {
+            Ok(o) => o.status == 201 && !o.replayed,
+            Err(_) => false,
+        };
+        assert!(firsts.iter().all(created), "{backend:?}: {firsts:?}");
+        assert!(created(&keyed_first), "{backend:?}: {keyed_first:?}");
+        assert!(created(&dispatched), "{backend:?}: {dispatched:?}");
+        // Decided long after the first purchase's part was handed to the database.
+        let repeat = repeat.expect("a repeat is a replay");
+        assert!(repeat.replayed, "{backend:?}: {repeat:?}");
+        assert_eq!(
+            Some(&repeat.body),
+            firsts[0].as_ref().ok().map(|o| &o.body),
+            "{backend:?}"
+        );
+        match conflict {
+            Err(ServiceError::Rejected(r)) => {
+                assert_eq!(r.code(), "exists-with-different-body", "{backend:?}");
+            }
+            other => panic!("{backend:?}: expected a conflict, got {other:?}"),
+        }
+        let keyed_again = keyed_again.expect("a repeated key is a replay");
+        assert!(keyed_again.replayed, "{backend:?}");
+        assert_eq!(
+            keyed_again.body,
+            keyed_first.expect("created above").body,
+            "{backend:?}"
+        );
+
+        // One entry per created document, all from one commit.
+        let after = app.entry_count().await;
+        assert_eq!(after, before + PURCHASES as u64 + 2, "{backend:?}");
+        let first = app.get(&format!("/api/v1/entries/{}", before + 1)).await;
+        let last = app.get(&format!("/api/v1/entries/{after}")).await;
+        assert_eq!(
+            first.body["recorded_at"], last.body["recorded_at"],
+            "{backend:?}: {} / {}",
+            first.text, last.text
+        );
+        // A key stored before the batch, keys created in its first part, and a transit key
+        // of the shipment it created.
+        for (account, lot, qty) in [
+            ("stock:FG", "OLD", "990"),
+            ("transit:B-1", "OLD", "10"),
+            ("stock:FG", "L-PO-0-0", "6"),
+            ("transit:B-1", "L-PO-0-0", "4"),
+            ("stock:FG", "L-PO-149-9", "10"),
+            ("supplier:SUP", "L-PO-149-9", "-10"),
+        ] {
+            assert_eq!(
+                app.balance(account, lot).await.0,
+                qty,
+                "{backend:?}: {account} {lot}"
+            );
+        }
+        let r = app.get("/api/v1/reports/reconciliation").await;
+        assert_eq!(r.body["ok"], true, "{backend:?}: {}", r.text);
+        app.stop().await;
+    }
+}
