@@ -299,3 +299,46 @@ async fn the_database_refuses_to_change_entries_and_postings() {
         app.stop().await;
     }
 }
+
+/// References are the database's second check, on both backends: a row naming an entry, lot,
+/// item, party or shipment that does not exist is refused (foreign keys on SQLite; checks per
+/// insert statement on PostgreSQL, migration 0007), and so is deleting what rows refer to or
+/// changing its key.
+#[tokio::test]
+async fn the_database_refuses_rows_that_refer_to_nothing() {
+    for backend in backends() {
+        let app = spawn_app(backend).await;
+        ledger(&app).await;
+        let before = app.db.counts().await;
+        let dangling = [
+            "insert into postings (seq, idx, account, sku, lot, qty, value) values (1, 99, 'loss', 'BAND', 'NO-SUCH-LOT', 0, 0)",
+            "insert into postings (seq, idx, account, sku, lot, qty, value) select 999, 0, 'loss', sku, lot, 0, 0 from lots limit 1",
+            "insert into balances (account, lot, sku, qty, value, guarded) values ('loss', 'NO-SUCH-LOT', 'BAND', 0, 0, false)",
+            "insert into lots (lot, sku, origin_kind, origin_doc, origin_seq) values ('L-NEW', 'NO-SUCH-ITEM', 'purchase', 'PO-1', 1)",
+            "insert into lots (lot, sku, origin_kind, origin_doc, origin_seq) values ('L-NEW', 'BAND', 'purchase', 'PO-1', 999)",
+        ];
+        for sql in dangling {
+            let e = app.db.exec_refused(sql).await.to_lowercase();
+            assert!(
+                e.contains("foreign key") || e.contains("does not exist"),
+                "{backend:?} {sql}: {e}"
+            );
+        }
+        for sql in [
+            "delete from lots where lot = (select min(lot) from lots)",
+            "update lots set lot = 'RENAMED' where lot = (select min(lot) from lots)",
+            "delete from items where sku = 'BAND'",
+            "update items set sku = 'BAND-2' where sku = 'BAND'",
+        ] {
+            let e = app.db.exec_refused(sql).await.to_lowercase();
+            assert!(
+                e.contains("foreign key")
+                    || e.contains("never deleted")
+                    || e.contains("append-only"),
+                "{backend:?} {sql}: {e}"
+            );
+        }
+        assert_eq!(app.db.counts().await, before, "{backend:?}");
+        app.stop().await;
+    }
+}
