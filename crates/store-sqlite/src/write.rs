@@ -23,6 +23,8 @@ const KEYS_PER_QUERY: usize = 400;
 pub(crate) struct SqliteWriteTx {
     pub(crate) tx: Transaction<'static, Sqlite>,
     pub(crate) head: Head,
+    /// The background checkpointer, told after a commit.
+    pub(crate) checkpoint: tokio::sync::mpsc::Sender<()>,
 }
 
 /// Rows of `head (?, ?, ...)` for every key, a chunk at a time; `head` ends inside the `IN`.
@@ -443,7 +445,10 @@ impl WriteTx for SqliteWriteTx {
     }
 
     async fn commit(self: Box<Self>) -> Result<()> {
-        self.tx.commit().await.map_err(err)
+        self.tx.commit().await.map_err(err)?;
+        // Full: a checkpoint is already due and will see this commit too.
+        let _ = self.checkpoint.try_send(());
+        Ok(())
     }
 }
 
