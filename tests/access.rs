@@ -234,6 +234,43 @@ async fn auditors_read_everything_and_write_nothing() {
     }
 }
 
+/// A token revoked by another process on the same database (a second `ppe serve`, or
+/// `ppe token revoke` while the server runs) stops working within the token cache's second,
+/// not never; revoked through the server itself it stops at once (the test below).
+#[tokio::test]
+async fn a_token_revoked_elsewhere_stops_within_a_second() {
+    for backend in backends() {
+        let app = spawn_app(backend).await;
+        let t = app.token("auditor", "remote").await;
+        let get = || app.request(Method::GET, "/api/v1/items", Some(&t), None, &[]);
+        assert_eq!(get().await.status, StatusCode::OK, "{backend:?}");
+        let other = app.twin().await;
+        let r = other
+            .request(
+                Method::POST,
+                "/api/v1/tokens/remote/revoke",
+                Some(&app.admin_token),
+                None,
+                &[],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT, "{backend:?}");
+        // Refused by the server that revoked it at once, and by the first within the second.
+        assert_eq!(
+            other
+                .request(Method::GET, "/api/v1/items", Some(&t), None, &[])
+                .await
+                .status,
+            StatusCode::UNAUTHORIZED,
+            "{backend:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+        assert_eq!(get().await.status, StatusCode::UNAUTHORIZED, "{backend:?}");
+        other.stop().await;
+        app.stop().await;
+    }
+}
+
 #[tokio::test]
 async fn revoked_and_expired_tokens_are_refused() {
     for backend in backends() {

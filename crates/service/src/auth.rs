@@ -1,7 +1,9 @@
 //! Tokens and roles: who may do what (DESIGN section 4), bearer tokens of 256 random bits
 //! stored only as their SHA-256, and the check of a presented token.
 
+use std::collections::HashMap;
 use std::fmt;
+use std::time::Duration;
 use std::str::FromStr;
 
 use ledger::Rejection;
@@ -149,6 +151,48 @@ pub fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
+/// How long a token found in the database is trusted without reading it again. A token
+/// revoked through this service stops working at once (the cache is emptied); one revoked by
+/// another process on the same database (`ppe token revoke` while `ppe serve` runs) stops
+/// within this time. Expiry is checked on every request, cached or not.
+const TOKEN_CACHE_TTL_MS: u64 = 1_000;
+/// Tokens held at most; past it the cache is emptied and fills again (tokens are few).
+const TOKEN_CACHE_MAX: usize = 1_024;
+
+/// Tokens recently found, by the hash of the secret: every API request presents one, and
+/// reading it from the database each time was a round trip to the database's thread per
+/// request. Unknown tokens are never cached, so a token created elsewhere works at once and a
+/// stranger's guesses take no room.
+#[derive(Default)]
+pub(crate) struct TokenCache {
+    found: std::sync::Mutex<HashMap<String, (TokenRecord, std::time::Instant)>>,
+}
+
+impl TokenCache {
+    fn get(&self, hash: &str) -> Option<TokenRecord> {
+        let found = self.found.lock().expect("the token cache is never poisoned");
+        found
+            .get(hash)
+            .filter(|(_, at)| at.elapsed() < Duration::from_millis(TOKEN_CACHE_TTL_MS))
+            .map(|(t, _)| t.clone())
+    }
+
+    fn put(&self, hash: String, token: TokenRecord) {
+        let mut found = self.found.lock().expect("the token cache is never poisoned");
+        if found.len() >= TOKEN_CACHE_MAX {
+            found.clear();
+        }
+        found.insert(hash, (token, std::time::Instant::now()));
+    }
+
+    fn clear(&self) {
+        self.found
+            .lock()
+            .expect("the token cache is never poisoned")
+            .clear();
+    }
+}
+
 fn rfc3339(t: OffsetDateTime) -> String {
     t.format(&Rfc3339).expect("a UTC time formats")
 }
@@ -200,11 +244,14 @@ impl Service {
     }
 
     pub async fn revoke_token(&self, name: &str) -> Result<()> {
-        if self
+        let revoked = self
             .store()
             .revoke_token(name, &rfc3339(self.now()))
-            .await?
-        {
+            .await?;
+        // Emptied whether or not this call revoked it: a revocation must never wait for the
+        // cache to expire here.
+        self.token_cache().clear();
+        if revoked {
             Ok(())
         } else {
             Err(Rejection::NotFound {
@@ -220,8 +267,16 @@ impl Service {
         &self,
         token: &str,
     ) -> Result<std::result::Result<Caller, AuthFailure>> {
-        let Some(t) = self.store().token_by_hash(&token_hash(token)).await? else {
-            return Ok(Err(AuthFailure::Unknown));
+        let hash = token_hash(token);
+        let t = match self.token_cache().get(&hash) {
+            Some(t) => t,
+            None => match self.store().token_by_hash(&hash).await? {
+                Some(t) => {
+                    self.token_cache().put(hash, t.clone());
+                    t
+                }
+                None => return Ok(Err(AuthFailure::Unknown)),
+            },
         };
         if t.revoked_at.is_some() {
             return Ok(Err(AuthFailure::Revoked));

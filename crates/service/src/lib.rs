@@ -84,6 +84,7 @@ struct Inner {
     writer_config: WriterConfig,
     base_currency: String,
     clock: Clock,
+    tokens: auth::TokenCache,
 }
 
 impl std::fmt::Debug for Service {
@@ -117,8 +118,13 @@ impl Service {
                 writer_config: config,
                 base_currency,
                 clock,
+                tokens: auth::TokenCache::default(),
             }),
         })
+    }
+
+    fn token_cache(&self) -> &auth::TokenCache {
+        &self.inner.tokens
     }
 
     /// The bounds of group commit this service's writer runs with.
