@@ -3,8 +3,8 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::time::Duration;
 use std::str::FromStr;
+use std::time::Duration;
 
 use ledger::Rejection;
 use sha2::{Digest, Sha256};
@@ -170,7 +170,10 @@ pub(crate) struct TokenCache {
 
 impl TokenCache {
     fn get(&self, hash: &str) -> Option<TokenRecord> {
-        let found = self.found.lock().expect("the token cache is never poisoned");
+        let found = self
+            .found
+            .lock()
+            .expect("the token cache is never poisoned");
         found
             .get(hash)
             .filter(|(_, at)| at.elapsed() < Duration::from_millis(TOKEN_CACHE_TTL_MS))
@@ -178,7 +181,10 @@ impl TokenCache {
     }
 
     fn put(&self, hash: String, token: TokenRecord) {
-        let mut found = self.found.lock().expect("the token cache is never poisoned");
+        let mut found = self
+            .found
+            .lock()
+            .expect("the token cache is never poisoned");
         if found.len() >= TOKEN_CACHE_MAX {
             found.clear();
         }
