@@ -26,7 +26,9 @@ pub struct WriterConfig {
     pub max_batch: usize,
     /// Most documents committed together when the batch starts with an imported document:
     /// an import keeps the queue full, and a bigger commit spreads its fixed costs (the
-    /// durable sync, the loads and statements per batch) over more documents.
+    /// durable sync, the loads and statements per batch) over more documents. Since batches
+    /// are written behind the writer in parts, 1 024 imports as fast as 2 048 did (a little
+    /// faster, in alternating runs) and holds half as many documents in memory.
     pub import_batch_max: usize,
     /// Most document lines in one batch, whatever the documents: bounds the memory and the
     /// size of one commit (a document may carry up to 1 000 lines).
@@ -44,7 +46,7 @@ impl Default for WriterConfig {
     fn default() -> Self {
         WriterConfig {
             max_batch: 256,
-            import_batch_max: 2_048,
+            import_batch_max: 1_024,
             max_batch_lines: 32_768,
             max_wait: Duration::ZERO,
             queue_depth: 4_096,
