@@ -38,23 +38,23 @@ async fn a_batch_written_in_parts_is_one_commit_that_sees_itself() {
             ..service::WriterConfig::default()
         };
         let app = spawn_app_with(backend, api::ApiConfig::default(), writer).await;
-        app.post_ok(
-            "/api/v1/items",
-            &json!({"sku":"MASK","name":"Mask","kind":"supply","unit":"pcs","decimals":0}),
-        )
-        .await;
-        app.post_ok(
-            "/api/v1/parties",
-            &json!({"code":"SUP","name":"Supplier","kind":"supplier"}),
-        )
-        .await;
-        app.post_ok(
-            "/api/v1/parties",
-            &json!({"code":"NANWAN","name":"Nanwan","kind":"subdistrict"}),
-        )
-        .await;
-        app.post_ok("/api/v1/locations", &json!({"code":"FG","name":"Store"}))
-            .await;
+        for (path, body) in [
+            (
+                "/api/v1/items",
+                json!({"sku":"MASK","name":"Mask","kind":"supply","unit":"pcs","decimals":0}),
+            ),
+            (
+                "/api/v1/parties",
+                json!({"code":"SUP","name":"Supplier","kind":"supplier"}),
+            ),
+            (
+                "/api/v1/parties",
+                json!({"code":"NANWAN","name":"Nanwan","kind":"subdistrict"}),
+            ),
+            ("/api/v1/locations", json!({"code":"FG","name":"Store"})),
+        ] {
+            app.post_ok(path, &body).await;
+        }
         // A lot stored before the batch: the batch updates its balance instead of creating it.
         app.post_ok(
             "/api/v1/purchases",

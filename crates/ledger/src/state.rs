@@ -432,13 +432,6 @@ impl State {
                 if self.shipment_changes.get(id).is_some_and(|(created, _)| *created))
     }
 
-    /// The lots this batch created, with the sequence number of the entry that created each.
-    pub fn created_lots(&self) -> impl Iterator<Item = &Lot> {
-        self.created
-            .iter()
-            .filter_map(|l| self.lots.get(l).and_then(Option::as_ref))
-    }
-
     /// Refuses a date inside a closed period.
     pub fn check_open(&self, date: Date) -> Result<(), Rejection> {
         match self.closed_through {

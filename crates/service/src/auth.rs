@@ -165,26 +165,22 @@ const TOKEN_CACHE_MAX: usize = 1_024;
 /// stranger's guesses take no room.
 #[derive(Default)]
 pub(crate) struct TokenCache {
-    found: std::sync::Mutex<HashMap<String, (TokenRecord, std::time::Instant)>>,
+    found: std::sync::Mutex<Found>,
 }
+
+/// Each token found, by the hash of its secret, with when it was read.
+type Found = HashMap<String, (TokenRecord, std::time::Instant)>;
 
 impl TokenCache {
     fn get(&self, hash: &str) -> Option<TokenRecord> {
-        let found = self
-            .found
-            .lock()
-            .expect("the token cache is never poisoned");
-        found
+        self.lock()
             .get(hash)
             .filter(|(_, at)| at.elapsed() < Duration::from_millis(TOKEN_CACHE_TTL_MS))
             .map(|(t, _)| t.clone())
     }
 
     fn put(&self, hash: String, token: TokenRecord) {
-        let mut found = self
-            .found
-            .lock()
-            .expect("the token cache is never poisoned");
+        let mut found = self.lock();
         if found.len() >= TOKEN_CACHE_MAX {
             found.clear();
         }
@@ -192,10 +188,13 @@ impl TokenCache {
     }
 
     fn clear(&self) {
+        self.lock().clear();
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Found> {
         self.found
             .lock()
             .expect("the token cache is never poisoned")
-            .clear();
     }
 }
 

@@ -354,6 +354,12 @@ impl Tx {
         Ok(())
     }
 
+    /// The transaction itself, once the part being written behind (if any) is written.
+    async fn finish(mut self) -> Result<Box<dyn WriteTx>, StoreError> {
+        self.get().await?;
+        Ok(self.tx.take().expect("got above"))
+    }
+
     /// Loads what `needs` names and `state` lacks; a need the state already meets does not
     /// wait for the part being written.
     async fn load(&mut self, needs: &Needs, state: &mut State) -> Result<(), StoreError> {
@@ -490,13 +496,10 @@ async fn attempt(
     // Every entry decided is in exactly one part, in sequence.
     let entries = p.handed.iter().map(|b| b.entries.len()).sum::<usize>() + last.entries.len();
     assert_eq!(u64::try_from(entries).ok(), Some(p.seq - head.seq));
-    let tx = {
-        let t = tx.get().await?;
-        if last.head.is_some() || !last.idempotency.is_empty() || !last.documents.is_empty() {
-            t.write(&last).await?;
-        }
-        tx.tx.take().expect("got above")
-    };
+    let mut tx = tx.finish().await?;
+    if last.head.is_some() || !last.idempotency.is_empty() || !last.documents.is_empty() {
+        tx.write(&last).await?;
+    }
     tx.commit().await?;
     Ok(results)
 }

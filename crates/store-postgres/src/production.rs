@@ -328,19 +328,7 @@ pub(crate) async fn write_runs(
         });
         q.build().execute(&mut *conn).await.map_err(err)?;
     }
-    // The first run of each BOM version in the batch's order, as one update per run in that
-    // order would leave it (`first_run is null` keeps an earlier batch's).
-    let mut firsts: Vec<&ProductionRunRecord> = Vec::new();
-    for rec in records {
-        let r = &rec.report;
-        if !firsts
-            .iter()
-            .any(|f| f.report.product == r.product && f.report.bom_version == r.bom_version)
-        {
-            firsts.push(rec);
-        }
-    }
-    for rec in firsts {
+    for rec in ProductionRunRecord::first_of_each_bom(records) {
         let r = &rec.report;
         sqlx::query("update boms set first_run = $1 where product_sku = $2 and version = $3 and first_run is null")
             .bind(r.run_id.as_str())

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use ledger::{Needs, State};
 use sqlx::{Postgres, Row, Transaction};
 use store::decode;
-use store::{DocumentRecord, Head, IdempotencyRecord, Result, WriteBatch, WriteTx};
+use store::{Delta, DocumentRecord, Head, IdempotencyRecord, Result, WriteBatch, WriteTx};
 
 use crate::{
     document_row, entries_between, err, i64_of, idempotency_row, item_row, location_row, lot_row,
@@ -23,6 +23,29 @@ pub(crate) struct PgWriteTx {
 
 fn strings<'a>(it: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
     it.collect()
+}
+
+/// Balance changes as the column arrays `unnest` takes.
+struct BalanceColumns<'a> {
+    account: Vec<String>,
+    lot: Vec<&'a str>,
+    sku: Vec<&'a str>,
+    qty: Vec<i64>,
+    value: Vec<i64>,
+    guarded: Vec<bool>,
+}
+
+impl<'a> BalanceColumns<'a> {
+    fn of(d: &'a [Delta]) -> Self {
+        BalanceColumns {
+            account: d.iter().map(|x| x.0.to_string()).collect(),
+            lot: strings(d.iter().map(|x| x.1.as_str())),
+            sku: strings(d.iter().map(|x| x.2.as_str())),
+            qty: d.iter().map(|x| x.3.qty.scaled()).collect(),
+            value: d.iter().map(|x| x.3.value.scaled()).collect(),
+            guarded: d.iter().map(|x| x.0.guarded()).collect(),
+        }
+    }
 }
 
 #[async_trait]
@@ -382,16 +405,17 @@ impl WriteTx for PgWriteTx {
             // Keys no stored balance can have yet: inserted with their final value, which
             // the check constraint judges; a key that did exist fails the batch on the
             // primary key.
+            let c = BalanceColumns::of(&b.new_balances);
             sqlx::query(
                 "insert into balances (account, lot, sku, qty, value, guarded)
                  select * from unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::bool[])",
             )
-            .bind(b.new_balances.iter().map(|x| x.0.to_string()).collect::<Vec<_>>())
-            .bind(strings(b.new_balances.iter().map(|x| x.1.as_str())))
-            .bind(strings(b.new_balances.iter().map(|x| x.2.as_str())))
-            .bind(b.new_balances.iter().map(|x| x.3.qty.scaled()).collect::<Vec<_>>())
-            .bind(b.new_balances.iter().map(|x| x.3.value.scaled()).collect::<Vec<_>>())
-            .bind(b.new_balances.iter().map(|x| x.0.guarded()).collect::<Vec<_>>())
+            .bind(&c.account)
+            .bind(&c.lot)
+            .bind(&c.sku)
+            .bind(&c.qty)
+            .bind(&c.value)
+            .bind(&c.guarded)
             .execute(&mut *conn)
             .await
             .map_err(err)?;
@@ -405,13 +429,14 @@ impl WriteTx for PgWriteTx {
                     .all(|(account, lot, _, _)| keys.insert((account, lot))),
                 "balance deltas are netted: one per (account, lot)"
             );
-            let d = &b.deltas;
-            let account: Vec<String> = d.iter().map(|x| x.0.to_string()).collect();
-            let lot = strings(d.iter().map(|x| x.1.as_str()));
-            let sku = strings(d.iter().map(|x| x.2.as_str()));
-            let qty: Vec<i64> = d.iter().map(|x| x.3.qty.scaled()).collect();
-            let value: Vec<i64> = d.iter().map(|x| x.3.value.scaled()).collect();
-            let guarded: Vec<bool> = d.iter().map(|x| x.0.guarded()).collect();
+            let BalanceColumns {
+                account,
+                lot,
+                sku,
+                qty,
+                value,
+                guarded,
+            } = BalanceColumns::of(&b.deltas);
             // Netted deltas: one row per (account, lot) however many postings touched it. Not
             // an upsert: the check constraint is tested on the row proposed for insertion
             // before the conflict is found, so `on conflict do update` would refuse every

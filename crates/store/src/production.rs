@@ -33,6 +33,25 @@ pub struct ProductionRunRecord {
     pub report: RunReport,
 }
 
+impl ProductionRunRecord {
+    /// The first run of each BOM version among `records`, in their order: the run each
+    /// version's `first_run` names when it has none yet, as one update per run in that order
+    /// would leave it.
+    pub fn first_of_each_bom(records: &[ProductionRunRecord]) -> Vec<&ProductionRunRecord> {
+        let mut firsts: Vec<&ProductionRunRecord> = Vec::new();
+        for rec in records {
+            let r = &rec.report;
+            if !firsts
+                .iter()
+                .any(|f| f.report.product == r.product && f.report.bom_version == r.bom_version)
+            {
+                firsts.push(rec);
+            }
+        }
+        firsts
+    }
+}
+
 /// A stored run report, and the entry that reversed the run, if one did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunReportRow {
