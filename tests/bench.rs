@@ -129,3 +129,55 @@ async fn bench_quick_prints_its_table() {
         "{text}"
     );
 }
+
+/// `--skip` leaves steps out and says so in their rows; the rest of the table is measured.
+#[tokio::test]
+async fn bench_skip_leaves_steps_out_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let parse = |skip: &str| {
+        <ppe_cli::Cli as clap::Parser>::try_parse_from([
+            "ppe",
+            "bench",
+            "--quick",
+            "--backends",
+            "sqlite",
+            "--skip",
+            skip,
+            "--dir",
+            dir.path().to_str().unwrap(),
+        ])
+        .unwrap()
+    };
+    let mut out = Vec::new();
+    let ok = ppe_cli::run(parse("peers,http,separate"), &mut out)
+        .await
+        .expect("the bench runs");
+    let text = String::from_utf8(out).unwrap();
+    assert!(ok, "{text}");
+    let row = |name: &str| {
+        text.lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("no {name:?} row in\n{text}"))
+            .to_owned()
+    };
+    for name in [
+        "HTTP documents/s",
+        "HTTP p50 / p99 ms",
+        "separate tb / cons / verify s",
+        "hledger balance s",
+        "ledger balance s",
+    ] {
+        assert!(row(name).contains("skipped"), "{}", row(name));
+    }
+    // What was not skipped was measured: postings were counted and reconciled.
+    assert!(
+        !row("documents / postings imported").contains(" / 0 "),
+        "{text}"
+    );
+    assert!(!row("reconciliation s").contains("FAILED"), "{text}");
+    let mut out = Vec::new();
+    let e = ppe_cli::run(parse("nothing"), &mut out)
+        .await
+        .expect_err("an unknown step is refused");
+    assert!(e.to_string().contains("unknown step \"nothing\""), "{e}");
+}

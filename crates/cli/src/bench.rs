@@ -45,6 +45,10 @@ pub struct BenchArgs {
     /// Concurrent HTTP clients, each posting one document at a time.
     #[arg(long, default_value_t = 64)]
     pub clients: u64,
+    /// Steps to leave out, comma-separated: `peers` (hledger and ledger: hours at 10M
+    /// postings), `http`, `separate` (the three separate reports). Their rows say "skipped".
+    #[arg(long, value_delimiter = ',')]
+    pub skip: Vec<String>,
     /// Where the data set, the SQLite file and the journal go (a temporary folder if absent);
     /// everything written there is deleted at the end.
     #[arg(long)]
@@ -68,17 +72,42 @@ pub struct Measured {
     pub p99: Duration,
     pub reconcile: Duration,
     /// The three separate reports the one pass replaces: trial balance, conservation, verify.
-    pub reconcile_parts: [Duration; 3],
+    pub reconcile_parts: Option<[Duration; 3]>,
     pub reconcile_ok: bool,
     pub hledger: Result<Duration, String>,
     pub ledger: Result<Duration, String>,
     pub trace: Result<Duration, String>,
+    pub http_skipped: bool,
+}
+
+/// The steps `--skip` leaves out.
+#[derive(Debug, Clone, Copy, Default)]
+struct Skip {
+    peers: bool,
+    http: bool,
+    separate: bool,
+}
+
+impl Skip {
+    fn parse(names: &[String]) -> anyhow::Result<Skip> {
+        let mut skip = Skip::default();
+        for n in names {
+            match n.as_str() {
+                "peers" => skip.peers = true,
+                "http" => skip.http = true,
+                "separate" => skip.separate = true,
+                other => anyhow::bail!("--skip: unknown step {other:?} (peers, http, separate)"),
+            }
+        }
+        Ok(skip)
+    }
 }
 
 /// Runs the benchmark and prints its table to `out`; false when a check failed on the way
 /// (a rejected row, a reconciliation that found a violation).
 pub async fn run(args: BenchArgs, out: &mut (dyn Write + Send)) -> anyhow::Result<bool> {
     let documents = if args.quick { 400 } else { args.documents };
+    let skip = Skip::parse(&args.skip)?;
     let http_requests = if args.quick {
         1_000
     } else {
@@ -109,7 +138,16 @@ pub async fn run(args: BenchArgs, out: &mut (dyn Write + Send)) -> anyhow::Resul
                 let file = dir.join("bench.db");
                 remove_sqlite(&file);
                 let url = format!("sqlite://{}", file.display());
-                let r = measure("sqlite", &url, &data, &dir, http_requests, args.clients).await;
+                let r = measure(
+                    "sqlite",
+                    &url,
+                    &data,
+                    &dir,
+                    http_requests,
+                    args.clients,
+                    skip,
+                )
+                .await;
                 remove_sqlite(&file);
                 r
             }
@@ -117,8 +155,16 @@ pub async fn run(args: BenchArgs, out: &mut (dyn Write + Send)) -> anyhow::Resul
                 let name = format!("ppe_bench_{}", std::process::id());
                 match store_postgres::create_scratch_database(&args.postgres_url, &name).await {
                     Ok(url) => {
-                        let r = measure("postgres", &url, &data, &dir, http_requests, args.clients)
-                            .await;
+                        let r = measure(
+                            "postgres",
+                            &url,
+                            &data,
+                            &dir,
+                            http_requests,
+                            args.clients,
+                            skip,
+                        )
+                        .await;
                         let _ =
                             store_postgres::drop_scratch_database(&args.postgres_url, &name).await;
                         r
@@ -171,6 +217,7 @@ async fn measure(
     dir: &Path,
     http_requests: u64,
     clients: u64,
+    skip: Skip,
 ) -> anyhow::Result<Measured> {
     // Import first, in a child process of its own when this is the `ppe` binary (its peak
     // memory is then the import's alone, not the generator's or an earlier backend's); in
@@ -204,19 +251,24 @@ async fn measure(
         p50: Duration::ZERO,
         p99: Duration::ZERO,
         reconcile: Duration::ZERO,
-        reconcile_parts: [Duration::ZERO; 3],
+        reconcile_parts: None,
         reconcile_ok: false,
         hledger: Err("not run".into()),
         ledger: Err("not run".into()),
         trace: Err("not run".into()),
+        http_skipped: skip.http,
     };
 
     // The journal as a plain-text ledger file for the peers, counting postings on the way.
-    say(&format!(
-        "{backend}: writing the journal for hledger and ledger"
-    ));
     let journal = dir.join(format!("{backend}.journal"));
-    m.postings = write_journal(&service, &journal).await?;
+    m.postings = if skip.peers {
+        count_postings(&service).await?
+    } else {
+        say(&format!(
+            "{backend}: writing the journal for hledger and ledger"
+        ));
+        write_journal(&service, &journal).await?
+    };
 
     // The raw-insert baseline: as many rows, same database, same batching and durability.
     say(&format!("{backend}: raw-insert baseline"));
@@ -242,35 +294,45 @@ async fn measure(
         .get("ok")
         .and_then(serde_json::Value::as_bool)
         .unwrap_or(false);
-    let t = Instant::now();
-    let tb = service
-        .report(service::reports::ReportName::TrialBalance, &params)
-        .await?;
-    let tb_done = t.elapsed();
-    let cons = service
-        .report(service::reports::ReportName::Conservation, &params)
-        .await?;
-    let cons_done = t.elapsed();
-    let verify = service.verify(&|_, _| {}).await?;
-    let all_done = t.elapsed();
-    m.reconcile_parts = [tb_done, cons_done - tb_done, all_done - cons_done];
-    let cons_ok = cons
-        .json
-        .get("ok")
-        .and_then(serde_json::Value::as_bool)
-        .unwrap_or(false);
-    m.reconcile_ok = one_ok && cons_ok && verify.ok && tb.entries == verify.entries;
-    m.hledger = peer("hledger", &journal);
-    m.ledger = peer("ledger", &journal);
-    let _ = std::fs::remove_file(&journal);
+    m.reconcile_ok = one_ok;
+    if !skip.separate {
+        let t = Instant::now();
+        let tb = service
+            .report(service::reports::ReportName::TrialBalance, &params)
+            .await?;
+        let tb_done = t.elapsed();
+        let cons = service
+            .report(service::reports::ReportName::Conservation, &params)
+            .await?;
+        let cons_done = t.elapsed();
+        let verify = service.verify(&|_, _| {}).await?;
+        let all_done = t.elapsed();
+        m.reconcile_parts = Some([tb_done, cons_done - tb_done, all_done - cons_done]);
+        let cons_ok = cons
+            .json
+            .get("ok")
+            .and_then(serde_json::Value::as_bool)
+            .unwrap_or(false);
+        m.reconcile_ok &= cons_ok && verify.ok && tb.entries == verify.entries;
+    }
+    if skip.peers {
+        m.hledger = Err("skipped".into());
+        m.ledger = Err("skipped".into());
+    } else {
+        m.hledger = peer("hledger", &journal);
+        m.ledger = peer("ledger", &journal);
+        let _ = std::fs::remove_file(&journal);
+    }
 
     m.trace = trace(&service).await;
 
     // HTTP last: it adds documents to the journal measured above.
-    say(&format!(
-        "{backend}: HTTP, {clients} clients, {http_requests} documents"
-    ));
-    http(&service, &mut m, http_requests, clients).await?;
+    if !skip.http {
+        say(&format!(
+            "{backend}: HTTP, {clients} clients, {http_requests} documents"
+        ));
+        http(&service, &mut m, http_requests, clients).await?;
+    }
     Ok(m)
 }
 
@@ -391,6 +453,22 @@ fn peer(tool: &str, journal: &Path) -> Result<Duration, String> {
         )),
         Err(e) => Err(format!("{tool}: {e}")),
     }
+}
+
+/// The journal's postings, counted from the pages a full pass reads.
+async fn count_postings(service: &Service) -> anyhow::Result<u64> {
+    let mut after = 0u64;
+    let mut postings = 0u64;
+    loop {
+        let page = service
+            .store()
+            .journal_page(after, store::JOURNAL_PAGE_MAX)
+            .await?;
+        let Some(last) = page.last_seq() else { break };
+        after = u64::try_from(last)?;
+        postings += page.entries().map(|(_, p)| p.len() as u64).sum::<u64>();
+    }
+    Ok(postings)
 }
 
 /// Writes every entry as a ledger/hledger transaction: each posting becomes its quantity in a
@@ -597,17 +675,27 @@ fn print_table(
     ));
     rows.push((
         "HTTP documents/s (64 clients)".into(),
-        col(&|m| thousands(rate(m.http_docs, m.http))),
+        col(&|m| {
+            if m.http_skipped {
+                "skipped".into()
+            } else {
+                thousands(rate(m.http_docs, m.http))
+            }
+        }),
         ">= 10k sqlite, >= 5k postgres",
     ));
     rows.push((
         "HTTP p50 / p99 ms".into(),
         col(&|m| {
-            format!(
-                "{:.1} / {:.1}",
-                m.p50.as_secs_f64() * 1e3,
-                m.p99.as_secs_f64() * 1e3
-            )
+            if m.http_skipped {
+                "skipped".into()
+            } else {
+                format!(
+                    "{:.1} / {:.1}",
+                    m.p50.as_secs_f64() * 1e3,
+                    m.p99.as_secs_f64() * 1e3
+                )
+            }
         }),
         "p99 < 20",
     ));
@@ -629,9 +717,12 @@ fn print_table(
     ));
     rows.push((
         "separate tb / cons / verify s".into(),
-        col(&|m| {
-            let [a, b, c] = m.reconcile_parts.map(|d| d.as_secs_f64());
-            format!("{a:.2} / {b:.2} / {c:.2}")
+        col(&|m| match m.reconcile_parts {
+            Some(parts) => {
+                let [a, b, c] = parts.map(|d| d.as_secs_f64());
+                format!("{a:.2} / {b:.2} / {c:.2}")
+            }
+            None => "skipped".into(),
         }),
         "",
     ));

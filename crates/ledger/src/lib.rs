@@ -17,7 +17,7 @@ pub mod shipment;
 pub mod state;
 
 pub use account::Account;
-pub use entry::{Entry, EntryHeader, EntryKind, Hash, Posting};
+pub use entry::{Entry, EntryHeader, EntryKind, Hash, Posting, PostingParts};
 pub use error::{Rejection, RejectionClass};
 pub use ident::{BomVersion, DocId, IdentError, LocationCode, LotNo, PartyCode, Sku};
 pub use master::{Item, ItemKind, Location, Party, PartyKind};

@@ -5,15 +5,19 @@
 //! their own SQL, so the same invariants are computed twice by independent code, and
 //! `tests/audit.rs` holds the two to the same answers.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
-use ledger::{Account, Hash, LotNo, Sku};
-use store::{BalanceFilter, BalanceMismatch, BalanceRow, Store, StoreError, Violation};
+use ledger::{Hash, PostingParts};
+use store::decode;
+use store::{
+    BalanceFilter, BalanceMismatch, BalanceRow, EntryColumns, PostingColumns, Postings, Store,
+    StoreError, Violation,
+};
 
 use crate::error::Result;
 
 /// Entries read per page: large pages keep the number of queries small on a long journal.
-const SCAN_PAGE: u32 = store::PAGE_MAX;
+const SCAN_PAGE: u32 = store::JOURNAL_PAGE_MAX;
 
 /// Sums of one (account, sku, lot) over the journal, and where a guarded one first dipped.
 #[derive(Debug, Default, Clone, Copy)]
@@ -23,6 +27,21 @@ struct Sum {
     /// The first entry after which a guarded balance was negative in quantity or value, and
     /// the lowest running quantity among such entries (what the SQL check reports).
     dip: Option<(u64, i128)>,
+}
+
+/// One (account, item, lot) the journal posts to: its written forms, decoded once when the
+/// pass first meets it, and its sums.
+#[derive(Debug)]
+struct Key {
+    /// The account as the chain writes it (`stock:RAW`).
+    account: String,
+    sku: String,
+    lot: String,
+    /// Whether the account may never go negative (invariant 2).
+    guarded: bool,
+    /// Which (item, lot) this is: the number the per-entry check of invariant 1 nets by.
+    item_lot: u32,
+    sum: Sum,
 }
 
 /// What one pass found.
@@ -38,12 +57,41 @@ pub(crate) struct Scan {
     pub problems: Vec<String>,
     /// False when an entry could not be read: the sums then stop short of the journal's end.
     pub complete: bool,
-    totals: HashMap<(Account, Sku, LotNo), Sum>,
-    /// `totals` with written keys, ordered by (account, sku, lot): made once, at the end.
-    written: BTreeMap<(String, String, String), Sum>,
+    /// Every key posted to: in the order the pass met them while it runs, then ordered by
+    /// (account, sku, lot).
+    keys: Vec<Key>,
+    /// How many distinct (item, lot) the keys name.
+    item_lots: u32,
     entry_quantity: Vec<Violation>,
     entry_value: Vec<Violation>,
     ledger_value: i128,
+}
+
+/// The pass's working state: lookups and buffers reused from entry to entry.
+#[derive(Default)]
+struct Walk {
+    /// A key's stored columns (length-prefixed, so that no two keys share a form) to its
+    /// number in `Scan::keys`: a posting costs one lookup, and a key is decoded and
+    /// allocated once, however often it is posted to.
+    keys: HashMap<Box<[u8]>, u32>,
+    /// (item, lot), length-prefixed, to its number.
+    item_lots: HashMap<Box<[u8]>, u32>,
+    bytes: Vec<u8>,
+    canonical: String,
+    /// The current entry's postings as (key, quantity, value).
+    postings: Vec<(u32, i64, i64)>,
+    /// The current entry's net per key, and per (item, lot) with a key that names it.
+    net: Vec<(u32, i128, i128)>,
+    per_lot: Vec<(u32, u32, i128)>,
+}
+
+/// Writes `parts` into `out` length-prefixed: an unambiguous key whatever the text holds.
+fn key_bytes(out: &mut Vec<u8>, parts: &[&str]) {
+    out.clear();
+    for p in parts {
+        out.extend_from_slice(&(p.len() as u64).to_le_bytes());
+        out.extend_from_slice(p.as_bytes());
+    }
 }
 
 /// Narrows an exact sum to storage width for a report; a sum past 64 bits (only possible with
@@ -64,101 +112,197 @@ pub(crate) async fn run(
         first_bad: None,
         problems: Vec::new(),
         complete: true,
-        totals: HashMap::new(),
-        written: BTreeMap::new(),
+        keys: Vec::new(),
+        item_lots: 0,
         entry_quantity: Vec::new(),
         entry_value: Vec::new(),
         ledger_value: 0,
     };
+    let mut walk = Walk::default();
     let mut chain_ok = true;
     let mut after = 0u64;
-    loop {
-        let page = match store.entries(after, SCAN_PAGE).await {
+    'pages: loop {
+        let page = match store.journal_page(after, SCAN_PAGE).await {
             Ok(p) => p,
             Err(StoreError::CorruptEntry { seq, message }) => {
-                s.first_bad.get_or_insert(seq);
-                s.problems
-                    .push(format!("entry {seq} cannot be read: {message}"));
-                s.complete = false;
+                s.unreadable(seq, &message);
                 break;
             }
             Err(e) => return Err(e.into()),
         };
-        let Some(last) = page.last() else { break };
-        after = last.entry.seq();
-        for e in &page {
-            let seq = e.entry.seq();
-            if chain_ok {
-                let expected = s.entries + 1;
-                if seq != expected {
-                    s.first_bad.get_or_insert(expected);
-                    s.problems.push(format!(
-                        "entry {expected} is missing (next stored entry is {seq})"
-                    ));
-                    chain_ok = false;
-                } else {
-                    let computed = e.entry.chain_hash(&s.last_hash);
-                    if computed == e.hash {
-                        s.last_hash = e.hash;
-                        s.entries += 1;
-                    } else {
-                        s.first_bad.get_or_insert(seq);
-                        s.problems.push(format!("entry {seq}: stored hash {} but its content and the previous hash give {computed}", e.hash));
-                        chain_ok = false;
-                    }
+        let Some(last) = page.last_seq() else { break };
+        for (e, postings) in page.entries() {
+            match s.entry(&mut walk, &e, postings, &mut chain_ok) {
+                Ok(()) => {}
+                Err(StoreError::CorruptEntry { seq, message }) => {
+                    s.unreadable(seq, &message);
+                    break 'pages;
                 }
+                Err(e) => return Err(e.into()),
             }
-            // The sums go on past a broken link: the balances are still worth comparing.
-            s.add(seq, e.entry.postings());
         }
+        after = decode::seq(last);
         progress(after, head_seq);
     }
-    s.written = std::mem::take(&mut s.totals)
-        .into_iter()
-        .map(|((a, sku, l), sum)| ((a.to_string(), sku.to_string(), l.to_string()), sum))
-        .collect();
+    // Ordered once, at the end, for the reports; the lookups by stored text are done.
+    drop(walk);
+    s.keys.sort_unstable_by(|a, b| {
+        (a.account.as_str(), a.sku.as_str(), a.lot.as_str()).cmp(&(
+            b.account.as_str(),
+            b.sku.as_str(),
+            b.lot.as_str(),
+        ))
+    });
     Ok(s)
 }
 
 impl Scan {
-    /// Adds one entry's postings: invariant 1 for the entry, the running guarded balances
-    /// after it (invariant 2), and the journal's totals.
-    fn add(&mut self, seq: u64, postings: &[ledger::Posting]) {
-        // The entry's net per (account, item, lot), so that each total is looked up once and a
-        // running balance is judged after the whole entry, as the database judges it. An entry
-        // has a handful of postings: a linear search beats hashing here.
-        let mut net: Vec<(&ledger::Posting, i128, i128)> = Vec::with_capacity(postings.len());
-        for p in postings {
-            let (q, v) = (i128::from(p.qty.scaled()), i128::from(p.value.scaled()));
-            match net
-                .iter_mut()
-                .find(|(x, _, _)| x.account == p.account && x.sku == p.sku && x.lot == p.lot)
-            {
-                Some(x) => {
-                    x.1 += q;
-                    x.2 += v;
+    /// An entry that cannot be read ends the pass: the sums stop short of the journal's end.
+    fn unreadable(&mut self, seq: u64, message: &str) {
+        self.first_bad.get_or_insert(seq);
+        self.problems
+            .push(format!("entry {seq} cannot be read: {message}"));
+        self.complete = false;
+    }
+
+    /// Decodes, chains and sums one stored entry. Decoding fails as the store's does
+    /// ([`decode::entry`]), with a [`StoreError::CorruptEntry`] naming the entry.
+    fn entry(
+        &mut self,
+        walk: &mut Walk,
+        e: &EntryColumns<'_>,
+        postings: Postings<'_>,
+        chain_ok: &mut bool,
+    ) -> Result<(), StoreError> {
+        let header = decode::entry_header(e)?;
+        let seq = header.seq;
+        walk.postings.clear();
+        for p in postings.iter() {
+            let key = self.key(walk, seq, &p)?;
+            walk.postings.push((key, p.qty, p.value));
+        }
+        let hash = decode::entry_hash(seq, e.hash)?;
+        if *chain_ok {
+            let expected = self.entries + 1;
+            if seq != expected {
+                self.first_bad.get_or_insert(expected);
+                self.problems.push(format!(
+                    "entry {expected} is missing (next stored entry is {seq})"
+                ));
+                *chain_ok = false;
+            } else {
+                let keys = &self.keys;
+                let computed = header.chain_hash(
+                    &self.last_hash,
+                    walk.postings.iter().map(|&(k, qty, value)| {
+                        let k = &keys[k as usize];
+                        PostingParts {
+                            account: &k.account,
+                            sku: &k.sku,
+                            lot: &k.lot,
+                            qty,
+                            value,
+                        }
+                    }),
+                    &mut walk.canonical,
+                );
+                if computed == hash {
+                    self.last_hash = hash;
+                    self.entries += 1;
+                } else {
+                    self.first_bad.get_or_insert(seq);
+                    self.problems.push(format!("entry {seq}: stored hash {hash} but its content and the previous hash give {computed}"));
+                    *chain_ok = false;
                 }
-                None => net.push((p, q, v)),
             }
         }
-        let mut per_lot: Vec<(&Sku, &LotNo, i128)> = Vec::with_capacity(net.len());
+        // The sums go on past a broken link: the balances are still worth comparing.
+        self.add(walk, seq);
+        Ok(())
+    }
+
+    /// The number of the key a posting names, decoding and adding the key the first time.
+    fn key(
+        &mut self,
+        walk: &mut Walk,
+        seq: u64,
+        p: &PostingColumns<'_>,
+    ) -> Result<u32, StoreError> {
+        key_bytes(&mut walk.bytes, &[p.account, p.sku, p.lot]);
+        if let Some(&k) = walk.keys.get(walk.bytes.as_slice()) {
+            return Ok(k);
+        }
+        let (account, sku, lot) = decode::posting_key(seq, p.account, p.sku, p.lot)?;
+        let stored: Box<[u8]> = walk.bytes.as_slice().into();
+        // Keys are told apart by what they decode to, as the domain tells them apart: stored
+        // text that decodes to a key already met is that key.
+        let account_text = account.to_string();
+        key_bytes(
+            &mut walk.bytes,
+            &[&account_text, sku.as_str(), lot.as_str()],
+        );
+        let k = match walk.keys.get(walk.bytes.as_slice()) {
+            Some(&k) => k,
+            None => {
+                let canonical: Box<[u8]> = walk.bytes.as_slice().into();
+                key_bytes(&mut walk.bytes, &[sku.as_str(), lot.as_str()]);
+                let item_lot = match walk.item_lots.get(walk.bytes.as_slice()) {
+                    Some(&n) => n,
+                    None => {
+                        let n = self.item_lots;
+                        self.item_lots += 1;
+                        walk.item_lots.insert(walk.bytes.as_slice().into(), n);
+                        n
+                    }
+                };
+                let k = u32::try_from(self.keys.len()).expect("fewer than 4 billion keys");
+                self.keys.push(Key {
+                    guarded: account.guarded(),
+                    account: account_text,
+                    sku: sku.as_str().to_owned(),
+                    lot: lot.as_str().to_owned(),
+                    item_lot,
+                    sum: Sum::default(),
+                });
+                walk.keys.insert(canonical, k);
+                k
+            }
+        };
+        walk.keys.insert(stored, k);
+        Ok(k)
+    }
+
+    /// Adds the current entry's postings: invariant 1 for the entry, the running guarded
+    /// balances after it (invariant 2), and the journal's totals.
+    fn add(&mut self, walk: &mut Walk, seq: u64) {
+        // The entry's net per key, so that a running balance is judged after the whole entry,
+        // as the database judges it. An entry has a handful of postings: a linear search
+        // beats hashing here.
+        let net = &mut walk.net;
+        net.clear();
+        for &(k, q, v) in &walk.postings {
+            match net.iter_mut().find(|x| x.0 == k) {
+                Some(x) => {
+                    x.1 += i128::from(q);
+                    x.2 += i128::from(v);
+                }
+                None => net.push((k, i128::from(q), i128::from(v))),
+            }
+        }
+        let per_lot = &mut walk.per_lot;
+        per_lot.clear();
         let mut value = 0i128;
-        for (p, q, v) in net {
-            match per_lot
-                .iter_mut()
-                .find(|(s, l, _)| *s == &p.sku && *l == &p.lot)
-            {
+        for &(k, q, v) in net.iter() {
+            let key = &mut self.keys[k as usize];
+            match per_lot.iter_mut().find(|x| x.0 == key.item_lot) {
                 Some(x) => x.2 += q,
-                None => per_lot.push((&p.sku, &p.lot, q)),
+                None => per_lot.push((key.item_lot, k, q)),
             }
             value += v;
-            let sum = self
-                .totals
-                .entry((p.account.clone(), p.sku.clone(), p.lot.clone()))
-                .or_default();
+            let sum = &mut key.sum;
             sum.qty += q;
             sum.value += v;
-            if p.account.guarded() && (sum.qty < 0 || sum.value < 0) {
+            if key.guarded && (sum.qty < 0 || sum.value < 0) {
                 sum.dip = Some(match sum.dip {
                     Some((first, low)) => (first, low.min(sum.qty)),
                     None => (seq, sum.qty),
@@ -166,18 +310,32 @@ impl Scan {
             }
         }
         self.ledger_value += value;
-        per_lot.sort_by(|a, b| (a.0.as_str(), a.1.as_str()).cmp(&(b.0.as_str(), b.1.as_str())));
-        for (sku, lot, q) in per_lot.into_iter().filter(|x| x.2 != 0) {
-            self.entry_quantity.push(Violation {
-                check: "entry-quantity",
-                seq: Some(seq),
-                account: None,
-                sku: Some(sku.to_string()),
-                lot: Some(lot.to_string()),
-                is_value: false,
-                expected: 0,
-                found: narrow(q),
-            });
+        if per_lot.iter().any(|x| x.2 != 0) {
+            let keys = &self.keys;
+            let mut off: Vec<(&str, &str, i128)> = per_lot
+                .iter()
+                .filter(|x| x.2 != 0)
+                .map(|&(_, k, q)| {
+                    (
+                        keys[k as usize].sku.as_str(),
+                        keys[k as usize].lot.as_str(),
+                        q,
+                    )
+                })
+                .collect();
+            off.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+            for (sku, lot, q) in off {
+                self.entry_quantity.push(Violation {
+                    check: "entry-quantity",
+                    seq: Some(seq),
+                    account: None,
+                    sku: Some(sku.to_owned()),
+                    lot: Some(lot.to_owned()),
+                    is_value: false,
+                    expected: 0,
+                    found: narrow(q),
+                });
+            }
         }
         if value != 0 {
             self.entry_value.push(Violation {
@@ -196,15 +354,15 @@ impl Scan {
     /// The trial balance over the whole journal: rows that are not zero, ordered by account,
     /// sku and lot.
     pub fn trial_balance(&self) -> Vec<BalanceRow> {
-        self.written
+        self.keys
             .iter()
-            .filter(|(_, s)| s.qty != 0 || s.value != 0)
-            .map(|((account, sku, lot), s)| BalanceRow {
-                account: account.clone(),
-                sku: sku.clone(),
-                lot: lot.clone(),
-                quantity: ledger::Qty::from_scaled(narrow(s.qty)),
-                value: ledger::Money::from_scaled(narrow(s.value)),
+            .filter(|k| k.sum.qty != 0 || k.sum.value != 0)
+            .map(|k| BalanceRow {
+                account: k.account.clone(),
+                sku: k.sku.clone(),
+                lot: k.lot.clone(),
+                quantity: ledger::Qty::from_scaled(narrow(k.sum.qty)),
+                value: ledger::Money::from_scaled(narrow(k.sum.value)),
             })
             .collect()
     }
@@ -213,18 +371,18 @@ impl Scan {
     /// entries that do not balance, guarded balances that dipped, lots that do not sum to
     /// zero, and the ledger's value.
     pub fn violations(&self) -> Vec<Violation> {
-        let written = &self.written;
         let mut out = self.entry_quantity.clone();
         out.extend(self.entry_value.iter().cloned());
-        let mut dips: Vec<Violation> = written
+        let mut dips: Vec<Violation> = self
+            .keys
             .iter()
-            .filter_map(|((account, sku, lot), s)| {
-                s.dip.map(|(seq, low)| Violation {
+            .filter_map(|k| {
+                k.sum.dip.map(|(seq, low)| Violation {
                     check: "negative-balance",
                     seq: Some(seq),
-                    account: Some(account.clone()),
-                    sku: Some(sku.clone()),
-                    lot: Some(lot.clone()),
+                    account: Some(k.account.clone()),
+                    sku: Some(k.sku.clone()),
+                    lot: Some(k.lot.clone()),
                     is_value: false,
                     expected: 0,
                     found: narrow(low),
@@ -234,13 +392,21 @@ impl Scan {
         // Ordered by account then lot, as the SQL orders them.
         dips.sort_by(|a, b| (&a.account, &a.lot).cmp(&(&b.account, &b.lot)));
         out.extend(dips);
-        let mut lots: BTreeMap<(&str, &str), (i128, i128)> = BTreeMap::new();
-        for ((_, sku, lot), s) in written {
-            let x = lots.entry((sku, lot)).or_default();
-            x.0 += s.qty;
-            x.1 += s.value;
+        // Each (item, lot) summed over its accounts, with a key that names it.
+        let mut lots: Vec<(i128, i128, Option<&Key>)> = vec![(0, 0, None); self.item_lots as usize];
+        for k in &self.keys {
+            let x = &mut lots[k.item_lot as usize];
+            x.0 += k.sum.qty;
+            x.1 += k.sum.value;
+            x.2.get_or_insert(k);
         }
-        for ((sku, lot), (q, v)) in lots {
+        let mut off: Vec<(&str, &str, i128, i128)> = lots
+            .into_iter()
+            .filter(|x| x.0 != 0 || x.1 != 0)
+            .filter_map(|(q, v, k)| k.map(|k| (k.sku.as_str(), k.lot.as_str(), q, v)))
+            .collect();
+        off.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        for (sku, lot, q, v) in off {
             let at = |check, is_value, found| Violation {
                 check,
                 seq: None,
@@ -278,14 +444,15 @@ impl Scan {
     /// at a time; the postings themselves are looked for (SQL over every posting) only when
     /// a lot disagrees, which a ledger written by the service never does.
     pub async fn lot_item_violations(&self, store: &dyn Store) -> Result<Vec<Violation>> {
-        let mut named: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-        for (_, sku, lot) in self.written.keys() {
-            let skus = named.entry(lot).or_default();
-            if !skus.contains(&sku.as_str()) {
-                skus.push(sku);
+        let mut named: HashMap<&str, Vec<&str>> = HashMap::new();
+        for k in &self.keys {
+            let skus = named.entry(&k.lot).or_default();
+            if !skus.contains(&k.sku.as_str()) {
+                skus.push(&k.sku);
             }
         }
-        let lots: Vec<String> = named.keys().map(|l| (*l).to_owned()).collect();
+        let mut lots: Vec<String> = named.keys().map(|l| (*l).to_owned()).collect();
+        lots.sort_unstable();
         for chunk in lots.chunks(store::PAGE_MAX as usize) {
             for lot in store.lots(chunk).await? {
                 let holds = lot.sku.as_str();
@@ -304,13 +471,19 @@ impl Scan {
             self.complete,
             "balances are compared only with a whole journal"
         );
-        // (maintained qty, value, posted qty, value) per (account, lot).
-        let mut both: HashMap<(String, String), [i128; 4]> = HashMap::new();
-        for ((account, _, lot), s) in &self.written {
-            let x = both.entry((account.clone(), lot.clone())).or_default();
-            x[2] += s.qty;
-            x[3] += s.value;
+        // (maintained qty, value, posted qty, value) per (account, lot) the journal posts to;
+        // maintained balances with no postings at all are gathered apart.
+        let mut index: HashMap<(&str, &str), usize> = HashMap::with_capacity(self.keys.len());
+        let mut both: Vec<[i128; 4]> = Vec::with_capacity(self.keys.len());
+        for k in &self.keys {
+            let at = *index.entry((&k.account, &k.lot)).or_insert_with(|| {
+                both.push([0; 4]);
+                both.len() - 1
+            });
+            both[at][2] += k.sum.qty;
+            both[at][3] += k.sum.value;
         }
+        let mut unposted: HashMap<(String, String), [i128; 2]> = HashMap::new();
         let filter = BalanceFilter::default();
         let mut after = None;
         loop {
@@ -318,26 +491,46 @@ impl Scan {
             let full = page.len() == store::PAGE_MAX as usize;
             after = page.last().map(|b| (b.account.clone(), b.lot.clone()));
             for b in page {
-                let x = both.entry((b.account, b.lot)).or_default();
-                x[0] += i128::from(b.quantity.scaled());
-                x[1] += i128::from(b.value.scaled());
+                let (q, v) = (
+                    i128::from(b.quantity.scaled()),
+                    i128::from(b.value.scaled()),
+                );
+                match index.get(&(b.account.as_str(), b.lot.as_str())) {
+                    Some(&at) => {
+                        both[at][0] += q;
+                        both[at][1] += v;
+                    }
+                    None => {
+                        let x = unposted.entry((b.account, b.lot)).or_default();
+                        x[0] += q;
+                        x[1] += v;
+                    }
+                }
             }
             if !full {
                 break;
             }
         }
-        let mut found: Vec<BalanceMismatch> = both
-            .into_iter()
-            .filter(|(_, x)| x[0] != x[2] || x[1] != x[3])
-            .map(|((account, lot), x)| BalanceMismatch {
-                account,
-                lot,
-                maintained_qty: narrow(x[0]),
-                maintained_value: narrow(x[1]),
-                posted_qty: narrow(x[2]),
-                posted_value: narrow(x[3]),
-            })
+        let mismatch = |account: &str, lot: &str, x: [i128; 4]| BalanceMismatch {
+            account: account.to_owned(),
+            lot: lot.to_owned(),
+            maintained_qty: narrow(x[0]),
+            maintained_value: narrow(x[1]),
+            posted_qty: narrow(x[2]),
+            posted_value: narrow(x[3]),
+        };
+        let mut found: Vec<BalanceMismatch> = index
+            .iter()
+            .map(|(&(account, lot), &at)| (account, lot, both[at]))
+            .filter(|(_, _, x)| x[0] != x[2] || x[1] != x[3])
+            .map(|(account, lot, x)| mismatch(account, lot, x))
             .collect();
+        found.extend(
+            unposted
+                .into_iter()
+                .filter(|(_, x)| x[0] != 0 || x[1] != 0)
+                .map(|((account, lot), x)| mismatch(&account, &lot, [x[0], x[1], 0, 0])),
+        );
         found.sort_by(|a, b| (&a.account, &a.lot).cmp(&(&b.account, &b.lot)));
         Ok(found)
     }

@@ -17,6 +17,7 @@ use store::{
     Inserted, LotPosting, Result, RunFilter, RunReportRow, ShipmentFilter, ShipmentMismatch,
     StockRow, Store, StoreError, StoredBom, StoredEntry, TokenRecord, Violation, WriteTx, PAGE_MAX,
 };
+use store::{EntryColumns, JournalPage, PostingColumns, JOURNAL_PAGE_MAX};
 
 mod production;
 mod shipments;
@@ -278,6 +279,60 @@ async fn entries_between(
     )
 }
 
+/// A page of the journal for a full pass: the same two reads as [`entries_between`], copied
+/// into the page's buffer by column position instead of decoded field by field. PostgreSQL
+/// types its columns, so every value reads as its type.
+async fn journal_between(conn: &mut PgConnection, after: i64, limit: i64) -> Result<JournalPage> {
+    let rows = sqlx::query(
+        "select seq, date, kind, document, actor, reverses, memo, hash
+         from entries where seq > $1 order by seq limit $2",
+    )
+    .bind(after)
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(err)?;
+    let mut page = JournalPage::with_capacity(rows.len());
+    for r in &rows {
+        page.push_entry(EntryColumns {
+            seq: r.get(0),
+            date: r.get(1),
+            kind: r.get(2),
+            document: r.get(3),
+            actor: r.get(4),
+            reverses: r.get(5),
+            memo: r.get(6),
+            hash: r.get(7),
+        });
+    }
+    let Some(last) = page.last_seq() else {
+        return Ok(page);
+    };
+    drop(rows);
+    let postings = sqlx::query(
+        "select seq, account, sku, lot, qty, value
+         from postings where seq > $1 and seq <= $2 order by seq, idx",
+    )
+    .bind(after)
+    .bind(last)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(err)?;
+    for r in &postings {
+        page.push_posting(
+            r.get(0),
+            PostingColumns {
+                account: r.get(1),
+                sku: r.get(2),
+                lot: r.get(3),
+                qty: r.get(4),
+                value: r.get(5),
+            },
+        );
+    }
+    Ok(page)
+}
+
 #[async_trait]
 impl Store for PgStore {
     fn backend(&self) -> &'static str {
@@ -521,6 +576,15 @@ impl Store for PgStore {
         // second snapshot, which is safe because entries and postings are append-only.
         let mut conn = self.pool.acquire().await.map_err(err)?;
         entries_between(&mut conn, i64_of(after), limit(n)).await
+    }
+    async fn journal_page(&self, after: u64, n: u32) -> Result<JournalPage> {
+        let mut conn = self.pool.acquire().await.map_err(err)?;
+        journal_between(
+            &mut conn,
+            i64_of(after),
+            i64::from(n.clamp(1, JOURNAL_PAGE_MAX)),
+        )
+        .await
     }
     async fn entry(&self, seq: u64) -> Result<Option<StoredEntry>> {
         let mut conn = self.pool.acquire().await.map_err(err)?;

@@ -19,7 +19,9 @@ use store::{
     Inserted, LotPosting, Result, RunFilter, RunReportRow, ShipmentFilter, ShipmentMismatch,
     StockRow, Store, StoreError, StoredBom, StoredEntry, TokenRecord, Violation, WriteTx, PAGE_MAX,
 };
+use store::{JournalPage, JOURNAL_PAGE_MAX};
 
+mod journal;
 mod production;
 mod shipments;
 mod write;
@@ -68,6 +70,8 @@ pub struct SqliteStore {
     writer: SqlitePool,
     /// Tells the background checkpointer that a commit added to the WAL.
     checkpoint: tokio::sync::mpsc::Sender<()>,
+    /// Reads whole journals on a connection of its own (see `journal.rs`).
+    journal: journal::JournalReader,
 }
 
 impl SqliteStore {
@@ -80,6 +84,14 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_millis(BUSY_TIMEOUT_MS));
+        // Every connection of the store must open the same database: an in-memory one would
+        // be a different, empty database for each.
+        let path = options.get_filename().to_path_buf();
+        if path.as_os_str() == ":memory:" {
+            return Err(StoreError::BadUrl(format!(
+                "{url}: an in-memory database is not shared by the store's connections; name a file"
+            )));
+        }
         // One writer connection: the single serialised write path of this process. A
         // multi-row insert into a table with constraints keeps a statement journal, so that a
         // refused statement can be undone alone: in memory rather than in a temporary file
@@ -120,6 +132,7 @@ impl SqliteStore {
             reader,
             writer,
             checkpoint,
+            journal: journal::JournalReader::new(path, Duration::from_millis(BUSY_TIMEOUT_MS)),
         })
     }
 
@@ -576,6 +589,11 @@ impl Store for SqliteStore {
     async fn entries(&self, after: u64, n: u32) -> Result<Vec<StoredEntry>> {
         let mut conn = self.reader.acquire().await.map_err(err)?;
         entries_between(&mut conn, i64_of(after), limit(n)).await
+    }
+    async fn journal_page(&self, after: u64, n: u32) -> Result<JournalPage> {
+        self.journal
+            .page(i64_of(after), i64::from(n.clamp(1, JOURNAL_PAGE_MAX)))
+            .await
     }
     async fn entry(&self, seq: u64) -> Result<Option<StoredEntry>> {
         let mut conn = self.reader.acquire().await.map_err(err)?;

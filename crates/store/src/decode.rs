@@ -6,6 +6,7 @@ use ledger::{
     LocationCode, Lot, LotNo, Money, Party, PartyCode, PartyKind, Posting, Qty, Sku,
 };
 
+use crate::journal::EntryColumns;
 use crate::{Result, StoreError, StoredEntry};
 use ledger::shipment::{Closure, Declared, Shipment, ShipmentKind, ShipmentLine};
 use ledger::Rate;
@@ -129,37 +130,70 @@ pub struct RawPosting {
     pub value: i64,
 }
 
-/// Rebuilds an entry exactly as stored (unchecked: see [`Entry::from_storage`]).
-pub fn entry(raw: RawEntry, postings: Vec<RawPosting>) -> Result<StoredEntry> {
-    let s = seq(raw.seq);
+/// Decodes an entry's header from its stored columns; what cannot be read is a
+/// [`StoreError::CorruptEntry`] naming the entry.
+pub fn entry_header(e: &EntryColumns<'_>) -> Result<EntryHeader> {
+    let s = seq(e.seq);
     let bad = |message: String| StoreError::CorruptEntry { seq: s, message };
-    let header = EntryHeader {
+    Ok(EntryHeader {
         seq: s,
-        date: ledger::parse_date(&raw.date).map_err(|e| bad(format!("date {:?} {e}", raw.date)))?,
-        kind: EntryKind::parse(&raw.kind)
-            .ok_or_else(|| bad(format!("unknown kind {:?}", raw.kind)))?,
-        document: DocId::parse(&raw.document).map_err(|e| bad(format!("document {e}")))?,
-        actor: raw.actor,
-        reverses: raw
+        date: ledger::parse_date(e.date).map_err(|err| bad(format!("date {:?} {err}", e.date)))?,
+        kind: EntryKind::parse(e.kind).ok_or_else(|| bad(format!("unknown kind {:?}", e.kind)))?,
+        document: DocId::parse(e.document).map_err(|err| bad(format!("document {err}")))?,
+        actor: e.actor.to_owned(),
+        reverses: e
             .reverses
             .map(|r| {
                 u64::try_from(r).map_err(|_| bad(format!("reverses {r} is not a sequence number")))
             })
             .transpose()?,
-        memo: raw.memo,
-    };
+        memo: e.memo.to_owned(),
+    })
+}
+
+/// Decodes where a posting of entry `seq` goes: its account, item and lot.
+pub fn posting_key(seq: u64, account: &str, sku: &str, lot: &str) -> Result<(Account, Sku, LotNo)> {
+    let bad = |message: String| StoreError::CorruptEntry { seq, message };
+    Ok((
+        Account::parse(account).ok_or_else(|| bad(format!("account {account:?}")))?,
+        Sku::parse(sku).map_err(|e| bad(format!("sku {e}")))?,
+        LotNo::parse(lot).map_err(|e| bad(format!("lot {e}")))?,
+    ))
+}
+
+/// Decodes an entry's stored hash.
+pub fn entry_hash(seq: u64, hash: &str) -> Result<Hash> {
+    Hash::from_hex(hash).ok_or_else(|| StoreError::CorruptEntry {
+        seq,
+        message: "hash is not 64 hex digits".into(),
+    })
+}
+
+/// Rebuilds an entry exactly as stored (unchecked: see [`Entry::from_storage`]).
+pub fn entry(raw: RawEntry, postings: Vec<RawPosting>) -> Result<StoredEntry> {
+    let header = entry_header(&EntryColumns {
+        seq: raw.seq,
+        date: &raw.date,
+        kind: &raw.kind,
+        document: &raw.document,
+        actor: &raw.actor,
+        reverses: raw.reverses,
+        memo: &raw.memo,
+        hash: &raw.hash,
+    })?;
+    let s = header.seq;
     let mut out = Vec::with_capacity(postings.len());
     for p in postings {
+        let (account, sku, lot) = posting_key(s, &p.account, &p.sku, &p.lot)?;
         out.push(Posting {
-            account: Account::parse(&p.account)
-                .ok_or_else(|| bad(format!("account {:?}", p.account)))?,
-            sku: Sku::parse(&p.sku).map_err(|e| bad(format!("sku {e}")))?,
-            lot: LotNo::parse(&p.lot).map_err(|e| bad(format!("lot {e}")))?,
+            account,
+            sku,
+            lot,
             qty: Qty::from_scaled(p.qty),
             value: Money::from_scaled(p.value),
         });
     }
-    let hash = Hash::from_hex(&raw.hash).ok_or_else(|| bad("hash is not 64 hex digits".into()))?;
+    let hash = entry_hash(s, &raw.hash)?;
     Ok(StoredEntry {
         entry: Entry::from_storage(header, out),
         hash,

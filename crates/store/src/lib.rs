@@ -5,9 +5,11 @@
 //! crate (`store-sqlite`, `store-postgres`) and is picked at run time by the URL scheme.
 
 pub mod decode;
+pub mod journal;
 pub mod production;
 
 use async_trait::async_trait;
+pub use journal::{EntryColumns, JournalPage, PostingColumns, Postings, JOURNAL_PAGE_MAX};
 use ledger::{
     Account, Balance, Entry, Hash, Item, Location, Lot, LotNo, Needs, Party, Shipment,
     ShipmentChange, Sku, State,
@@ -205,6 +207,10 @@ pub trait Store: Send + Sync + 'static {
     /// Entries with `seq > after`, in order, with their postings.
     async fn entries(&self, after: u64, limit: u32) -> Result<Vec<StoredEntry>>;
     async fn entry(&self, seq: u64) -> Result<Option<StoredEntry>>;
+    /// Entries with `seq > after` (at most `limit`, at most [`JOURNAL_PAGE_MAX`]), in order,
+    /// with their postings, as stored and not decoded: for the passes that read the whole
+    /// journal. A column that cannot be read as its type is a [`StoreError::CorruptEntry`].
+    async fn journal_page(&self, after: u64, limit: u32) -> Result<JournalPage>;
     /// Maintained balances that are not zero, ordered by (account, lot), after the cursor.
     async fn balances(
         &self,

@@ -1,0 +1,297 @@
+//! A page of the journal as stored, for the passes that read every entry (`verify` and the
+//! reconciliation report): the page's text in one buffer and its numbers unboxed, so that
+//! reading a page costs a handful of allocations instead of several per posting, and nothing
+//! is decoded that the pass does not need decoded.
+
+/// Most entries one page holds: about 30 000 postings, a few megabytes of text.
+pub const JOURNAL_PAGE_MAX: u32 = 4_096;
+
+/// Where a piece of text lies in the page's buffer.
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    start: u32,
+    end: u32,
+}
+
+#[derive(Debug)]
+struct PageEntry {
+    seq: i64,
+    date: Span,
+    kind: Span,
+    document: Span,
+    actor: Span,
+    reverses: Option<i64>,
+    memo: Span,
+    hash: Span,
+    /// The entry's postings: `postings[first..end]` of the page.
+    first: u32,
+    end: u32,
+}
+
+#[derive(Debug)]
+struct PagePosting {
+    account: Span,
+    sku: Span,
+    lot: Span,
+    qty: i64,
+    value: i64,
+}
+
+/// Entries in sequence with their postings in (seq, idx) order, as their columns are stored.
+/// Built by a backend with [`JournalPage::push_entry`] for every entry and then
+/// [`JournalPage::push_posting`] for every posting, both in order.
+#[derive(Debug, Default)]
+pub struct JournalPage {
+    text: String,
+    entries: Vec<PageEntry>,
+    postings: Vec<PagePosting>,
+    /// The entry the next posting may belong to (postings arrive in seq order).
+    cursor: usize,
+}
+
+/// The stored columns of one entry in a page.
+#[derive(Debug, Clone, Copy)]
+pub struct EntryColumns<'a> {
+    pub seq: i64,
+    pub date: &'a str,
+    pub kind: &'a str,
+    pub document: &'a str,
+    pub actor: &'a str,
+    pub reverses: Option<i64>,
+    pub memo: &'a str,
+    pub hash: &'a str,
+}
+
+/// The stored columns of one posting in a page.
+#[derive(Debug, Clone, Copy)]
+pub struct PostingColumns<'a> {
+    pub account: &'a str,
+    pub sku: &'a str,
+    pub lot: &'a str,
+    pub qty: i64,
+    pub value: i64,
+}
+
+impl JournalPage {
+    /// An empty page with room for about `entries` entries.
+    pub fn with_capacity(entries: usize) -> JournalPage {
+        JournalPage {
+            text: String::with_capacity(entries * 400),
+            entries: Vec::with_capacity(entries),
+            postings: Vec::with_capacity(entries * 8),
+            cursor: 0,
+        }
+    }
+
+    fn span(&mut self, s: &str) -> Span {
+        let start = self.text.len();
+        self.text.push_str(s);
+        // The offsets are u32: a page is bounded by JOURNAL_PAGE_MAX entries, each a few
+        // kilobytes at most, far below 4 GiB.
+        let end = u32::try_from(self.text.len()).expect("a journal page holds less than 4 GiB");
+        Span {
+            start: u32::try_from(start).expect("a journal page holds less than 4 GiB"),
+            end,
+        }
+    }
+
+    fn str(&self, s: Span) -> &str {
+        &self.text[s.start as usize..s.end as usize]
+    }
+
+    /// Adds the next entry (each `seq` greater than the last one's).
+    pub fn push_entry(&mut self, e: EntryColumns<'_>) {
+        assert!(
+            self.entries.last().is_none_or(|last| last.seq < e.seq),
+            "entries are pushed in sequence"
+        );
+        let entry = PageEntry {
+            seq: e.seq,
+            date: self.span(e.date),
+            kind: self.span(e.kind),
+            document: self.span(e.document),
+            actor: self.span(e.actor),
+            reverses: e.reverses,
+            memo: self.span(e.memo),
+            hash: self.span(e.hash),
+            first: 0,
+            end: 0,
+        };
+        self.entries.push(entry);
+    }
+
+    /// Adds the next posting of entry `seq`, in (seq, idx) order after every entry was pushed.
+    /// A posting whose entry is not in the page belongs to no entry and is left out, as
+    /// [`crate::decode::entries`] leaves it out; the chain misses it either way.
+    pub fn push_posting(&mut self, seq: i64, p: PostingColumns<'_>) {
+        while self.entries.get(self.cursor).is_some_and(|e| e.seq < seq) {
+            self.cursor += 1;
+        }
+        let Some(entry) = self.entries.get(self.cursor) else {
+            return;
+        };
+        if entry.seq != seq {
+            return;
+        }
+        let at = u32::try_from(self.postings.len()).expect("a page holds few postings");
+        let entry = &mut self.entries[self.cursor];
+        if entry.first == entry.end {
+            // The entry's first posting: its postings start here (every entry was pushed
+            // before any posting, so `first` was only a placeholder).
+            entry.first = at;
+        }
+        let posting = PagePosting {
+            account: self.span(p.account),
+            sku: self.span(p.sku),
+            lot: self.span(p.lot),
+            qty: p.qty,
+            value: p.value,
+        };
+        self.postings.push(posting);
+        let end = u32::try_from(self.postings.len()).expect("a page holds few postings");
+        self.entries[self.cursor].end = end;
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// The sequence number of the page's last entry.
+    pub fn last_seq(&self) -> Option<i64> {
+        self.entries.last().map(|e| e.seq)
+    }
+
+    /// The entries, in sequence, each with its postings.
+    pub fn entries(&self) -> impl Iterator<Item = (EntryColumns<'_>, Postings<'_>)> {
+        self.entries.iter().map(|e| {
+            (
+                EntryColumns {
+                    seq: e.seq,
+                    date: self.str(e.date),
+                    kind: self.str(e.kind),
+                    document: self.str(e.document),
+                    actor: self.str(e.actor),
+                    reverses: e.reverses,
+                    memo: self.str(e.memo),
+                    hash: self.str(e.hash),
+                },
+                Postings {
+                    page: self,
+                    rows: &self.postings[e.first as usize..e.end as usize],
+                },
+            )
+        })
+    }
+}
+
+/// The postings of one entry in a page, in idx order.
+#[derive(Debug, Clone, Copy)]
+pub struct Postings<'a> {
+    page: &'a JournalPage,
+    rows: &'a [PagePosting],
+}
+
+impl<'a> Postings<'a> {
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = PostingColumns<'a>> + 'a {
+        let page = self.page;
+        self.rows.iter().map(move |p| PostingColumns {
+            account: page.str(p.account),
+            sku: page.str(p.sku),
+            lot: page.str(p.lot),
+            qty: p.qty,
+            value: p.value,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(seq: i64, memo: &str) -> EntryColumns<'_> {
+        EntryColumns {
+            seq,
+            date: "2020-02-01",
+            kind: "purchase",
+            document: "PO-1",
+            actor: "maker",
+            reverses: None,
+            memo,
+            hash: "00",
+        }
+    }
+
+    fn posting(lot: &str, qty: i64) -> PostingColumns<'_> {
+        PostingColumns {
+            account: "stock:RAW",
+            sku: "PC",
+            lot,
+            qty,
+            value: qty * 10,
+        }
+    }
+
+    #[test]
+    fn postings_go_under_their_entries_and_orphans_are_left_out() {
+        let mut page = JournalPage::with_capacity(2);
+        page.push_entry(entry(2, "first"));
+        page.push_entry(entry(5, "second"));
+        page.push_posting(1, posting("ORPHAN-BEFORE", 1));
+        page.push_posting(2, posting("A", 2));
+        page.push_posting(2, posting("B", -2));
+        page.push_posting(3, posting("ORPHAN-BETWEEN", 3));
+        page.push_posting(5, posting("C", 4));
+        page.push_posting(6, posting("ORPHAN-AFTER", 5));
+        type Lot = (String, i64, i64);
+        let got: Vec<(i64, &str, Vec<Lot>)> = page
+            .entries()
+            .map(|(e, ps)| {
+                (
+                    e.seq,
+                    e.memo,
+                    ps.iter()
+                        .map(|p| (p.lot.to_owned(), p.qty, p.value))
+                        .collect(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (2, "first", vec![("A".into(), 2, 20), ("B".into(), -2, -20)]),
+                (5, "second", vec![("C".into(), 4, 40)]),
+            ]
+        );
+        assert_eq!(page.last_seq(), Some(5));
+        assert_eq!(page.len(), 2);
+    }
+
+    #[test]
+    fn an_entry_without_postings_has_none() {
+        let mut page = JournalPage::with_capacity(1);
+        page.push_entry(entry(1, ""));
+        let (e, ps) = page.entries().next().expect("one entry");
+        assert_eq!(e.seq, 1);
+        assert!(ps.is_empty());
+    }
+
+    #[test]
+    #[should_panic(expected = "entries are pushed in sequence")]
+    fn entries_out_of_sequence_are_a_bug() {
+        let mut page = JournalPage::with_capacity(2);
+        page.push_entry(entry(3, ""));
+        page.push_entry(entry(2, ""));
+    }
+}
