@@ -353,14 +353,14 @@ impl Scan {
 
     /// The trial balance over the whole journal: rows that are not zero, ordered by account,
     /// sku and lot.
-    pub fn trial_balance(&self) -> Vec<BalanceRow> {
+    pub fn into_trial_balance(self) -> Vec<BalanceRow> {
         self.keys
-            .iter()
+            .into_iter()
             .filter(|k| k.sum.qty != 0 || k.sum.value != 0)
             .map(|k| BalanceRow {
-                account: k.account.clone(),
-                sku: k.sku.clone(),
-                lot: k.lot.clone(),
+                account: k.account,
+                sku: k.sku,
+                lot: k.lot,
                 quantity: ledger::Qty::from_scaled(narrow(k.sum.qty)),
                 value: ledger::Money::from_scaled(narrow(k.sum.value)),
             })
