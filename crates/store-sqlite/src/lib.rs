@@ -84,12 +84,16 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_millis(BUSY_TIMEOUT_MS));
-        // Every connection of the store must open the same database: an in-memory one would
-        // be a different, empty database for each.
+        // Every connection of the store must open the same file, the journal reader's
+        // included (see `journal.rs`); and a ledger kept in memory would lose what it
+        // acknowledged when the process ends. sqlx names an in-memory database
+        // `file:sqlx-in-memory-N` (`sqlite::memory:`) or leaves the name empty
+        // (`sqlite://?mode=memory`).
         let path = options.get_filename().to_path_buf();
-        if path.as_os_str() == ":memory:" {
+        let name = path.to_string_lossy();
+        if name.is_empty() || name == ":memory:" || name.starts_with("file:sqlx-in-memory-") {
             return Err(StoreError::BadUrl(format!(
-                "{url}: an in-memory database is not shared by the store's connections; name a file"
+                "{url}: an in-memory database is not kept; name a file (sqlite://FILE)"
             )));
         }
         // One writer connection: the single serialised write path of this process. A

@@ -1,0 +1,34 @@
+//! Opening `SqliteStore`: a file is opened and readable by every connection of the store,
+//! and a database that would live only in memory is refused by name.
+
+use store::{Store, StoreError};
+use store_sqlite::SqliteStore;
+
+#[tokio::test]
+async fn an_in_memory_database_is_refused() {
+    for url in [
+        "sqlite::memory:",
+        "sqlite://:memory:",
+        "sqlite://?mode=memory",
+    ] {
+        match SqliteStore::open(url).await {
+            Err(StoreError::BadUrl(message)) => {
+                assert!(message.contains("in-memory"), "{url}: {message}");
+                assert!(message.contains(url), "{url}: {message}");
+            }
+            Err(e) => panic!("{url}: another error: {e}"),
+            Ok(_) => panic!("{url}: opened"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_new_file_reads_an_empty_journal() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("ledger.db").display());
+    let store = SqliteStore::open(&url).await.expect("a file opens");
+    // The journal reader opens the same file on a connection of its own.
+    let page = store.journal_page(0, 10).await.expect("the journal reads");
+    assert!(page.is_empty());
+    assert_eq!(store.head().await.unwrap().seq, 0);
+}
