@@ -342,3 +342,34 @@ async fn the_database_refuses_rows_that_refer_to_nothing() {
         app.stop().await;
     }
 }
+
+/// SQLite stores what it is given: a maintained balance edited to text where a number belongs
+/// cannot be read back. `verify` answers with that as a finding instead of failing (the read
+/// used to panic), and `ppe verify` says which column.
+#[tokio::test]
+async fn an_unreadable_balance_is_a_finding_of_verify() {
+    let app = spawn_app(Backend::Sqlite).await;
+    ledger(&app).await;
+    app.db
+        .exec(&format!(
+            "{}\nupdate balances set qty = 'lots' where account = 'stock:RAW' and lot = 'PO-1-1';",
+            app.db.unguarded()
+        ))
+        .await;
+    let v = app.get("/api/v1/verify").await;
+    assert!(v.status.is_success(), "{}", v.text);
+    assert_eq!(v.body["ok"], false, "{}", v.text);
+    assert!(v.body["first_bad_seq"].is_null(), "{}", v.text);
+    let problems = v.body["problems"].as_array().expect("problems");
+    assert!(
+        problems.iter().any(|p| p
+            .as_str()
+            .is_some_and(|p| p.contains("a balance cannot be read: qty is text"))),
+        "{}",
+        v.text
+    );
+    let (ok, out) = app.ppe(&["verify"]).await;
+    assert!(!ok, "ppe verify passed: {out}");
+    assert!(out.contains("a balance cannot be read"), "{out}");
+    app.stop().await;
+}

@@ -613,37 +613,10 @@ impl Store for SqliteStore {
         after: Option<(String, String)>,
         n: u32,
     ) -> Result<Vec<BalanceRow>> {
-        let (after_account, after_lot) = after.unwrap_or_default();
-        // Each filter is optional: `? is null or column = ?` keeps one statement for all cases.
-        let rows = sqlx::query(
-            "select account, sku, lot, qty, value from balances
-             where (qty <> 0 or value <> 0)
-               and (?1 is null or account = ?1) and (?2 is null or sku = ?2) and (?3 is null or lot = ?3)
-               and (account, lot) > (?4, ?5)
-             order by account, lot limit ?6",
-        )
-        .bind(f.account.as_deref())
-        .bind(f.sku.as_deref())
-        .bind(f.lot.as_deref())
-        .bind(after_account)
-        .bind(after_lot)
-        .bind(limit(n))
-        .fetch_all(&self.reader)
-        .await
-        .map_err(err)?;
-        Ok(rows
-            .iter()
-            .map(|r| {
-                let b = decode::balance(r.get("qty"), r.get("value"));
-                BalanceRow {
-                    account: r.get("account"),
-                    sku: r.get("sku"),
-                    lot: r.get("lot"),
-                    quantity: b.qty,
-                    value: b.value,
-                }
-            })
-            .collect())
+        // Read like the journal (see `journal.rs`): `verify` pages through every balance.
+        self.journal
+            .balances(f.clone(), after.unwrap_or_default(), limit(n))
+            .await
     }
 
     async fn trial_balance(&self, as_of: Option<time::Date>) -> Result<Vec<BalanceRow>> {
