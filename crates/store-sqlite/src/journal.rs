@@ -21,7 +21,12 @@ pub(crate) struct JournalReader {
     busy_timeout: Duration,
     /// The connection between two pages (a scan reads a page after another, so one is kept).
     idle: Arc<Mutex<Option<Connection>>>,
+    /// The page after the last one served, being read while the caller works through that
+    /// one: (after, limit) it was asked for, and the task reading it.
+    ahead: Arc<Mutex<Option<Ahead>>>,
 }
+
+type Ahead = (i64, i64, tokio::task::JoinHandle<Result<JournalPage>>);
 
 fn err(e: rusqlite::Error) -> StoreError {
     match e.sqlite_error_code() {
@@ -87,15 +92,39 @@ impl JournalReader {
             path,
             busy_timeout,
             idle: Arc::new(Mutex::new(None)),
+            ahead: Arc::new(Mutex::new(None)),
         }
     }
 
     /// Entries with `seq > after`, at most `limit`, with their postings.
+    /// A full page starts the read of the next one, which the next call for it takes: the
+    /// pass over the journal then decodes one page while the next is read, on two cores.
+    /// Entries are append-only, so a page read a moment early says what it would say later,
+    /// save entries appended meanwhile, which the next page's read finds.
     pub(crate) async fn page(&self, after: i64, limit: i64) -> Result<JournalPage> {
-        let this = self.clone();
-        tokio::task::spawn_blocking(move || this.page_blocking(after, limit))
+        let ahead = self.ahead.lock().ok().and_then(|mut a| a.take());
+        let task = match ahead {
+            Some((a, l, task)) if (a, l) == (after, limit) => task,
+            other => {
+                if let Some((_, _, stale)) = other {
+                    stale.abort();
+                }
+                let this = self.clone();
+                tokio::task::spawn_blocking(move || this.page_blocking(after, limit))
+            }
+        };
+        let page = task
             .await
-            .map_err(|e| StoreError::Backend(format!("journal reader: {e}")))?
+            .map_err(|e| StoreError::Backend(format!("journal reader: {e}")))??;
+        let full = i64::try_from(page.len()).is_ok_and(|n| n == limit);
+        if let (true, Some(last)) = (full, page.last_seq()) {
+            let this = self.clone();
+            let next = tokio::task::spawn_blocking(move || this.page_blocking(last, limit));
+            if let Ok(mut slot) = self.ahead.lock() {
+                *slot = Some((last, limit, next));
+            }
+        }
+        Ok(page)
     }
 
     /// Maintained balances that are not zero, ordered by (account, lot), after the cursor:
