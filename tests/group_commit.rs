@@ -9,7 +9,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use futures_util::future::join_all;
-use ppe_tests::{backends, spawn_app_with};
+use ppe_tests::{backends, mask_master_data, spawn_app_with};
 use serde_json::json;
 use service::dto::BatchIn;
 use service::dto::PurchaseIn;
@@ -38,21 +38,7 @@ async fn a_batch_written_in_parts_is_one_commit_that_sees_itself() {
             ..service::WriterConfig::default()
         };
         let app = spawn_app_with(backend, api::ApiConfig::default(), writer).await;
-        for (path, body) in [
-            (
-                "/api/v1/items",
-                json!({"sku":"MASK","name":"Mask","kind":"supply","unit":"pcs","decimals":0}),
-            ),
-            (
-                "/api/v1/parties",
-                json!({"code":"SUP","name":"Supplier","kind":"supplier"}),
-            ),
-            (
-                "/api/v1/parties",
-                json!({"code":"NANWAN","name":"Nanwan","kind":"subdistrict"}),
-            ),
-            ("/api/v1/locations", json!({"code":"FG","name":"Store"})),
-        ] {
+        for (path, body) in mask_master_data() {
             app.post_ok(path, &body).await;
         }
         // A lot stored before the batch: the batch updates its balance instead of creating it.

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use ppe_tests::{backends, spawn_app, Backend, TestApp};
+use ppe_tests::{backends, mask_master_data, spawn_app, Backend, TestApp};
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -16,21 +16,7 @@ const TWIN_ROUNDS: usize = 10;
 
 /// The item, parties and location of the race, posted alternately to the servers given.
 async fn master_data(servers: &[Arc<TestApp>]) {
-    let bodies = [
-        (
-            "/api/v1/items",
-            json!({"sku":"MASK","name":"Mask","kind":"supply","unit":"pcs","decimals":0}),
-        ),
-        (
-            "/api/v1/parties",
-            json!({"code":"SUP","name":"Supplier","kind":"supplier"}),
-        ),
-        (
-            "/api/v1/parties",
-            json!({"code":"NANWAN","name":"Nanwan","kind":"subdistrict"}),
-        ),
-        ("/api/v1/locations", json!({"code":"FG","name":"Store"})),
-    ];
+    let bodies = mask_master_data();
     for (i, (path, body)) in bodies.iter().enumerate() {
         servers[i % servers.len()].post_ok(path, body).await;
     }

@@ -19,6 +19,27 @@ pub enum Backend {
     Postgres,
 }
 
+/// The master data of the races and the group-commit test: one supply (MASK), its supplier,
+/// a subdistrict and a store, as (path, body) to post in order.
+pub fn mask_master_data() -> [(&'static str, Value); 4] {
+    use serde_json::json;
+    [
+        (
+            "/api/v1/items",
+            json!({"sku":"MASK","name":"Mask","kind":"supply","unit":"pcs","decimals":0}),
+        ),
+        (
+            "/api/v1/parties",
+            json!({"code":"SUP","name":"Supplier","kind":"supplier"}),
+        ),
+        (
+            "/api/v1/parties",
+            json!({"code":"NANWAN","name":"Nanwan","kind":"subdistrict"}),
+        ),
+        ("/api/v1/locations", json!({"code":"FG","name":"Store"})),
+    ]
+}
+
 /// The backends to run a story on: SQLite always, PostgreSQL when `PPE_TEST_POSTGRES_URL` is
 /// set. With `PPE_TEST_REQUIRE_POSTGRES=1` (set by `.ci/run`), a missing URL fails the test
 /// instead of quietly running SQLite alone.

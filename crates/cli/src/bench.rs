@@ -133,6 +133,13 @@ pub async fn run(args: BenchArgs, out: &mut (dyn Write + Send)) -> anyhow::Resul
         data.display()
     ));
     let summary = gen::generate(documents, &data)?;
+    let plan = Plan {
+        data: &data,
+        dir: &dir,
+        http_requests,
+        clients: args.clients,
+        skip,
+    };
     let mut results = Vec::new();
     let mut ok = true;
     for backend in &args.backends {
@@ -141,16 +148,7 @@ pub async fn run(args: BenchArgs, out: &mut (dyn Write + Send)) -> anyhow::Resul
                 let file = dir.join("bench.db");
                 remove_sqlite(&file);
                 let url = format!("sqlite://{}", file.display());
-                let r = measure(
-                    "sqlite",
-                    &url,
-                    &data,
-                    &dir,
-                    http_requests,
-                    args.clients,
-                    skip,
-                )
-                .await;
+                let r = measure("sqlite", &url, &plan).await;
                 remove_sqlite(&file);
                 r
             }
@@ -158,16 +156,7 @@ pub async fn run(args: BenchArgs, out: &mut (dyn Write + Send)) -> anyhow::Resul
                 let name = format!("ppe_bench_{}", std::process::id());
                 match store_postgres::create_scratch_database(&args.postgres_url, &name).await {
                     Ok(url) => {
-                        let r = measure(
-                            "postgres",
-                            &url,
-                            &data,
-                            &dir,
-                            http_requests,
-                            args.clients,
-                            skip,
-                        )
-                        .await;
+                        let r = measure("postgres", &url, &plan).await;
                         let _ =
                             store_postgres::drop_scratch_database(&args.postgres_url, &name).await;
                         r
@@ -213,15 +202,24 @@ fn reset_peak_rss() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
-async fn measure(
-    backend: &str,
-    url: &str,
-    data: &Path,
-    dir: &Path,
+/// What every backend's run shares: the data set, the scratch folder, the HTTP load and the
+/// steps left out.
+struct Plan<'a> {
+    data: &'a Path,
+    dir: &'a Path,
     http_requests: u64,
     clients: u64,
     skip: Skip,
-) -> anyhow::Result<Measured> {
+}
+
+async fn measure(backend: &str, url: &str, plan: &Plan<'_>) -> anyhow::Result<Measured> {
+    let Plan {
+        data,
+        dir,
+        http_requests,
+        clients,
+        skip,
+    } = *plan;
     // Import first, in a child process of its own when this is the `ppe` binary (its peak
     // memory is then the import's alone, not the generator's or an earlier backend's); in
     // process otherwise (a test calling `run`).

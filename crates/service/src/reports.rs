@@ -424,8 +424,11 @@ impl Service {
             )
         };
         let total_rows = rows.len();
-        let total_value = crate::money(rows.iter().map(|r| r.value).sum());
         let (tb_json, tb_tables) = trial_balance_section(None, rows);
+        let total_value = tb_json["total_value"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
         let (cons_json, cons_tables) = conservation_section(&violations);
         let ok = verify.ok && violations.is_empty();
         let summary = Table {

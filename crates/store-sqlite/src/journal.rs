@@ -54,36 +54,49 @@ fn kind(v: &ValueRef<'_>) -> &'static str {
     }
 }
 
-/// A text column, read in place; anything else (a blob, a number, text that is not UTF-8)
-/// is a corrupt entry, as it is through sqlx.
-fn text<'r>(r: &'r rusqlite::Row<'_>, seq: i64, i: usize, column: &str) -> Result<&'r str> {
-    match r.get_ref(i).map_err(err)? {
-        ValueRef::Text(b) => {
-            std::str::from_utf8(b).map_err(|e| corrupt(seq, column, &format!("not UTF-8: {e}")))
-        }
-        v => Err(corrupt(
-            seq,
-            column,
-            &format!("{} where text belongs", kind(&v)),
-        )),
-    }
+/// A text column, read in place, or what it holds instead, in words (a blob, a number, text
+/// that is not UTF-8). The outer error is the driver's.
+fn text_at<'r>(r: &'r rusqlite::Row<'_>, i: usize) -> Result<Result<&'r str, String>> {
+    Ok(match r.get_ref(i).map_err(err)? {
+        ValueRef::Text(b) => std::str::from_utf8(b).map_err(|e| format!("not UTF-8: {e}")),
+        v => Err(format!("{} where text belongs", kind(&v))),
+    })
 }
 
-/// An integer column; null only where `nullable`.
-fn int(r: &rusqlite::Row<'_>, seq: i64, i: usize, column: &str) -> Result<Option<i64>> {
-    match r.get_ref(i).map_err(err)? {
+/// An integer column (None for null), or what it holds instead, in words.
+fn int_at(r: &rusqlite::Row<'_>, i: usize) -> Result<Result<Option<i64>, String>> {
+    Ok(match r.get_ref(i).map_err(err)? {
         ValueRef::Integer(n) => Ok(Some(n)),
         ValueRef::Null => Ok(None),
-        v => Err(corrupt(
-            seq,
-            column,
-            &format!("{} where an integer belongs", kind(&v)),
-        )),
-    }
+        v => Err(format!("{} where an integer belongs", kind(&v))),
+    })
+}
+
+/// A text column of entry `seq`; anything else is a corrupt entry, as it is through sqlx.
+fn text<'r>(r: &'r rusqlite::Row<'_>, seq: i64, i: usize, column: &str) -> Result<&'r str> {
+    text_at(r, i)?.map_err(|what| corrupt(seq, column, &what))
+}
+
+/// An integer column of entry `seq`; null only where the column allows it.
+fn int(r: &rusqlite::Row<'_>, seq: i64, i: usize, column: &str) -> Result<Option<i64>> {
+    int_at(r, i)?.map_err(|what| corrupt(seq, column, &what))
 }
 
 fn required(v: Option<i64>, seq: i64, column: &str) -> Result<i64> {
     v.ok_or_else(|| corrupt(seq, column, "null where an integer belongs"))
+}
+
+/// The `seq` of a journal row (column 0): without it the row belongs to no entry.
+fn row_seq(r: &rusqlite::Row<'_>) -> Result<i64> {
+    match int_at(r, 0)? {
+        Ok(Some(n)) => Ok(n),
+        Ok(None) => Err(StoreError::Corrupt(
+            "a row's seq cannot be read: null".into(),
+        )),
+        Err(what) => Err(StoreError::Corrupt(format!(
+            "a row's seq cannot be read: {what}"
+        ))),
+    }
 }
 
 impl JournalReader {
@@ -185,15 +198,7 @@ fn read(conn: &Connection, after: i64, limit: i64) -> Result<JournalPage> {
             .map_err(err)?;
         let mut rows = st.query([after, limit]).map_err(err)?;
         while let Some(r) = rows.next().map_err(err)? {
-            let seq = match r.get_ref(0).map_err(err)? {
-                ValueRef::Integer(n) => n,
-                v => {
-                    return Err(StoreError::Corrupt(format!(
-                        "a row's seq cannot be read: {}",
-                        kind(&v)
-                    )))
-                }
-            };
+            let seq = row_seq(r)?;
             page.push_entry(EntryColumns {
                 seq,
                 date: text(r, seq, 1, "date")?,
@@ -218,15 +223,7 @@ fn read(conn: &Connection, after: i64, limit: i64) -> Result<JournalPage> {
             .map_err(err)?;
         let mut rows = st.query([after, last]).map_err(err)?;
         while let Some(r) = rows.next().map_err(err)? {
-            let seq = match r.get_ref(0).map_err(err)? {
-                ValueRef::Integer(n) => n,
-                v => {
-                    return Err(StoreError::Corrupt(format!(
-                        "a row's seq cannot be read: {}",
-                        kind(&v)
-                    )))
-                }
-            };
+            let seq = row_seq(r)?;
             page.push_posting(
                 seq,
                 PostingColumns {
@@ -272,36 +269,23 @@ fn read_balances(
     let mut out = Vec::new();
     // A balance edited outside the service (text where a number belongs) cannot be read
     // back: `verify` reports it as a finding.
-    let bad = |what: &str, v: &ValueRef<'_>| {
-        StoreError::Corrupt(format!("a balance cannot be read: {what} is {}", kind(v)))
+    let bad = |name: &str, what: String| {
+        StoreError::Corrupt(format!("a balance cannot be read: {name} is {what}"))
     };
     while let Some(r) = rows.next().map_err(err)? {
-        let mut texts = [String::new(), String::new(), String::new()];
-        for (i, (name, t)) in ["account", "sku", "lot"].iter().zip(&mut texts).enumerate() {
-            match r.get_ref(i).map_err(err)? {
-                ValueRef::Text(b) => {
-                    *t = std::str::from_utf8(b)
-                        .map_err(|e| {
-                            StoreError::Corrupt(format!("a balance cannot be read: {name}: {e}"))
-                        })?
-                        .to_owned();
-                }
-                v => return Err(bad(name, &v)),
-            }
-        }
-        let mut nums = [0i64; 2];
-        for (i, (name, n)) in ["qty", "value"].iter().zip(&mut nums).enumerate() {
-            match r.get_ref(3 + i).map_err(err)? {
-                ValueRef::Integer(x) => *n = x,
-                v => return Err(bad(name, &v)),
-            }
-        }
-        let [account, sku, lot] = texts;
-        let b = store::decode::balance(nums[0], nums[1]);
+        let text = |i: usize, name: &str| -> Result<String> {
+            Ok(text_at(r, i)?.map_err(|what| bad(name, what))?.to_owned())
+        };
+        let int = |i: usize, name: &str| -> Result<i64> {
+            int_at(r, i)?
+                .and_then(|n| n.ok_or_else(|| "null".to_owned()))
+                .map_err(|what| bad(name, what))
+        };
+        let b = store::decode::balance(int(3, "qty")?, int(4, "value")?);
         out.push(BalanceRow {
-            account,
-            sku,
-            lot,
+            account: text(0, "account")?,
+            sku: text(1, "sku")?,
+            lot: text(2, "lot")?,
             quantity: b.qty,
             value: b.value,
         });
