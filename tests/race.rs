@@ -2,7 +2,9 @@
 //! a lot of 100, for 50 rounds. Each round exactly 20 succeed and 12 are refused with 409; no
 //! balance ever goes negative; no client sees a 5xx or a database busy/serialization error.
 //! Then the same race between two services (two writers, as two `ppe serve` processes) over
-//! one database, where only the database's write lock keeps them apart.
+//! one database, where only the database's write lock keeps them apart. And `verify` and the
+//! reconciliation report, run while clients post, see the ledger at one moment: no false
+//! finding from an entry or a balance written half-way through their pass.
 
 use std::sync::Arc;
 
@@ -120,5 +122,139 @@ async fn two_services_on_one_database_never_overdraw_a_lot() {
         }
         books_are_whole(&servers, TWIN_ROUNDS).await;
         stop(servers).await;
+    }
+}
+
+/// Writers post purchases without pause while `verify` and the reconciliation report run
+/// again and again. Each pass reads the head, every entry and every maintained balance; were
+/// they read at different moments, an entry appended meanwhile would show as "the head says
+/// entry N" and a balance moved meanwhile as a mismatch. Every pass must be clean.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn verify_while_clients_post_sees_one_moment() {
+    const WRITERS: usize = 4;
+    const PASSES: usize = 24;
+    for backend in backends() {
+        let app = Arc::new(spawn_app(backend).await);
+        master_data(std::slice::from_ref(&app)).await;
+        let stop_writing = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut writers = Vec::new();
+        for w in 0..WRITERS {
+            let (app, stop_writing) = (app.clone(), stop_writing.clone());
+            writers.push(tokio::spawn(async move {
+                let mut n = 0usize;
+                while !stop_writing.load(std::sync::atomic::Ordering::Relaxed) {
+                    // A lot bought, then half of it dispatched: passes meet both new balances
+                    // and balances that move.
+                    let lot = format!("L{w}-{n}");
+                    app.post_ok("/api/v1/purchases", &json!({"purchase_id": format!("PO-W{w}-{n}"), "date":"2020-02-12","supplier":"SUP","location":"FG",
+                        "lines":[{"sku":"MASK","qty":"10","unit_price":"0.3","lot": lot}]})).await;
+                    app.post_ok("/api/v1/batches", &json!({"batch_id": format!("B-W{w}-{n}"), "date":"2020-02-20","from_location":"FG",
+                        "lines":[{"destination":"NANWAN","sku":"MASK","qty":"5","lot": lot}]})).await;
+                    n += 1;
+                }
+                // Entries written: a purchase and a batch each time.
+                2 * n
+            }));
+        }
+        let mut seen = Vec::new();
+        for pass in 0..PASSES {
+            let (path, verdict) = if pass % 2 == 0 {
+                ("/api/v1/verify", "/ok")
+            } else {
+                ("/api/v1/reports/reconciliation", "/ok")
+            };
+            let a = app.get(path).await;
+            assert_eq!(a.status, StatusCode::OK, "{backend:?} {path}: {}", a.text);
+            assert_eq!(
+                a.body.pointer(verdict),
+                Some(&json!(true)),
+                "{backend:?} pass {pass}, {path} while clients post: {}",
+                a.text
+            );
+            let entries = a
+                .body
+                .pointer("/entries")
+                .or(a.body.pointer("/verify/entries"));
+            seen.push(entries.and_then(|e| e.as_u64()).expect("entries"));
+        }
+        stop_writing.store(true, std::sync::atomic::Ordering::Relaxed);
+        let mut written = 0;
+        for w in writers {
+            written += w.await.expect("a writer");
+        }
+        // The passes ran while the journal grew: they saw different moments of it.
+        assert!(
+            seen.first() < seen.last(),
+            "{backend:?}: the journal grew during the passes: {seen:?}"
+        );
+        books_are_whole_after(&app, written as u64).await;
+        stop(vec![app]).await;
+    }
+}
+
+/// `verify` once the writers have stopped: the whole chain, every entry counted.
+async fn books_are_whole_after(app: &TestApp, entries: u64) {
+    let v = app.get("/api/v1/verify").await;
+    assert_eq!(v.body["ok"], true, "{}", v.text);
+    assert_eq!(v.body["entries"], entries, "{}", v.text);
+}
+
+/// A snapshot keeps its moment: entries posted after it opened are in neither its head, its
+/// journal, its balances nor its lots; a snapshot opened after them sees them all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_does_not_see_what_is_written_after_it() {
+    use store::{BalanceFilter, Snapshot};
+    let purchase = |id: &str, lot: &str| {
+        json!({"purchase_id": id, "date":"2020-02-12","supplier":"SUP","location":"FG",
+            "lines":[{"sku":"MASK","qty":"10","unit_price":"0.3","lot": lot}]})
+    };
+    let stock = BalanceFilter {
+        account: Some("stock:FG".into()),
+        ..BalanceFilter::default()
+    };
+    // (lot, quantity at storage scale) of every stock:FG balance the snapshot holds.
+    async fn held(s: &dyn Snapshot, filter: &BalanceFilter) -> Vec<(String, i64)> {
+        let rows = s.balances(filter, None, 100).await.expect("balances");
+        rows.into_iter()
+            .map(|b| (b.lot, b.quantity.scaled()))
+            .collect()
+    }
+    for backend in backends() {
+        let app = Arc::new(spawn_app(backend).await);
+        master_data(std::slice::from_ref(&app)).await;
+        app.post_ok("/api/v1/purchases", &purchase("PO-1", "A"))
+            .await;
+        let before = app.service.store().snapshot().await.expect("a snapshot");
+        // One balance moves (half of lot A dispatched), one is new (lot B).
+        app.post_ok(
+            "/api/v1/batches",
+            &json!({"batch_id": "B-1", "date":"2020-02-20","from_location":"FG",
+            "lines":[{"destination":"NANWAN","sku":"MASK","qty":"5","lot": "A"}]}),
+        )
+        .await;
+        app.post_ok("/api/v1/purchases", &purchase("PO-3", "B"))
+            .await;
+        let after = app.service.store().snapshot().await.expect("a snapshot");
+        let lots = ["A".to_owned(), "B".to_owned()];
+        for (name, s, entries, balances, lot_count) in [
+            ("before", &before, 1, vec![("A".to_owned(), 10_000)], 1),
+            (
+                "after",
+                &after,
+                3,
+                vec![("A".to_owned(), 5_000), ("B".to_owned(), 10_000)],
+                2,
+            ),
+        ] {
+            assert_eq!(s.head().seq, entries, "{backend:?} {name}: head");
+            let page = s.journal_page(0, 100).await.expect("a page");
+            assert_eq!(page.len() as u64, entries, "{backend:?} {name}: journal");
+            assert_eq!(held(&**s, &stock).await, balances, "{backend:?} {name}");
+            let found = s.lots(&lots).await.expect("lots");
+            assert_eq!(found.len(), lot_count, "{backend:?} {name}: lots");
+            assert!(s.shipment_mismatches().await.expect("shipments").is_empty());
+        }
+        drop((before, after));
+        stop(vec![app]).await;
     }
 }

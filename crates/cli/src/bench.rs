@@ -460,11 +460,11 @@ fn peer(tool: &str, journal: &Path) -> Result<Duration, String> {
 
 /// The journal's postings, counted from the pages a full pass reads.
 async fn count_postings(service: &Service) -> anyhow::Result<u64> {
+    let snapshot = service.store().snapshot().await?;
     let mut after = 0u64;
     let mut postings = 0u64;
     loop {
-        let page = service
-            .store()
+        let page = snapshot
             .journal_page(after, store::JOURNAL_PAGE_MAX)
             .await?;
         let Some(last) = page.last_seq() else { break };

@@ -248,7 +248,16 @@ fn violation_json(v: &Violation) -> Value {
 impl Service {
     /// Computes a report.
     pub async fn report(&self, name: ReportName, params: &ReportParams) -> Result<Report> {
-        let head = self.store().head().await?;
+        // Reconciliation reads the whole ledger at one moment, which also fixes the head the
+        // report names; the other reports read the head and then their rows.
+        let snapshot = match name {
+            ReportName::Reconciliation => Some(self.store().snapshot().await?),
+            _ => None,
+        };
+        let head = match &snapshot {
+            Some(s) => s.head().clone(),
+            None => self.store().head().await?,
+        };
         let generated_at = self
             .now()
             .format(&time::format_description::well_known::Rfc3339)
@@ -262,7 +271,12 @@ impl Service {
                 let violations = self.store().conservation_violations().await?;
                 conservation_section(&violations)
             }
-            ReportName::Reconciliation => Box::pin(self.reconciliation(&head)).await?,
+            ReportName::Reconciliation => {
+                let snapshot = snapshot
+                    .as_deref()
+                    .expect("opened above for reconciliation");
+                Box::pin(self.reconciliation(snapshot)).await?
+            }
             // Boxed: each report's future is large, and they would all sit inline in this one.
             ReportName::Donations => Box::pin(self.donations_report(params)).await?,
             ReportName::InTransit => Box::pin(self.in_transit_report(params)).await?,
@@ -406,13 +420,13 @@ impl Service {
     /// where the three separate reports read it once each. The conservation checks that need
     /// other tables (lot items, maintained balances) are added to the pass's own. A journal
     /// with an unreadable row falls back to the SQL of the separate reports, which read past it.
-    async fn reconciliation(&self, head: &store::Head) -> Result<(Value, Vec<Table>)> {
+    async fn reconciliation(&self, snapshot: &dyn store::Snapshot) -> Result<(Value, Vec<Table>)> {
         let store = self.store();
-        let scan = crate::scan::run(store, head.seq, &|_, _| {}).await?;
-        let (verify, mismatches) = crate::verify::report(store, head, &scan).await?;
+        let scan = crate::scan::run(snapshot, &|_, _| {}).await?;
+        let (verify, mismatches) = crate::verify::report(store, snapshot, &scan).await?;
         let (rows, violations) = if scan.complete {
             let mut violations = scan.violations();
-            violations.extend(scan.lot_item_violations(store).await?);
+            violations.extend(scan.lot_item_violations(snapshot, store).await?);
             for m in mismatches {
                 violations.extend(m.violations());
             }

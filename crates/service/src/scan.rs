@@ -10,8 +10,8 @@ use std::collections::HashMap;
 use ledger::{Hash, PostingParts};
 use store::decode;
 use store::{
-    BalanceFilter, BalanceMismatch, BalanceRow, EntryColumns, PostingColumns, Postings, Store,
-    StoreError, Violation,
+    BalanceFilter, BalanceMismatch, BalanceRow, EntryColumns, PostingColumns, Postings, Snapshot,
+    Store, StoreError, Violation,
 };
 
 use crate::error::Result;
@@ -100,12 +100,13 @@ fn narrow(x: i128) -> i64 {
     i64::try_from(x).unwrap_or(if x < 0 { i64::MIN } else { i64::MAX })
 }
 
-/// Reads every entry once, in sequence, calling `progress(done, of)` after each page.
+/// Reads every entry of the snapshot once, in sequence, calling `progress(done, of)` after
+/// each page.
 pub(crate) async fn run(
-    store: &dyn Store,
-    head_seq: u64,
+    snapshot: &dyn Snapshot,
     progress: &(dyn Fn(u64, u64) + Sync),
 ) -> Result<Scan> {
+    let head_seq = snapshot.head().seq;
     let mut s = Scan {
         entries: 0,
         last_hash: Hash::GENESIS,
@@ -122,7 +123,7 @@ pub(crate) async fn run(
     let mut chain_ok = true;
     let mut after = 0u64;
     'pages: loop {
-        let page = match store.journal_page(after, SCAN_PAGE).await {
+        let page = match snapshot.journal_page(after, SCAN_PAGE).await {
             Ok(p) => p,
             Err(StoreError::CorruptEntry { seq, message }) => {
                 s.unreadable(seq, &message);
@@ -443,7 +444,11 @@ impl Scan {
     /// items each lot's postings name, so the lots table is read only for those lots, a page
     /// at a time; the postings themselves are looked for (SQL over every posting) only when
     /// a lot disagrees, which a ledger written by the service never does.
-    pub async fn lot_item_violations(&self, store: &dyn Store) -> Result<Vec<Violation>> {
+    pub async fn lot_item_violations(
+        &self,
+        snapshot: &dyn Snapshot,
+        store: &dyn Store,
+    ) -> Result<Vec<Violation>> {
         let mut named: HashMap<&str, Vec<&str>> = HashMap::new();
         for k in &self.keys {
             let skus = named.entry(&k.lot).or_default();
@@ -454,7 +459,7 @@ impl Scan {
         let mut lots: Vec<String> = named.keys().map(|l| (*l).to_owned()).collect();
         lots.sort_unstable();
         for chunk in lots.chunks(store::PAGE_MAX as usize) {
-            for lot in store.lots(chunk).await? {
+            for lot in snapshot.lots(chunk).await? {
                 let holds = lot.sku.as_str();
                 if named[lot.lot.as_str()].iter().any(|s| *s != holds) {
                     return Ok(store.lot_item_violations().await?);
@@ -466,7 +471,10 @@ impl Scan {
 
     /// The maintained balances compared with the sums of the pass, in both directions (a
     /// balance with no postings, postings with no balance), ordered by (account, lot).
-    pub async fn balance_mismatches(&self, store: &dyn Store) -> Result<Vec<BalanceMismatch>> {
+    pub async fn balance_mismatches(
+        &self,
+        snapshot: &dyn Snapshot,
+    ) -> Result<Vec<BalanceMismatch>> {
         assert!(
             self.complete,
             "balances are compared only with a whole journal"
@@ -487,7 +495,7 @@ impl Scan {
         let filter = BalanceFilter::default();
         let mut after = None;
         loop {
-            let page = store.balances(&filter, after, store::PAGE_MAX).await?;
+            let page = snapshot.balances(&filter, after, store::PAGE_MAX).await?;
             let full = page.len() == store::PAGE_MAX as usize;
             after = page.last().map(|b| (b.account.clone(), b.lot.clone()));
             for b in page {

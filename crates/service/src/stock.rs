@@ -12,8 +12,10 @@ use crate::Service;
 
 impl Service {
     /// Every non-zero stock balance, by location, then lot. Reads location by location, so
-    /// the work grows with what is on hand, not with the size of the journal.
+    /// the work grows with what is on hand, not with the size of the journal; and from one
+    /// snapshot, so that stock moved between two pages is neither counted twice nor missed.
     pub async fn stock_on_hand(&self) -> Result<Vec<StockRow>> {
+        let snapshot = self.store().snapshot().await?;
         let mut rows = Vec::new();
         let mut after_location: Option<String> = None;
         loop {
@@ -28,12 +30,11 @@ impl Service {
                 };
                 let mut after = None;
                 loop {
-                    let page = self.store().balances(&filter, after, PAGE_MAX).await?;
+                    let page = snapshot.balances(&filter, after, PAGE_MAX).await?;
                     let full = page.len() == PAGE_MAX as usize;
                     after = page.last().map(|b| (b.account.clone(), b.lot.clone()));
                     let numbers: Vec<String> = page.iter().map(|b| b.lot.clone()).collect();
-                    let expiry: HashMap<String, Option<String>> = self
-                        .store()
+                    let expiry: HashMap<String, Option<String>> = snapshot
                         .lots(&numbers)
                         .await?
                         .into_iter()

@@ -3,7 +3,7 @@
 //! and that what shipments say is outstanding is what their transit accounts hold. The
 //! journal is read once, by [`crate::scan`].
 
-use store::{Store, StoreError};
+use store::{Snapshot, Store, StoreError};
 
 use crate::dto::VerifyReport;
 use crate::error::Result;
@@ -14,18 +14,22 @@ pub(crate) async fn run(
     store: &dyn Store,
     progress: &(dyn Fn(u64, u64) + Sync),
 ) -> Result<VerifyReport> {
-    let head = store.head().await?;
-    let scan = crate::scan::run(store, head.seq, progress).await?;
-    Ok(report(store, &head, &scan).await?.0)
+    // The head, the journal and the balances as they were at one moment: writes that land
+    // during the pass are the next verify's.
+    let snapshot = store.snapshot().await?;
+    let scan = crate::scan::run(&*snapshot, progress).await?;
+    Ok(report(store, &*snapshot, &scan).await?.0)
 }
 
-/// The verify report of a pass over the journal read at `head`, with the balance mismatches
-/// it found (the reconciliation report reuses them rather than comparing again).
+/// The verify report of a pass over the snapshot's journal, with the balance mismatches it
+/// found (the reconciliation report reuses them rather than comparing again). A journal the
+/// pass could not read to its end falls back to SQL over the store, outside the snapshot.
 pub(crate) async fn report(
     store: &dyn Store,
-    head: &store::Head,
+    snapshot: &dyn Snapshot,
     scan: &Scan,
 ) -> Result<(VerifyReport, Vec<store::BalanceMismatch>)> {
+    let head = snapshot.head();
     let mut first_bad = scan.first_bad;
     let mut problems = scan.problems.clone();
     let entries = scan.entries;
@@ -44,7 +48,7 @@ pub(crate) async fn report(
     // The pass's sums when it read the whole journal; else the database's own recomputation,
     // which reads past a row the domain cannot decode.
     let mismatches = if scan.complete {
-        scan.balance_mismatches(store).await
+        scan.balance_mismatches(snapshot).await
     } else {
         store.balance_mismatches().await.map_err(Into::into)
     };
@@ -66,7 +70,7 @@ pub(crate) async fn report(
         ));
     }
     // A shipment's lines say what is still in transit; the transit balance must agree.
-    let shipments = store.shipment_mismatches().await?;
+    let shipments = snapshot.shipment_mismatches().await?;
     for m in &shipments {
         problems.push(format!(
             "shipment {} lot {}: its lines have {} outstanding but transit:{} holds {}",

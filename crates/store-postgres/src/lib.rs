@@ -17,7 +17,7 @@ use store::{
     Inserted, LotPosting, Result, RunFilter, RunReportRow, ShipmentFilter, ShipmentMismatch,
     StockRow, Store, StoreError, StoredBom, StoredEntry, TokenRecord, Violation, WriteTx, PAGE_MAX,
 };
-use store::{EntryColumns, JournalPage, PostingColumns, JOURNAL_PAGE_MAX};
+use store::{EntryColumns, JournalPage, PostingColumns, Snapshot, JOURNAL_PAGE_MAX};
 
 mod production;
 mod shipments;
@@ -277,6 +277,104 @@ async fn entries_between(
         rows.iter().map(raw_entry).collect(),
         postings.iter().map(raw_posting).collect(),
     )
+}
+
+/// Maintained balances that are not zero, ordered by (account, lot), after the cursor.
+async fn balances_page(
+    conn: &mut PgConnection,
+    f: &BalanceFilter,
+    after: Option<(String, String)>,
+    n: u32,
+) -> Result<Vec<BalanceRow>> {
+    let (after_account, after_lot) = after.unwrap_or_default();
+    // Each filter is optional: `$1::text is null or column = $1` keeps one statement for all cases.
+    let rows = sqlx::query(
+        "select account, sku, lot, qty, value from balances
+         where (qty <> 0 or value <> 0)
+           and ($1::text is null or account = $1) and ($2::text is null or sku = $2) and ($3::text is null or lot = $3)
+           and (account, lot) > ($4, $5)
+         order by account, lot limit $6",
+    )
+    .bind(f.account.as_deref())
+    .bind(f.sku.as_deref())
+    .bind(f.lot.as_deref())
+    .bind(after_account)
+    .bind(after_lot)
+    .bind(limit(n))
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(err)?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            let b = decode::balance(r.get("qty"), r.get("value"));
+            BalanceRow {
+                account: r.get("account"),
+                sku: r.get("sku"),
+                lot: r.get("lot"),
+                quantity: b.qty,
+                value: b.value,
+            }
+        })
+        .collect())
+}
+
+/// The lots of the given numbers that exist (the first `PAGE_MAX`), in lot order.
+async fn lots_by_number(conn: &mut PgConnection, lots: &[String]) -> Result<Vec<ledger::Lot>> {
+    if lots.is_empty() {
+        return Ok(Vec::new());
+    }
+    let lots: Vec<&str> = lots
+        .iter()
+        .take(PAGE_MAX as usize)
+        .map(String::as_str)
+        .collect();
+    let rows = sqlx::query("select * from lots where lot = any($1) order by lot")
+        .bind(lots)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(err)?;
+    rows.iter().map(lot_row).collect()
+}
+
+/// A read-only `repeatable read` transaction: every statement of it sees the database as its
+/// first (the head's) did. It takes no lock a writer waits for.
+struct PgSnapshot {
+    head: Head,
+    tx: tokio::sync::Mutex<sqlx::Transaction<'static, sqlx::Postgres>>,
+}
+
+#[async_trait]
+impl Snapshot for PgSnapshot {
+    fn head(&self) -> &Head {
+        &self.head
+    }
+    async fn journal_page(&self, after: u64, n: u32) -> Result<JournalPage> {
+        let mut tx = self.tx.lock().await;
+        journal_between(
+            &mut tx,
+            i64_of(after),
+            i64::from(n.clamp(1, JOURNAL_PAGE_MAX)),
+        )
+        .await
+    }
+    async fn balances(
+        &self,
+        f: &BalanceFilter,
+        after: Option<(String, String)>,
+        n: u32,
+    ) -> Result<Vec<BalanceRow>> {
+        let mut tx = self.tx.lock().await;
+        balances_page(&mut tx, f, after, n).await
+    }
+    async fn lots(&self, lots: &[String]) -> Result<Vec<ledger::Lot>> {
+        let mut tx = self.tx.lock().await;
+        lots_by_number(&mut tx, lots).await
+    }
+    async fn shipment_mismatches(&self) -> Result<Vec<ShipmentMismatch>> {
+        let mut tx = self.tx.lock().await;
+        shipments::mismatches(&mut tx).await
+    }
 }
 
 /// A page of the journal for a full pass: the same two reads as [`entries_between`], copied
@@ -577,14 +675,19 @@ impl Store for PgStore {
         let mut conn = self.pool.acquire().await.map_err(err)?;
         entries_between(&mut conn, i64_of(after), limit(n)).await
     }
-    async fn journal_page(&self, after: u64, n: u32) -> Result<JournalPage> {
-        let mut conn = self.pool.acquire().await.map_err(err)?;
-        journal_between(
-            &mut conn,
-            i64_of(after),
-            i64::from(n.clamp(1, JOURNAL_PAGE_MAX)),
-        )
-        .await
+    async fn snapshot(&self) -> Result<Box<dyn Snapshot>> {
+        let mut tx = self.pool.begin().await.map_err(err)?;
+        // Before any other statement of the transaction: its snapshot is then taken by the
+        // first read (the head's) and kept to the end.
+        sqlx::query("set transaction isolation level repeatable read, read only")
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
+        let head = read_head(&mut tx, HEAD).await?;
+        Ok(Box::new(PgSnapshot {
+            head,
+            tx: tokio::sync::Mutex::new(tx),
+        }))
     }
     async fn entry(&self, seq: u64) -> Result<Option<StoredEntry>> {
         let mut conn = self.pool.acquire().await.map_err(err)?;
@@ -600,37 +703,8 @@ impl Store for PgStore {
         after: Option<(String, String)>,
         n: u32,
     ) -> Result<Vec<BalanceRow>> {
-        let (after_account, after_lot) = after.unwrap_or_default();
-        // Each filter is optional: `$1::text is null or column = $1` keeps one statement for all cases.
-        let rows = sqlx::query(
-            "select account, sku, lot, qty, value from balances
-             where (qty <> 0 or value <> 0)
-               and ($1::text is null or account = $1) and ($2::text is null or sku = $2) and ($3::text is null or lot = $3)
-               and (account, lot) > ($4, $5)
-             order by account, lot limit $6",
-        )
-        .bind(f.account.as_deref())
-        .bind(f.sku.as_deref())
-        .bind(f.lot.as_deref())
-        .bind(after_account)
-        .bind(after_lot)
-        .bind(limit(n))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(err)?;
-        Ok(rows
-            .iter()
-            .map(|r| {
-                let b = decode::balance(r.get("qty"), r.get("value"));
-                BalanceRow {
-                    account: r.get("account"),
-                    sku: r.get("sku"),
-                    lot: r.get("lot"),
-                    quantity: b.qty,
-                    value: b.value,
-                }
-            })
-            .collect())
+        let mut conn = self.pool.acquire().await.map_err(err)?;
+        balances_page(&mut conn, f, after, n).await
     }
 
     async fn trial_balance(&self, as_of: Option<time::Date>) -> Result<Vec<BalanceRow>> {
@@ -805,20 +879,8 @@ impl Store for PgStore {
     }
 
     async fn lots(&self, lots: &[String]) -> Result<Vec<ledger::Lot>> {
-        if lots.is_empty() {
-            return Ok(Vec::new());
-        }
-        let lots: Vec<&str> = lots
-            .iter()
-            .take(PAGE_MAX as usize)
-            .map(String::as_str)
-            .collect();
-        let rows = sqlx::query("select * from lots where lot = any($1) order by lot")
-            .bind(lots)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(err)?;
-        rows.iter().map(lot_row).collect()
+        let mut conn = self.pool.acquire().await.map_err(err)?;
+        lots_by_number(&mut conn, lots).await
     }
 
     async fn insert_baseline(&self, rows: u64, per_commit: usize) -> Result<()> {

@@ -1,5 +1,5 @@
-//! Whole-journal reads (`verify`, the reconciliation report) and the maintained balances
-//! they compare with, on a rusqlite connection of the store's own. Through sqlx every value of every row is copied into an allocation of its own
+//! Whole-ledger reads (`verify`, the reconciliation and stock reports) in one snapshot, and
+//! the maintained balances, on rusqlite connections of the store's own. Through sqlx every value of every row is copied into an allocation of its own
 //! on a worker thread and the row sent to the caller: a profile of the reconciliation report
 //! put a third of its CPU there, about 4 us a posting. rusqlite reads each column in place
 //! on a blocking thread, straight into the page's buffer.
@@ -8,22 +8,35 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use async_trait::async_trait;
+use ledger::{Hash, Lot};
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags};
 use store::{
-    BalanceFilter, BalanceRow, EntryColumns, JournalPage, PostingColumns, Result, StoreError,
+    BalanceFilter, BalanceRow, EntryColumns, Head, JournalPage, PostingColumns, Result,
+    ShipmentMismatch, Snapshot, StoreError, JOURNAL_PAGE_MAX, PAGE_MAX,
 };
 
-/// Reads pages of the journal from the database file, one blocking task a page.
+/// Reads the maintained balances page by page for `Store::balances`, and opens snapshots.
 #[derive(Debug, Clone)]
 pub(crate) struct JournalReader {
     path: PathBuf,
     busy_timeout: Duration,
-    /// The connection between two pages (a scan reads a page after another, so one is kept).
+    /// The connection between two pages (a client pages through balances, so one is kept).
     idle: Arc<Mutex<Option<Connection>>>,
+}
+
+/// One read transaction on a connection of its own, open from the head's read to the drop:
+/// `verify`, the reconciliation report and the stock report read the ledger at one moment.
+/// WAL readers do not block the writer, and the writer does not move what they see.
+#[derive(Debug)]
+pub(crate) struct SqliteSnapshot {
+    head: Head,
+    /// Used by one read at a time: the caller's, or the page being read ahead.
+    conn: Arc<Mutex<Connection>>,
     /// The page after the last one served, being read while the caller works through that
     /// one: (after, limit) it was asked for, and the task reading it.
-    ahead: Arc<Mutex<Option<Ahead>>>,
+    ahead: Mutex<Option<Ahead>>,
 }
 
 type Ahead = (i64, i64, tokio::task::JoinHandle<Result<JournalPage>>);
@@ -99,49 +112,21 @@ fn row_seq(r: &rusqlite::Row<'_>) -> Result<i64> {
     }
 }
 
+fn gone(e: tokio::task::JoinError) -> StoreError {
+    StoreError::Backend(format!("journal reader: {e}"))
+}
+
 impl JournalReader {
     pub(crate) fn new(path: PathBuf, busy_timeout: Duration) -> JournalReader {
         JournalReader {
             path,
             busy_timeout,
             idle: Arc::new(Mutex::new(None)),
-            ahead: Arc::new(Mutex::new(None)),
         }
-    }
-
-    /// Entries with `seq > after`, at most `limit`, with their postings.
-    /// A full page starts the read of the next one, which the next call for it takes: the
-    /// pass over the journal then decodes one page while the next is read, on two cores.
-    /// Entries are append-only, so a page read a moment early says what it would say later,
-    /// save entries appended meanwhile, which the next page's read finds.
-    pub(crate) async fn page(&self, after: i64, limit: i64) -> Result<JournalPage> {
-        let ahead = self.ahead.lock().ok().and_then(|mut a| a.take());
-        let task = match ahead {
-            Some((a, l, task)) if (a, l) == (after, limit) => task,
-            other => {
-                if let Some((_, _, stale)) = other {
-                    stale.abort();
-                }
-                let this = self.clone();
-                tokio::task::spawn_blocking(move || this.page_blocking(after, limit))
-            }
-        };
-        let page = task
-            .await
-            .map_err(|e| StoreError::Backend(format!("journal reader: {e}")))??;
-        let full = i64::try_from(page.len()).is_ok_and(|n| n == limit);
-        if let (true, Some(last)) = (full, page.last_seq()) {
-            let this = self.clone();
-            let next = tokio::task::spawn_blocking(move || this.page_blocking(last, limit));
-            if let Ok(mut slot) = self.ahead.lock() {
-                *slot = Some((last, limit, next));
-            }
-        }
-        Ok(page)
     }
 
     /// Maintained balances that are not zero, ordered by (account, lot), after the cursor:
-    /// `Store::balances`, which `verify` pages through whole (588 000 rows at 1M postings).
+    /// `Store::balances`. One statement, so one moment, a page.
     pub(crate) async fn balances(
         &self,
         filter: BalanceFilter,
@@ -153,11 +138,26 @@ impl JournalReader {
             this.with_connection(|conn| read_balances(conn, &filter, &after, limit))
         })
         .await
-        .map_err(|e| StoreError::Backend(format!("journal reader: {e}")))?
+        .map_err(gone)?
     }
 
-    fn page_blocking(&self, after: i64, limit: i64) -> Result<JournalPage> {
-        self.with_connection(|conn| read(conn, after, limit))
+    /// A new read transaction, its moment fixed by reading the head.
+    pub(crate) async fn snapshot(&self) -> Result<SqliteSnapshot> {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = this.open()?;
+            // `begin` takes no snapshot yet: the first read does, and the transaction keeps
+            // it until the connection closes with the snapshot's drop.
+            conn.execute_batch("begin").map_err(err)?;
+            let head = read_head(&conn)?;
+            Ok(SqliteSnapshot {
+                head,
+                conn: Arc::new(Mutex::new(conn)),
+                ahead: Mutex::new(None),
+            })
+        })
+        .await
+        .map_err(gone)?
     }
 
     /// Runs `f` on the idle connection (or a new one) and keeps the connection for the next.
@@ -185,9 +185,161 @@ impl JournalReader {
     }
 }
 
-/// One page: the entries, then their postings, in one read transaction (one snapshot).
+impl SqliteSnapshot {
+    /// Runs `f` on the snapshot's connection, on a blocking thread; waits for a page being
+    /// read ahead to finish first.
+    async fn with_connection<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || f(&*lock(&conn)?))
+            .await
+            .map_err(gone)?
+    }
+}
+
+fn lock(conn: &Mutex<Connection>) -> Result<std::sync::MutexGuard<'_, Connection>> {
+    conn.lock()
+        .map_err(|_| StoreError::Backend("journal reader: a read of the snapshot panicked".into()))
+}
+
+#[async_trait]
+impl Snapshot for SqliteSnapshot {
+    fn head(&self) -> &Head {
+        &self.head
+    }
+
+    /// A full page starts the read of the next one, which the next call for it takes: the
+    /// pass over the journal then decodes one page while the next is read, on two cores.
+    async fn journal_page(&self, after: u64, n: u32) -> Result<JournalPage> {
+        let (after, limit) = (i64_of(after), i64::from(n.clamp(1, JOURNAL_PAGE_MAX)));
+        let ahead = self.ahead.lock().ok().and_then(|mut a| a.take());
+        let task = match ahead {
+            Some((a, l, task)) if (a, l) == (after, limit) => task,
+            other => {
+                if let Some((_, _, stale)) = other {
+                    stale.abort();
+                }
+                let conn = self.conn.clone();
+                tokio::task::spawn_blocking(move || read(&*lock(&conn)?, after, limit))
+            }
+        };
+        let page = task.await.map_err(gone)??;
+        let full = i64::try_from(page.len()).is_ok_and(|n| n == limit);
+        if let (true, Some(last)) = (full, page.last_seq()) {
+            let conn = self.conn.clone();
+            let next = tokio::task::spawn_blocking(move || read(&*lock(&conn)?, last, limit));
+            if let Ok(mut slot) = self.ahead.lock() {
+                *slot = Some((last, limit, next));
+            }
+        }
+        Ok(page)
+    }
+
+    async fn balances(
+        &self,
+        filter: &BalanceFilter,
+        after: Option<(String, String)>,
+        n: u32,
+    ) -> Result<Vec<BalanceRow>> {
+        let (filter, after) = (filter.clone(), after.unwrap_or_default());
+        let limit = i64::from(n.clamp(1, PAGE_MAX));
+        self.with_connection(move |conn| read_balances(conn, &filter, &after, limit))
+            .await
+    }
+
+    async fn lots(&self, lots: &[String]) -> Result<Vec<Lot>> {
+        if lots.is_empty() {
+            return Ok(Vec::new());
+        }
+        let lots: Vec<String> = lots.iter().take(PAGE_MAX as usize).cloned().collect();
+        self.with_connection(move |conn| read_lots(conn, &lots))
+            .await
+    }
+
+    async fn shipment_mismatches(&self) -> Result<Vec<ShipmentMismatch>> {
+        self.with_connection(read_shipment_mismatches).await
+    }
+}
+
+fn i64_of(seq: u64) -> i64 {
+    i64::try_from(seq).unwrap_or(i64::MAX)
+}
+
+/// The ledger head. Read first in a snapshot's transaction, it fixes the snapshot's moment.
+fn read_head(conn: &Connection) -> Result<Head> {
+    let mut st = conn
+        .prepare("select seq, hash, closed_through from ledger where id = 1")
+        .map_err(err)?;
+    let (seq, hash, closed_through) = st
+        .query_row([], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Option<String>>(2)?,
+            ))
+        })
+        .map_err(err)?;
+    Ok(Head {
+        seq: store::decode::seq(seq),
+        hash: Hash::from_hex(&hash)
+            .ok_or_else(|| StoreError::Corrupt("ledger head hash".into()))?,
+        closed_through: store::decode::opt_date(closed_through)?,
+    })
+}
+
+/// Lots by number, in lot order. One statement with a bound list: PAGE_MAX numbers stay
+/// below SQLite's variable limit.
+fn read_lots(conn: &Connection, lots: &[String]) -> Result<Vec<Lot>> {
+    let marks = vec!["?"; lots.len()].join(", ");
+    let mut st = conn
+        .prepare(&format!(
+            "select lot, sku, origin_kind, origin_doc, origin_seq, expires_on, source
+             from lots where lot in ({marks}) order by lot"
+        ))
+        .map_err(err)?;
+    let mut rows = st
+        .query(rusqlite::params_from_iter(lots.iter()))
+        .map_err(err)?;
+    let mut out = Vec::with_capacity(lots.len());
+    while let Some(r) = rows.next().map_err(err)? {
+        let text = |i: usize| r.get::<_, String>(i).map_err(err);
+        let opt = |i: usize| r.get::<_, Option<String>>(i).map_err(err);
+        out.push(store::decode::lot(
+            &text(0)?,
+            &text(1)?,
+            &text(2)?,
+            &text(3)?,
+            r.get::<_, i64>(4).map_err(err)?,
+            opt(5)?,
+            opt(6)?,
+        )?);
+    }
+    Ok(out)
+}
+
+fn read_shipment_mismatches(conn: &Connection) -> Result<Vec<ShipmentMismatch>> {
+    let mut st = conn
+        .prepare_cached(crate::shipments::MISMATCHES_SQL)
+        .map_err(err)?;
+    let rows = st
+        .query_map([], |r| {
+            Ok(ShipmentMismatch {
+                shipment: r.get(0)?,
+                lot: r.get(1)?,
+                outstanding_qty: r.get(2)?,
+                transit_qty: r.get(3)?,
+            })
+        })
+        .map_err(err)?;
+    rows.collect::<std::result::Result<_, _>>().map_err(err)
+}
+
+/// One page: the entries, then their postings, in the snapshot's read transaction.
 fn read(conn: &Connection, after: i64, limit: i64) -> Result<JournalPage> {
-    let tx = conn.unchecked_transaction().map_err(err)?;
+    assert!(!conn.is_autocommit(), "a page is read inside a snapshot");
+    let tx = conn;
     let mut page = JournalPage::with_capacity(usize::try_from(limit).unwrap_or(0));
     {
         let mut st = tx

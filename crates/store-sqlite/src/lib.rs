@@ -14,12 +14,12 @@ use sqlx::sqlite::{
 };
 use sqlx::{QueryBuilder, Row, Sqlite};
 use store::decode::{self, RawEntry, RawPosting};
+use store::Snapshot;
 use store::{
     BalanceFilter, BalanceMismatch, BalanceRow, BomPut, DocumentRecord, Head, IdempotencyRecord,
     Inserted, LotPosting, Result, RunFilter, RunReportRow, ShipmentFilter, ShipmentMismatch,
     StockRow, Store, StoreError, StoredBom, StoredEntry, TokenRecord, Violation, WriteTx, PAGE_MAX,
 };
-use store::{JournalPage, JOURNAL_PAGE_MAX};
 
 mod journal;
 mod production;
@@ -594,10 +594,8 @@ impl Store for SqliteStore {
         let mut conn = self.reader.acquire().await.map_err(err)?;
         entries_between(&mut conn, i64_of(after), limit(n)).await
     }
-    async fn journal_page(&self, after: u64, n: u32) -> Result<JournalPage> {
-        self.journal
-            .page(i64_of(after), i64::from(n.clamp(1, JOURNAL_PAGE_MAX)))
-            .await
+    async fn snapshot(&self) -> Result<Box<dyn Snapshot>> {
+        Ok(Box::new(self.journal.snapshot().await?))
     }
     async fn entry(&self, seq: u64) -> Result<Option<StoredEntry>> {
         let mut conn = self.reader.acquire().await.map_err(err)?;
@@ -613,7 +611,7 @@ impl Store for SqliteStore {
         after: Option<(String, String)>,
         n: u32,
     ) -> Result<Vec<BalanceRow>> {
-        // Read like the journal (see `journal.rs`): `verify` pages through every balance.
+        // On rusqlite, as a snapshot reads them (see `journal.rs`).
         self.journal
             .balances(f.clone(), after.unwrap_or_default(), limit(n))
             .await

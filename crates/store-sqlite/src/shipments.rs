@@ -184,24 +184,27 @@ pub(crate) async fn write(conn: &mut SqliteConnection, changes: &[ShipmentChange
 }
 
 /// Per shipment and lot, outstanding (dispatched less acknowledged, damaged and short) against
-/// the `transit:` balance, both ways: lines without a balance and balances without lines.
+/// the `transit:` balance, both ways: lines without a balance and balances without lines, as
+/// (shipment, lot, outstanding, in transit). Run through sqlx here and by a snapshot
+/// (`journal.rs`). One grouping over both tables: SQLite runs a full outer join of two
+/// grouped subqueries as a nested loop, quadratic in the number of shipment lines.
+pub(crate) const MISMATCHES_SQL: &str =
+    "select substr(account, 9) as shipment, lot, sum(oq) as oq, sum(tq) as tq from (
+         select 'transit:' || shipment_id as account, lot,
+                dispatched_qty - acknowledged_qty - damaged_qty - short_qty as oq, 0 as tq
+         from shipment_lines
+         union all
+         select account, lot, 0, qty from balances where account like 'transit:%' and qty <> 0)
+     group by account, lot
+     having sum(oq) <> sum(tq)
+     order by 1, 2";
+
+/// [`MISMATCHES_SQL`] through sqlx.
 pub(crate) async fn mismatches(conn: &mut SqliteConnection) -> Result<Vec<ShipmentMismatch>> {
-    // One grouping over both tables: SQLite runs a full outer join of two grouped subqueries
-    // as a nested loop, quadratic in the number of shipment lines.
-    let rows = sqlx::query(
-        "select substr(account, 9) as shipment, lot, sum(oq) as oq, sum(tq) as tq from (
-             select 'transit:' || shipment_id as account, lot,
-                    dispatched_qty - acknowledged_qty - damaged_qty - short_qty as oq, 0 as tq
-             from shipment_lines
-             union all
-             select account, lot, 0, qty from balances where account like 'transit:%' and qty <> 0)
-         group by account, lot
-         having sum(oq) <> sum(tq)
-         order by 1, 2",
-    )
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(err)?;
+    let rows = sqlx::query(MISMATCHES_SQL)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(err)?;
     Ok(rows
         .iter()
         .map(|r| ShipmentMismatch {

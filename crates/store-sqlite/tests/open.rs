@@ -27,8 +27,13 @@ async fn a_new_file_reads_an_empty_journal() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("ledger.db").display());
     let store = SqliteStore::open(&url).await.expect("a file opens");
-    // The journal reader opens the same file on a connection of its own.
-    let page = store.journal_page(0, 10).await.expect("the journal reads");
+    // A snapshot opens the same file on a connection of its own.
+    let snapshot = store.snapshot().await.expect("a snapshot opens");
+    assert_eq!(snapshot.head().seq, 0);
+    let page = snapshot
+        .journal_page(0, 10)
+        .await
+        .expect("the journal reads");
     assert!(page.is_empty());
     assert_eq!(store.head().await.unwrap().seq, 0);
 }

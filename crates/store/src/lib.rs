@@ -207,10 +207,8 @@ pub trait Store: Send + Sync + 'static {
     /// Entries with `seq > after`, in order, with their postings.
     async fn entries(&self, after: u64, limit: u32) -> Result<Vec<StoredEntry>>;
     async fn entry(&self, seq: u64) -> Result<Option<StoredEntry>>;
-    /// Entries with `seq > after` (at most `limit`, at most [`JOURNAL_PAGE_MAX`]), in order,
-    /// with their postings, as stored and not decoded: for the passes that read the whole
-    /// journal. A column that cannot be read as its type is a [`StoreError::CorruptEntry`].
-    async fn journal_page(&self, after: u64, limit: u32) -> Result<JournalPage>;
+    /// The ledger as it is now, for a pass that reads all of it: see [`Snapshot`].
+    async fn snapshot(&self) -> Result<Box<dyn Snapshot>>;
     /// Maintained balances that are not zero, ordered by (account, lot), after the cursor.
     async fn balances(
         &self,
@@ -280,6 +278,34 @@ pub trait Store: Send + Sync + 'static {
     /// Every posting of one lot, ordered by entry then account, with its entry's date, kind
     /// and document: what a trace walks.
     async fn lot_postings(&self, lot: &str) -> Result<Vec<LotPosting>>;
+}
+
+/// One moment of the ledger, for the passes that read all of it (`verify`, the reconciliation
+/// report, the stock report): the head, the journal, the maintained balances, lots and
+/// shipments as one read transaction sees them. Read piece by piece from the store, a pass
+/// would meet entries appended after the head it read, and balances moved by them, and
+/// report both as findings. Writers are not held up: the snapshot is a reader's (SQLite WAL,
+/// PostgreSQL `repeatable read`). Drop it soon; it ends when dropped.
+#[async_trait]
+pub trait Snapshot: Send + Sync {
+    /// The ledger head, read first: it fixes the moment.
+    fn head(&self) -> &Head;
+    /// Entries with `seq > after` (at most `limit`, at most [`JOURNAL_PAGE_MAX`]), in order,
+    /// with their postings, as stored and not decoded. A column that cannot be read as its
+    /// type is a [`StoreError::CorruptEntry`]. Entries past the head are read too: an entry
+    /// appended without moving the head is a finding of `verify`.
+    async fn journal_page(&self, after: u64, limit: u32) -> Result<JournalPage>;
+    /// [`Store::balances`] at this moment.
+    async fn balances(
+        &self,
+        filter: &BalanceFilter,
+        after: Option<(String, String)>,
+        limit: u32,
+    ) -> Result<Vec<BalanceRow>>;
+    /// [`Store::lots`] at this moment.
+    async fn lots(&self, lots: &[String]) -> Result<Vec<Lot>>;
+    /// [`Store::shipment_mismatches`] at this moment.
+    async fn shipment_mismatches(&self) -> Result<Vec<ShipmentMismatch>>;
 }
 
 /// One breach of a conservation check. Amounts are integers at storage scale: quantities
