@@ -354,17 +354,24 @@ fn trial_balance_section(
             Cell::Number(value),
         ]);
     }
-    let json = json!({
-        "as_of": as_of.map(|d| d.to_string()),
-        "rows": json_rows,
-        "total_value": total_value,
-    });
+    let json = object([
+        ("as_of", json!(as_of.map(|d| d.to_string()))),
+        ("rows", Value::Array(json_rows)),
+        ("total_value", Value::String(total_value)),
+    ]);
     let table = Table {
         title: "trial-balance".into(),
         columns: vec!["account", "sku", "lot", "quantity", "value"],
         rows: table_rows,
     };
     (json, vec![table])
+}
+
+/// A JSON object of the fields given, moved in. `json!` would serialize each value again (a
+/// deep copy): for a trial balance of half a million rows, a fifth of the reconciliation
+/// report's time.
+fn object<const N: usize>(fields: [(&str, Value); N]) -> Value {
+    Value::Object(fields.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
 }
 
 /// One trial-balance row as JSON: a [`crate::dto::BalanceView`], built field by field
@@ -473,12 +480,12 @@ impl Service {
                 ],
             ],
         };
-        let json = json!({
-            "ok": ok,
-            "verify": verify,
-            "trial_balance": tb_json,
-            "conservation": cons_json,
-        });
+        let json = object([
+            ("ok", Value::Bool(ok)),
+            ("verify", json!(verify)),
+            ("trial_balance", tb_json),
+            ("conservation", cons_json),
+        ]);
         let mut tables = vec![summary];
         tables.extend(tb_tables);
         tables.extend(cons_tables);
@@ -605,14 +612,15 @@ impl Service {
             ]);
         }
         let (difference, pct, status) = compare(all_declared, all_cost, tolerance);
-        let json = json!({
-            "tolerance_pct": tolerance.to_string(),
-            "base_currency": self.base_currency(),
-            "rows": json_rows,
-            "countries": json_countries,
-            "total": {"donations": donations.len(), "declared_value": crate::money(all_declared), "ledger_cost": crate::money(all_cost),
-                      "difference": crate::money(difference), "difference_pct": pct.map(|p| format!("{p:.2}")), "status": status},
-        });
+        let total = json!({"donations": donations.len(), "declared_value": crate::money(all_declared), "ledger_cost": crate::money(all_cost),
+                      "difference": crate::money(difference), "difference_pct": pct.map(|p| format!("{p:.2}")), "status": status});
+        let json = object([
+            ("tolerance_pct", Value::String(tolerance.to_string())),
+            ("base_currency", json!(self.base_currency())),
+            ("rows", Value::Array(json_rows)),
+            ("countries", Value::Array(json_countries)),
+            ("total", total),
+        ]);
         let tables = vec![
             Table {
                 title: "donations".into(),
@@ -679,7 +687,11 @@ impl Service {
                 }
             }
         }
-        let json = json!({"as_of": today.to_string(), "older_than_days": params.older_than_days, "rows": json_rows});
+        let json = object([
+            ("as_of", Value::String(today.to_string())),
+            ("older_than_days", json!(params.older_than_days)),
+            ("rows", Value::Array(json_rows)),
+        ]);
         let table = Table {
             title: "in-transit".into(),
             columns: vec![
