@@ -6,6 +6,7 @@
 //! as on SQLite.
 
 use std::str::FromStr;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use ledger::{Hash, Item, Location, Party, Shipment};
@@ -341,7 +342,24 @@ async fn lots_by_number(conn: &mut PgConnection, lots: &[String]) -> Result<Vec<
 /// first (the head's) did. It takes no lock a writer waits for.
 struct PgSnapshot {
     head: Head,
-    tx: tokio::sync::Mutex<sqlx::Transaction<'static, sqlx::Postgres>>,
+    /// Used by one read at a time: the caller's, or the page being read ahead.
+    tx: Arc<tokio::sync::Mutex<sqlx::Transaction<'static, sqlx::Postgres>>>,
+    /// The page after the last one served, being read while the caller works through that
+    /// one: (after, limit) it was asked for, and the task reading it.
+    ahead: std::sync::Mutex<Option<(i64, i64, PageTask)>>,
+}
+
+type PageTask = tokio::task::JoinHandle<Result<JournalPage>>;
+
+impl PgSnapshot {
+    /// Reads a page on the snapshot's transaction in a task of its own.
+    fn read_page(&self, after: i64, limit: i64) -> PageTask {
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            let mut tx = tx.lock().await;
+            journal_between(&mut tx, after, limit).await
+        })
+    }
 }
 
 #[async_trait]
@@ -349,14 +367,33 @@ impl Snapshot for PgSnapshot {
     fn head(&self) -> &Head {
         &self.head
     }
+    /// A full page starts the read of the next one, which the next call for it takes: the
+    /// server selects and sends one page while the pass checks the one before.
     async fn journal_page(&self, after: u64, n: u32) -> Result<JournalPage> {
-        let mut tx = self.tx.lock().await;
-        journal_between(
-            &mut tx,
-            i64_of(after),
-            i64::from(n.clamp(1, JOURNAL_PAGE_MAX)),
-        )
-        .await
+        let (after, limit) = (i64_of(after), i64::from(n.clamp(1, JOURNAL_PAGE_MAX)));
+        let ahead = self.ahead.lock().ok().and_then(|mut a| a.take());
+        let task = match ahead {
+            Some((a, l, task)) if (a, l) == (after, limit) => task,
+            other => {
+                // A page read ahead for another call is let finish (a query cancelled half-way
+                // would leave the connection mid-answer), and dropped.
+                if let Some((_, _, stale)) = other {
+                    let _ = stale.await;
+                }
+                self.read_page(after, limit)
+            }
+        };
+        let page = task
+            .await
+            .map_err(|e| StoreError::Backend(format!("journal reader: {e}")))??;
+        let full = i64::try_from(page.len()).is_ok_and(|n| n == limit);
+        if let (true, Some(last)) = (full, page.last_seq()) {
+            let next = self.read_page(last, limit);
+            if let Ok(mut slot) = self.ahead.lock() {
+                *slot = Some((last, limit, next));
+            }
+        }
+        Ok(page)
     }
     async fn balances(
         &self,
@@ -686,7 +723,8 @@ impl Store for PgStore {
         let head = read_head(&mut tx, HEAD).await?;
         Ok(Box::new(PgSnapshot {
             head,
-            tx: tokio::sync::Mutex::new(tx),
+            tx: Arc::new(tokio::sync::Mutex::new(tx)),
+            ahead: std::sync::Mutex::new(None),
         }))
     }
     async fn entry(&self, seq: u64) -> Result<Option<StoredEntry>> {
