@@ -305,19 +305,19 @@ async fn balances_page(
     .fetch_all(&mut *conn)
     .await
     .map_err(err)?;
-    Ok(rows
-        .iter()
-        .map(|r| {
-            let b = decode::balance(r.get("qty"), r.get("value"));
-            BalanceRow {
-                account: r.get("account"),
-                sku: r.get("sku"),
-                lot: r.get("lot"),
-                quantity: b.qty,
-                value: b.value,
-            }
-        })
-        .collect())
+    Ok(rows.iter().map(balance_row).collect())
+}
+
+/// A row of (account, sku, lot, qty, value): a maintained balance or a trial-balance line.
+fn balance_row(r: &PgRow) -> BalanceRow {
+    let b = decode::balance(r.get("qty"), r.get("value"));
+    BalanceRow {
+        account: r.get("account"),
+        sku: r.get("sku"),
+        lot: r.get("lot"),
+        quantity: b.qty,
+        value: b.value,
+    }
 }
 
 /// The lots of the given numbers that exist (the first `PAGE_MAX`), in lot order.
@@ -344,16 +344,13 @@ struct PgSnapshot {
     head: Head,
     /// Used by one read at a time: the caller's, or the page being read ahead.
     tx: Arc<tokio::sync::Mutex<sqlx::Transaction<'static, sqlx::Postgres>>>,
-    /// The page after the last one served, being read while the caller works through that
-    /// one: (after, limit) it was asked for, and the task reading it.
-    ahead: std::sync::Mutex<Option<(i64, i64, PageTask)>>,
+    /// The next page, read while the caller checks the current one.
+    ahead: store::ReadAhead,
 }
-
-type PageTask = tokio::task::JoinHandle<Result<JournalPage>>;
 
 impl PgSnapshot {
     /// Reads a page on the snapshot's transaction in a task of its own.
-    fn read_page(&self, after: i64, limit: i64) -> PageTask {
+    fn read_page(&self, after: i64, limit: i64) -> store::PageTask {
         let tx = self.tx.clone();
         tokio::spawn(async move {
             let mut tx = tx.lock().await;
@@ -367,33 +364,12 @@ impl Snapshot for PgSnapshot {
     fn head(&self) -> &Head {
         &self.head
     }
-    /// A full page starts the read of the next one, which the next call for it takes: the
-    /// server selects and sends one page while the pass checks the one before.
+    /// The server selects and sends the next page while the pass checks this one.
     async fn journal_page(&self, after: u64, n: u32) -> Result<JournalPage> {
         let (after, limit) = (i64_of(after), i64::from(n.clamp(1, JOURNAL_PAGE_MAX)));
-        let ahead = self.ahead.lock().ok().and_then(|mut a| a.take());
-        let task = match ahead {
-            Some((a, l, task)) if (a, l) == (after, limit) => task,
-            other => {
-                // A page read ahead for another call is let finish (a query cancelled half-way
-                // would leave the connection mid-answer), and dropped.
-                if let Some((_, _, stale)) = other {
-                    let _ = stale.await;
-                }
-                self.read_page(after, limit)
-            }
-        };
-        let page = task
+        self.ahead
+            .page(after, limit, |after, limit| self.read_page(after, limit))
             .await
-            .map_err(|e| StoreError::Backend(format!("journal reader: {e}")))??;
-        let full = i64::try_from(page.len()).is_ok_and(|n| n == limit);
-        if let (true, Some(last)) = (full, page.last_seq()) {
-            let next = self.read_page(last, limit);
-            if let Ok(mut slot) = self.ahead.lock() {
-                *slot = Some((last, limit, next));
-            }
-        }
-        Ok(page)
     }
     async fn balances(
         &self,
@@ -724,7 +700,7 @@ impl Store for PgStore {
         Ok(Box::new(PgSnapshot {
             head,
             tx: Arc::new(tokio::sync::Mutex::new(tx)),
-            ahead: std::sync::Mutex::new(None),
+            ahead: store::ReadAhead::default(),
         }))
     }
     async fn entry(&self, seq: u64) -> Result<Option<StoredEntry>> {
@@ -761,19 +737,7 @@ impl Store for PgStore {
         .fetch_all(&self.pool)
         .await
         .map_err(err)?;
-        Ok(rows
-            .iter()
-            .map(|r| {
-                let b = decode::balance(r.get("qty"), r.get("value"));
-                BalanceRow {
-                    account: r.get("account"),
-                    sku: r.get("sku"),
-                    lot: r.get("lot"),
-                    quantity: b.qty,
-                    value: b.value,
-                }
-            })
-            .collect())
+        Ok(rows.iter().map(balance_row).collect())
     }
 
     async fn conservation_violations(&self) -> Result<Vec<Violation>> {

@@ -13,7 +13,7 @@ use ledger::{Hash, Lot};
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags};
 use store::{
-    BalanceFilter, BalanceRow, EntryColumns, Head, JournalPage, PostingColumns, Result,
+    BalanceFilter, BalanceRow, EntryColumns, Head, JournalPage, PostingColumns, ReadAhead, Result,
     ShipmentMismatch, Snapshot, StoreError, JOURNAL_PAGE_MAX, PAGE_MAX,
 };
 
@@ -34,12 +34,9 @@ pub(crate) struct SqliteSnapshot {
     head: Head,
     /// Used by one read at a time: the caller's, or the page being read ahead.
     conn: Arc<Mutex<Connection>>,
-    /// The page after the last one served, being read while the caller works through that
-    /// one: (after, limit) it was asked for, and the task reading it.
-    ahead: Mutex<Option<Ahead>>,
+    /// The next page, read while the caller checks the current one.
+    ahead: ReadAhead,
 }
-
-type Ahead = (i64, i64, tokio::task::JoinHandle<Result<JournalPage>>);
 
 fn err(e: rusqlite::Error) -> StoreError {
     match e.sqlite_error_code() {
@@ -153,7 +150,7 @@ impl JournalReader {
             Ok(SqliteSnapshot {
                 head,
                 conn: Arc::new(Mutex::new(conn)),
-                ahead: Mutex::new(None),
+                ahead: ReadAhead::default(),
             })
         })
         .await
@@ -210,31 +207,14 @@ impl Snapshot for SqliteSnapshot {
         &self.head
     }
 
-    /// A full page starts the read of the next one, which the next call for it takes: the
-    /// pass over the journal then decodes one page while the next is read, on two cores.
     async fn journal_page(&self, after: u64, n: u32) -> Result<JournalPage> {
         let (after, limit) = (i64_of(after), i64::from(n.clamp(1, JOURNAL_PAGE_MAX)));
-        let ahead = self.ahead.lock().ok().and_then(|mut a| a.take());
-        let task = match ahead {
-            Some((a, l, task)) if (a, l) == (after, limit) => task,
-            other => {
-                if let Some((_, _, stale)) = other {
-                    stale.abort();
-                }
+        self.ahead
+            .page(after, limit, |after, limit| {
                 let conn = self.conn.clone();
                 tokio::task::spawn_blocking(move || read(&*lock(&conn)?, after, limit))
-            }
-        };
-        let page = task.await.map_err(gone)??;
-        let full = i64::try_from(page.len()).is_ok_and(|n| n == limit);
-        if let (true, Some(last)) = (full, page.last_seq()) {
-            let conn = self.conn.clone();
-            let next = tokio::task::spawn_blocking(move || read(&*lock(&conn)?, last, limit));
-            if let Ok(mut slot) = self.ahead.lock() {
-                *slot = Some((last, limit, next));
-            }
-        }
-        Ok(page)
+            })
+            .await
     }
 
     async fn balances(

@@ -216,6 +216,54 @@ impl<'a> Postings<'a> {
     }
 }
 
+/// A page being read for a full pass: when it is done, what was read or why not.
+pub type PageTask = tokio::task::JoinHandle<crate::Result<JournalPage>>;
+
+/// The page after the last one a snapshot served, read while the pass checks that one, so
+/// that one core decodes a page while the other reads the next. Each backend's snapshot keeps
+/// one and says how to read a page (a task that holds the snapshot's connection meanwhile).
+/// Entries are append-only, and a snapshot sees one moment: a page read early is the page.
+#[derive(Debug, Default)]
+pub struct ReadAhead {
+    /// (after, limit) the page read ahead was asked for, and the task reading it.
+    slot: std::sync::Mutex<Option<(i64, i64, PageTask)>>,
+}
+
+impl ReadAhead {
+    /// The page of at most `limit` entries after `after`: the one read ahead when it is that
+    /// one, else one `read` now. A full page starts the read of the next with `read`.
+    pub async fn page(
+        &self,
+        after: i64,
+        limit: i64,
+        read: impl Fn(i64, i64) -> PageTask,
+    ) -> crate::Result<JournalPage> {
+        let ahead = self.slot.lock().ok().and_then(|mut a| a.take());
+        let task = match ahead {
+            Some((a, l, task)) if (a, l) == (after, limit) => task,
+            other => {
+                // A page read ahead for another call is let finish (a read cancelled half-way
+                // could leave its connection mid-answer) and dropped.
+                if let Some((_, _, stale)) = other {
+                    let _ = stale.await;
+                }
+                read(after, limit)
+            }
+        };
+        let page = task
+            .await
+            .map_err(|e| crate::StoreError::Backend(format!("journal reader: {e}")))??;
+        let full = i64::try_from(page.len()).is_ok_and(|n| n == limit);
+        if let (true, Some(last)) = (full, page.last_seq()) {
+            let next = read(last, limit);
+            if let Ok(mut slot) = self.slot.lock() {
+                *slot = Some((last, limit, next));
+            }
+        }
+        Ok(page)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

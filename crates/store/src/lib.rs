@@ -9,7 +9,9 @@ pub mod journal;
 pub mod production;
 
 use async_trait::async_trait;
-pub use journal::{EntryColumns, JournalPage, PostingColumns, Postings, JOURNAL_PAGE_MAX};
+pub use journal::{
+    EntryColumns, JournalPage, PageTask, PostingColumns, Postings, ReadAhead, JOURNAL_PAGE_MAX,
+};
 use ledger::{
     Account, Balance, Entry, Hash, Item, Location, Lot, LotNo, Needs, Party, Shipment,
     ShipmentChange, Sku, State,
