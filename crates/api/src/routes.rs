@@ -380,7 +380,13 @@ impl ReportQuery {
                 }])
             })?),
         };
+        // Only the form the answer is written from is built.
+        let form = match self.format.as_deref() {
+            Some("csv" | "xlsx") => service::reports::ReportForm::Tables,
+            _ => service::reports::ReportForm::Json,
+        };
         Ok(service::reports::ReportParams {
+            form,
             as_of,
             expiring_within_days: self.expiring_within_days,
             tolerance_pct,

@@ -286,7 +286,11 @@ async fn measure(backend: &str, url: &str, plan: &Plan<'_>) -> anyhow::Result<Me
     // Reconciliation: trial balance, conservation and the chain from one read of the journal
     // (the `reconciliation` report), and then the three separate reports for comparison.
     say(&format!("{backend}: reconciliation"));
-    let params = service::reports::ReportParams::default();
+    // The JSON form, as `GET /reports/reconciliation` and `--format json` build it.
+    let params = service::reports::ReportParams {
+        form: service::reports::ReportForm::Json,
+        ..Default::default()
+    };
     let t = Instant::now();
     let one = service
         .report(service::reports::ReportName::Reconciliation, &params)

@@ -650,6 +650,12 @@ pub async fn report(
         .transpose()
         .map_err(|e| anyhow::anyhow!("--tolerance-pct {e}"))?;
     let params = service::reports::ReportParams {
+        // Only the form the output is written from is built.
+        form: if args.format == "json" {
+            service::reports::ReportForm::Json
+        } else {
+            service::reports::ReportForm::Tables
+        },
         as_of,
         expiring_within_days: args.expiring_within_days,
         tolerance_pct,

@@ -69,9 +69,25 @@ impl FromStr for ReportName {
     }
 }
 
+/// Which forms of a report the caller will use. The trial balance of a large ledger has
+/// millions of rows (4.3M at 10M postings): it is built only in the form asked for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ReportForm {
+    /// The JSON and the tables.
+    #[default]
+    Both,
+    /// The JSON answer (`GET /reports/NAME`, `--format json`): the trial balance's rows are
+    /// left out of `tables`.
+    Json,
+    /// The tables (CSV, XLSX, text): the trial balance's rows are left out of `json`.
+    Tables,
+}
+
 /// What a report may be asked for; each report reads the fields it understands.
 #[derive(Debug, Clone, Default)]
 pub struct ReportParams {
+    /// The forms the caller will use.
+    pub form: ReportForm,
     /// Entries up to and including this date (trial balance).
     pub as_of: Option<time::Date>,
     /// Only lots expiring within this many days of today (stock).
@@ -265,7 +281,7 @@ impl Service {
         let (json, tables) = match name {
             ReportName::TrialBalance => {
                 let rows = self.store().trial_balance(params.as_of).await?;
-                trial_balance_section(params.as_of, rows)
+                trial_balance_section(params.as_of, rows, params.form)
             }
             ReportName::Conservation => {
                 let violations = self.store().conservation_violations().await?;
@@ -275,7 +291,7 @@ impl Service {
                 let snapshot = snapshot
                     .as_deref()
                     .expect("opened above for reconciliation");
-                Box::pin(self.reconciliation(snapshot)).await?
+                Box::pin(self.reconciliation(snapshot, params.form)).await?
             }
             // Boxed: each report's future is large, and they would all sit inline in this one.
             ReportName::Donations => Box::pin(self.donations_report(params)).await?,
@@ -332,20 +348,27 @@ impl Service {
     }
 }
 
-/// The trial balance's JSON and table. A journal of a million postings has about half a
-/// million rows: each row's numbers are formatted once for both, and its text moved into the
-/// table rather than copied again.
+/// The trial balance's JSON and table, each with rows only when `form` asks for it. A journal
+/// of a million postings has about half a million rows: each row's numbers are formatted once
+/// for both, and its text moved into the table rather than copied again.
 fn trial_balance_section(
     as_of: Option<time::Date>,
     rows: Vec<store::BalanceRow>,
+    form: ReportForm,
 ) -> (Value, Vec<Table>) {
     let total_value = crate::money(rows.iter().map(|r| r.value).sum());
-    let mut json_rows = Vec::with_capacity(rows.len());
-    let mut table_rows = Vec::with_capacity(rows.len());
+    let (want_json, want_table) = (form != ReportForm::Tables, form != ReportForm::Json);
+    let mut json_rows = Vec::with_capacity(if want_json { rows.len() } else { 0 });
+    let mut table_rows = Vec::with_capacity(if want_table { rows.len() } else { 0 });
     for r in rows {
         let quantity = r.quantity.to_string();
         let value = crate::money(r.value);
-        json_rows.push(balance_json(&r.account, &r.sku, &r.lot, &quantity, &value));
+        if want_json {
+            json_rows.push(balance_json(&r.account, &r.sku, &r.lot, &quantity, &value));
+        }
+        if !want_table {
+            continue;
+        }
         table_rows.push(vec![
             Cell::Text(r.account),
             Cell::Text(r.sku),
@@ -427,7 +450,11 @@ impl Service {
     /// where the three separate reports read it once each. The conservation checks that need
     /// other tables (lot items, maintained balances) are added to the pass's own. A journal
     /// with an unreadable row falls back to the SQL of the separate reports, which read past it.
-    async fn reconciliation(&self, snapshot: &dyn store::Snapshot) -> Result<(Value, Vec<Table>)> {
+    async fn reconciliation(
+        &self,
+        snapshot: &dyn store::Snapshot,
+        form: ReportForm,
+    ) -> Result<(Value, Vec<Table>)> {
         let store = self.store();
         let scan = crate::scan::run(snapshot, &|_, _| {}).await?;
         let (verify, mismatches) = crate::verify::report(store, snapshot, &scan).await?;
@@ -445,7 +472,7 @@ impl Service {
             )
         };
         let total_rows = rows.len();
-        let (tb_json, tb_tables) = trial_balance_section(None, rows);
+        let (tb_json, tb_tables) = trial_balance_section(None, rows, form);
         let total_value = tb_json["total_value"]
             .as_str()
             .unwrap_or_default()
@@ -815,7 +842,16 @@ mod tests {
             .iter()
             .map(|r| serde_json::to_value(crate::views::balance_view(r)).unwrap())
             .collect();
-        let (json, tables) = trial_balance_section(None, rows);
+        // Each form alone holds what both hold, and the other side no rows.
+        let (json_only, json_tables) = trial_balance_section(None, rows.clone(), ReportForm::Json);
+        let (tables_json, tables_only) =
+            trial_balance_section(None, rows.clone(), ReportForm::Tables);
+        let (json, tables) = trial_balance_section(None, rows, ReportForm::Both);
+        assert_eq!(json_only, json);
+        assert_eq!(tables_only, tables);
+        assert!(json_tables[0].rows.is_empty());
+        assert_eq!(tables_json["rows"], json!([]));
+        assert_eq!(tables_json["total_value"], json["total_value"]);
         assert_eq!(json["rows"], Value::Array(views.clone()));
         assert_eq!(json["total_value"], "0.0001");
         let t = &tables[0];
