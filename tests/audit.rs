@@ -396,7 +396,28 @@ async fn exports_are_safe_and_typed() {
         ])
         .await;
     assert!(ok && printed.contains(&head), "{printed}");
-    assert!(std::fs::metadata(&out).unwrap().len() > 1000);
+    let len = std::fs::metadata(&out).unwrap().len();
+    assert!(len > 1000);
+    assert!(printed.contains(&format!("({len} bytes;")), "{printed}");
+    // JSON to a file: what the API answers, and the size it says it wrote.
+    let out = dir.path().join("stock.json");
+    let (ok, printed) = app
+        .ppe(&[
+            "report",
+            "stock",
+            "--format",
+            "json",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .await;
+    let written = std::fs::read(&out).unwrap();
+    assert!(
+        ok && printed.contains(&format!("({} bytes;", written.len())),
+        "{printed}"
+    );
+    let from_file: serde_json::Value = serde_json::from_slice(&written).unwrap();
+    assert_eq!(from_file, app.get("/api/v1/reports/stock").await.body);
     let (ok, table) = app.ppe(&["report", "stock"]).await;
     assert!(
         ok && table.contains("PO-1-1") && table.contains("2021-02-11"),

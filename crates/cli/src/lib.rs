@@ -661,33 +661,47 @@ pub async fn report(
         tolerance_pct,
         older_than_days: args.older_than_days,
     };
+    match (args.format.as_str(), &args.out) {
+        ("xlsx", None) => anyhow::bail!("xlsx needs --out FILE"),
+        ("table" | "json" | "csv" | "xlsx", _) => {}
+        (other, _) => anyhow::bail!("--format {other}: one of table, json, csv, xlsx"),
+    }
     let report = service.report(args.name, &params).await?;
-    let bytes = match args.format.as_str() {
-        "table" => render_table(&report).into_bytes(),
-        "json" => {
-            // A line of its own on a terminal, like every other answer.
-            let mut v = serde_json::to_vec_pretty(&report.json)?;
-            v.push(b'\n');
-            v
+    // Written as it is made: the JSON of a large ledger is hundreds of megabytes.
+    let write = |w: &mut dyn Write| -> anyhow::Result<()> {
+        match args.format.as_str() {
+            "table" => w.write_all(render_table(&report).as_bytes())?,
+            "json" => {
+                serde_json::to_writer_pretty(&mut *w, &report.json)?;
+                // A line of its own on a terminal, like every other answer.
+                w.write_all(b"\n")?;
+            }
+            "csv" => w.write_all(report.to_csv().as_bytes())?,
+            _ => w.write_all(&report.to_xlsx()?)?,
         }
-        "csv" => report.to_csv().into_bytes(),
-        "xlsx" if args.out.is_none() => anyhow::bail!("xlsx needs --out FILE"),
-        "xlsx" => report.to_xlsx()?,
-        other => anyhow::bail!("--format {other}: one of table, json, csv, xlsx"),
+        Ok(())
     };
     match &args.out {
         Some(path) => {
-            std::fs::write(path, &bytes).with_context(|| format!("writing {}", path.display()))?;
+            let context = || format!("writing {}", path.display());
+            let mut file =
+                std::io::BufWriter::new(std::fs::File::create(path).with_context(context)?);
+            write(&mut file).with_context(context)?;
+            file.flush().with_context(context)?;
             writeln!(
                 out,
                 "wrote {} ({} bytes; head {}, {} entries)",
                 path.display(),
-                bytes.len(),
+                std::fs::metadata(path).with_context(context)?.len(),
                 report.head_hash,
                 report.entries
             )?;
         }
-        None => out.write_all(&bytes)?,
+        None => {
+            let mut w = std::io::BufWriter::new(&mut *out);
+            write(&mut w)?;
+            w.flush()?;
+        }
     }
     // A conservation report that finds a violation fails the command, as verify does.
     Ok(report
