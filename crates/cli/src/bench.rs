@@ -224,8 +224,9 @@ async fn measure(backend: &str, url: &str, plan: &Plan<'_>) -> anyhow::Result<Me
     // memory is then the import's alone, not the generator's or an earlier backend's); in
     // process otherwise (a test calling `run`).
     say(&format!("{backend}: importing"));
-    let in_child = ppe_exe().is_some();
-    let imported = match ppe_exe() {
+    let exe = ppe_exe();
+    let in_child = exe.is_some();
+    let imported = match exe {
         Some(exe) => import_in_child(&exe, url, data)?,
         None => {
             let service = Service::open(url, WriterConfig::default())

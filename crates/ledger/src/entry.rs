@@ -80,18 +80,13 @@ impl fmt::Display for EntryKind {
 /// An entry of the journal. Built only by [`Entry::new`], which checks invariant 1.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Entry {
-    seq: u64,
-    date: Date,
-    kind: EntryKind,
-    document: DocId,
-    actor: String,
-    reverses: Option<u64>,
-    memo: String,
+    #[serde(flatten)]
+    header: EntryHeader,
     postings: Vec<Posting>,
 }
 
 /// The header of an entry: everything but its postings.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct EntryHeader {
     pub seq: u64,
     pub date: Date,
@@ -119,71 +114,35 @@ impl Entry {
             ));
         }
         check_balanced(&postings)?;
-        let EntryHeader {
-            seq,
-            date,
-            kind,
-            document,
-            actor,
-            reverses,
-            memo,
-        } = header;
-        Ok(Entry {
-            seq,
-            date,
-            kind,
-            document,
-            actor,
-            reverses,
-            memo,
-            postings,
-        })
+        Ok(Entry { header, postings })
     }
 
     /// An entry read back from storage, as it was stored: not checked, because `verify` must
     /// be able to read (and report) an entry that was tampered with.
     pub fn from_storage(header: EntryHeader, postings: Vec<Posting>) -> Entry {
-        let EntryHeader {
-            seq,
-            date,
-            kind,
-            document,
-            actor,
-            reverses,
-            memo,
-        } = header;
-        Entry {
-            seq,
-            date,
-            kind,
-            document,
-            actor,
-            reverses,
-            memo,
-            postings,
-        }
+        Entry { header, postings }
     }
 
     pub fn seq(&self) -> u64 {
-        self.seq
+        self.header.seq
     }
     pub fn date(&self) -> Date {
-        self.date
+        self.header.date
     }
     pub fn kind(&self) -> EntryKind {
-        self.kind
+        self.header.kind
     }
     pub fn document(&self) -> &DocId {
-        &self.document
+        &self.header.document
     }
     pub fn actor(&self) -> &str {
-        &self.actor
+        &self.header.actor
     }
     pub fn reverses(&self) -> Option<u64> {
-        self.reverses
+        self.header.reverses
     }
     pub fn memo(&self) -> &str {
-        &self.memo
+        &self.header.memo
     }
     pub fn postings(&self) -> &[Posting] {
         &self.postings
@@ -195,16 +154,7 @@ impl Entry {
     /// thing two backends fed the same operations legitimately disagree on.
     pub fn canonical_bytes(&self) -> Vec<u8> {
         let mut s = String::with_capacity(128 + 64 * self.postings.len());
-        write_header(
-            &mut s,
-            self.seq,
-            self.date,
-            self.kind,
-            &self.document,
-            &self.actor,
-            self.reverses,
-            &self.memo,
-        );
+        self.header.write_canonical(&mut s);
         for p in &self.postings {
             write_posting(
                 &mut s,
@@ -249,16 +199,7 @@ impl EntryHeader {
         buf: &mut String,
     ) -> Hash {
         buf.clear();
-        write_header(
-            buf,
-            self.seq,
-            self.date,
-            self.kind,
-            &self.document,
-            &self.actor,
-            self.reverses,
-            &self.memo,
-        );
+        self.write_canonical(buf);
         for p in postings {
             write_posting(buf, p.account, p.sku, p.lot, p.qty, p.value);
         }
@@ -267,37 +208,27 @@ impl EntryHeader {
         h.update(buf.as_bytes());
         Hash(h.finalize().into())
     }
-}
 
-/// The canonical header lines, shared by [`Entry::canonical_bytes`] and
-/// [`EntryHeader::chain_hash`] so that there is one definition of the bytes.
-#[allow(clippy::too_many_arguments)]
-fn write_header(
-    s: &mut String,
-    seq: u64,
-    date: Date,
-    kind: EntryKind,
-    document: &DocId,
-    actor: &str,
-    reverses: Option<u64>,
-    memo: &str,
-) {
-    use std::fmt::Write;
-    let _ = writeln!(s, "ppe-entry-v1");
-    let _ = writeln!(s, "seq {seq}");
-    let _ = writeln!(s, "date {date}");
-    let _ = writeln!(s, "kind {kind}");
-    let _ = writeln!(s, "document {document}");
-    let _ = writeln!(s, "actor {}:{actor}", actor.len());
-    match reverses {
-        Some(r) => {
-            let _ = writeln!(s, "reverses {r}");
+    /// The canonical header lines, shared by [`Entry::canonical_bytes`] and
+    /// [`EntryHeader::chain_hash`] so that there is one definition of the bytes.
+    fn write_canonical(&self, s: &mut String) {
+        use std::fmt::Write;
+        let _ = writeln!(s, "ppe-entry-v1");
+        let _ = writeln!(s, "seq {}", self.seq);
+        let _ = writeln!(s, "date {}", self.date);
+        let _ = writeln!(s, "kind {}", self.kind);
+        let _ = writeln!(s, "document {}", self.document);
+        let _ = writeln!(s, "actor {}:{}", self.actor.len(), self.actor);
+        match self.reverses {
+            Some(r) => {
+                let _ = writeln!(s, "reverses {r}");
+            }
+            None => {
+                let _ = writeln!(s, "reverses -");
+            }
         }
-        None => {
-            let _ = writeln!(s, "reverses -");
-        }
+        let _ = writeln!(s, "memo {}:{}", self.memo.len(), self.memo);
     }
-    let _ = writeln!(s, "memo {}:{memo}", memo.len());
 }
 
 /// One canonical posting line.

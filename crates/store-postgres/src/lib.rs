@@ -984,10 +984,6 @@ impl Store for PgStore {
         let mut conn = self.pool.acquire().await.map_err(err)?;
         shipments::documents_for(&mut conn, kind, document, after, limit(n)).await
     }
-    async fn shipment_mismatches(&self) -> Result<Vec<ShipmentMismatch>> {
-        let mut conn = self.pool.acquire().await.map_err(err)?;
-        shipments::mismatches(&mut conn).await
-    }
     async fn put_bom(&self, bom: &ledger::production::Bom) -> Result<BomPut> {
         production::put_bom(&self.pool, bom).await
     }

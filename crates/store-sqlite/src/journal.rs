@@ -208,7 +208,10 @@ impl Snapshot for SqliteSnapshot {
     }
 
     async fn journal_page(&self, after: u64, n: u32) -> Result<JournalPage> {
-        let (after, limit) = (i64_of(after), i64::from(n.clamp(1, JOURNAL_PAGE_MAX)));
+        let (after, limit) = (
+            crate::i64_of(after),
+            i64::from(n.clamp(1, JOURNAL_PAGE_MAX)),
+        );
         self.ahead
             .page(after, limit, |after, limit| {
                 let conn = self.conn.clone();
@@ -241,10 +244,6 @@ impl Snapshot for SqliteSnapshot {
     async fn shipment_mismatches(&self) -> Result<Vec<ShipmentMismatch>> {
         self.with_connection(read_shipment_mismatches).await
     }
-}
-
-fn i64_of(seq: u64) -> i64 {
-    i64::try_from(seq).unwrap_or(i64::MAX)
 }
 
 /// The ledger head. Read first in a snapshot's transaction, it fixes the snapshot's moment.
@@ -319,10 +318,9 @@ fn read_shipment_mismatches(conn: &Connection) -> Result<Vec<ShipmentMismatch>> 
 /// One page: the entries, then their postings, in the snapshot's read transaction.
 fn read(conn: &Connection, after: i64, limit: i64) -> Result<JournalPage> {
     assert!(!conn.is_autocommit(), "a page is read inside a snapshot");
-    let tx = conn;
     let mut page = JournalPage::with_capacity(usize::try_from(limit).unwrap_or(0));
     {
-        let mut st = tx
+        let mut st = conn
             .prepare_cached(
                 "select seq, date, kind, document, actor, reverses, memo, hash
                  from entries where seq > ?1 order by seq limit ?2",
@@ -347,7 +345,7 @@ fn read(conn: &Connection, after: i64, limit: i64) -> Result<JournalPage> {
         return Ok(page);
     };
     {
-        let mut st = tx
+        let mut st = conn
             .prepare_cached(
                 "select seq, account, sku, lot, qty, value
                  from postings where seq > ?1 and seq <= ?2 order by seq, idx",

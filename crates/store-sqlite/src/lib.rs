@@ -17,8 +17,8 @@ use store::decode::{self, RawEntry, RawPosting};
 use store::Snapshot;
 use store::{
     BalanceFilter, BalanceMismatch, BalanceRow, BomPut, DocumentRecord, Head, IdempotencyRecord,
-    Inserted, LotPosting, Result, RunFilter, RunReportRow, ShipmentFilter, ShipmentMismatch,
-    StockRow, Store, StoreError, StoredBom, StoredEntry, TokenRecord, Violation, WriteTx, PAGE_MAX,
+    Inserted, LotPosting, Result, RunFilter, RunReportRow, ShipmentFilter, StockRow, Store,
+    StoreError, StoredBom, StoredEntry, TokenRecord, Violation, WriteTx, PAGE_MAX,
 };
 
 mod journal;
@@ -899,10 +899,6 @@ impl Store for SqliteStore {
     ) -> Result<Vec<(u64, DocumentRecord)>> {
         let mut conn = self.reader.acquire().await.map_err(err)?;
         shipments::documents_for(&mut conn, kind, document, after, limit(n)).await
-    }
-    async fn shipment_mismatches(&self) -> Result<Vec<ShipmentMismatch>> {
-        let mut conn = self.reader.acquire().await.map_err(err)?;
-        shipments::mismatches(&mut conn).await
     }
     async fn put_bom(&self, bom: &ledger::production::Bom) -> Result<BomPut> {
         production::put_bom(&self.writer, bom).await

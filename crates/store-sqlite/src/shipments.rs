@@ -6,7 +6,7 @@ use ledger::Shipment;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 use store::decode::{self, RawShipment, RawShipmentLine};
-use store::{Result, ShipmentFilter, ShipmentMismatch};
+use store::{Result, ShipmentFilter};
 
 use crate::{err, i64_of};
 
@@ -185,8 +185,7 @@ pub(crate) async fn write(conn: &mut SqliteConnection, changes: &[ShipmentChange
 
 /// Per shipment and lot, outstanding (dispatched less acknowledged, damaged and short) against
 /// the `transit:` balance, both ways: lines without a balance and balances without lines, as
-/// (shipment, lot, outstanding, in transit). Run through sqlx here and by a snapshot
-/// (`journal.rs`). One grouping over both tables: SQLite runs a full outer join of two
+/// (shipment, lot, outstanding, in transit), read by a snapshot (`journal.rs`). One grouping over both tables: SQLite runs a full outer join of two
 /// grouped subqueries as a nested loop, quadratic in the number of shipment lines.
 pub(crate) const MISMATCHES_SQL: &str =
     "select substr(account, 9) as shipment, lot, sum(oq) as oq, sum(tq) as tq from (
@@ -198,23 +197,6 @@ pub(crate) const MISMATCHES_SQL: &str =
      group by account, lot
      having sum(oq) <> sum(tq)
      order by 1, 2";
-
-/// [`MISMATCHES_SQL`] through sqlx.
-pub(crate) async fn mismatches(conn: &mut SqliteConnection) -> Result<Vec<ShipmentMismatch>> {
-    let rows = sqlx::query(MISMATCHES_SQL)
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(err)?;
-    Ok(rows
-        .iter()
-        .map(|r| ShipmentMismatch {
-            shipment: r.get("shipment"),
-            lot: r.get("lot"),
-            outstanding_qty: r.get("oq"),
-            transit_qty: r.get("tq"),
-        })
-        .collect())
-}
 
 /// Documents of one kind whose entries carry one document id, in recorded order.
 pub(crate) async fn documents_for(

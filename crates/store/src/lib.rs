@@ -251,9 +251,6 @@ pub trait Store: Send + Sync + 'static {
         after: Option<u64>,
         limit: u32,
     ) -> Result<Vec<(u64, DocumentRecord)>>;
-    /// Shipment lines whose outstanding quantity disagrees with the transit balance.
-    async fn shipment_mismatches(&self) -> Result<Vec<ShipmentMismatch>>;
-
     /// Stores a bill of materials: creates it, finds it unchanged, or replaces it while no run
     /// has used it. Atomic against the writer, which marks a version used in a run's
     /// transaction: a replacement never slips between a run's reading of a BOM and its commit.
@@ -306,7 +303,7 @@ pub trait Snapshot: Send + Sync {
     ) -> Result<Vec<BalanceRow>>;
     /// [`Store::lots`] at this moment.
     async fn lots(&self, lots: &[String]) -> Result<Vec<Lot>>;
-    /// [`Store::shipment_mismatches`] at this moment.
+    /// Shipment lines whose outstanding quantity disagrees with the transit balance.
     async fn shipment_mismatches(&self) -> Result<Vec<ShipmentMismatch>>;
 }
 
