@@ -380,13 +380,7 @@ impl ReportQuery {
                 }])
             })?),
         };
-        // Only the form the answer is written from is built.
-        let form = match self.format.as_deref() {
-            Some("csv" | "xlsx") => service::reports::ReportForm::Tables,
-            _ => service::reports::ReportForm::Json,
-        };
         Ok(service::reports::ReportParams {
-            form,
             as_of,
             expiring_within_days: self.expiring_within_days,
             tolerance_pct,
@@ -401,7 +395,7 @@ pub(crate) fn report_response(
     format: Option<&str>,
 ) -> ApiResult<Response> {
     match format {
-        None | Some("json") => Ok(axum::Json(&report.json).into_response()),
+        None | Some("json") => Ok(axum::Json(report.body()).into_response()),
         Some("csv") => Ok(csv_response(report.to_csv())),
         Some("xlsx") => {
             let bytes = report.to_xlsx()?;

@@ -650,12 +650,6 @@ pub async fn report(
         .transpose()
         .map_err(|e| anyhow::anyhow!("--tolerance-pct {e}"))?;
     let params = service::reports::ReportParams {
-        // Only the form the output is written from is built.
-        form: if args.format == "json" {
-            service::reports::ReportForm::Json
-        } else {
-            service::reports::ReportForm::Tables
-        },
         as_of,
         expiring_within_days: args.expiring_within_days,
         tolerance_pct,
@@ -672,7 +666,7 @@ pub async fn report(
         match args.format.as_str() {
             "table" => w.write_all(render_table(&report).as_bytes())?,
             "json" => {
-                serde_json::to_writer_pretty(&mut *w, &report.json)?;
+                serde_json::to_writer_pretty(&mut *w, &report.body())?;
                 // A line of its own on a terminal, like every other answer.
                 w.write_all(b"\n")?;
             }

@@ -249,6 +249,32 @@ async fn fresh_db(postgres: bool, n: usize) -> Db {
     }
 }
 
+/// Waits until the killed client's PostgreSQL session has ended. A `commit` the server had
+/// already received when the client died still lands, after the client is gone: checked
+/// before then, the ledger could gain a batch between `verify` and the reads after it.
+async fn settle(db: &Db) {
+    let Some((admin, name)) = &db.pg else {
+        // SQLite has no server: the database is as the killed process left it.
+        return;
+    };
+    let mut c = <sqlx::PgConnection as sqlx::Connection>::connect(admin)
+        .await
+        .unwrap();
+    for _ in 0..1_000 {
+        let sessions: i64 =
+            sqlx::query_scalar("select count(*) from pg_stat_activity where datname = $1")
+                .bind(name)
+                .fetch_one(&mut c)
+                .await
+                .unwrap();
+        if sessions == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the killed client's session on {name} did not end within 10 s");
+}
+
 async fn drop_db(db: &Db) {
     if let Some((admin, name)) = &db.pg {
         let mut c = <sqlx::PgConnection as sqlx::Connection>::connect(admin)
@@ -286,6 +312,7 @@ async fn crash_backend(postgres: bool, rng: &mut Rng, files: &Path) {
         for k in 0..KILLS_PER_ROUND {
             let wait = Duration::from_millis(rng.below(KILL_WITHIN_MS));
             let running = import_and_kill(&db.url, &purchases, wait);
+            settle(&db).await;
             landed += usize::from(running);
             let what = format!("{backend} round {round} kill {k} after {wait:?}");
             let now = check(&db.url, &what).await;

@@ -2,11 +2,15 @@
 //! typed tables), which is then written as JSON, CSV (spreadsheet-safe) or XLSX (typed numeric
 //! cells, with the ledger's head hash and the generation time on the sheet).
 
+use std::borrow::Cow;
+use std::fmt::Display;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use ledger::{Money, Qty};
+use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{json, Value};
-use store::Violation;
+use store::{BalanceRow, Violation};
 
 use crate::error::{Result, ServiceError};
 use crate::export::{Cell as CsvCell, CsvOut};
@@ -69,25 +73,9 @@ impl FromStr for ReportName {
     }
 }
 
-/// Which forms of a report the caller will use. The trial balance of a large ledger has
-/// millions of rows (4.3M at 10M postings): it is built only in the form asked for.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum ReportForm {
-    /// The JSON and the tables.
-    #[default]
-    Both,
-    /// The JSON answer (`GET /reports/NAME`, `--format json`): the trial balance's rows are
-    /// left out of `tables`.
-    Json,
-    /// The tables (CSV, XLSX, text): the trial balance's rows are left out of `json`.
-    Tables,
-}
-
 /// What a report may be asked for; each report reads the fields it understands.
 #[derive(Debug, Clone, Default)]
 pub struct ReportParams {
-    /// The forms the caller will use.
-    pub form: ReportForm,
     /// Entries up to and including this date (trial balance).
     pub as_of: Option<time::Date>,
     /// Only lots expiring within this many days of today (stock).
@@ -124,18 +112,100 @@ impl Cell {
 }
 
 /// A table of a report: a title (the sheet name in XLSX), columns and rows.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Table {
     pub title: String,
     pub columns: Vec<&'static str>,
-    pub rows: Vec<Vec<Cell>>,
+    pub rows: Rows,
+}
+
+/// A table's rows. The trial balance's are kept where they were made (4.3M of them at 10M
+/// postings) and made into cells one row at a time as the table is written, instead of all
+/// held as cells at once.
+#[derive(Debug, Clone)]
+pub enum Rows {
+    Cells(Vec<Vec<Cell>>),
+    /// Shared with the report's JSON, which writes the same rows.
+    Balances(Arc<dyn BalanceRows>),
+}
+
+/// One trial-balance row, borrowed from wherever the rows are kept.
+#[derive(Debug, Clone, Copy)]
+pub struct BalanceRef<'a> {
+    pub account: &'a str,
+    pub sku: &'a str,
+    pub lot: &'a str,
+    pub quantity: Qty,
+    pub value: Money,
+}
+
+/// The trial balance's rows as their source keeps them (the SQL's rows, or the pass's own
+/// sums), read one at a time as the report is written: not copied into rows of another type.
+pub trait BalanceRows: std::fmt::Debug + Send + Sync {
+    fn len(&self) -> usize;
+    fn row(&self, i: usize) -> BalanceRef<'_>;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl BalanceRows for Vec<BalanceRow> {
+    fn len(&self) -> usize {
+        self.as_slice().len()
+    }
+    fn row(&self, i: usize) -> BalanceRef<'_> {
+        let r = &self[i];
+        BalanceRef {
+            account: &r.account,
+            sku: &r.sku,
+            lot: &r.lot,
+            quantity: r.quantity,
+            value: r.value,
+        }
+    }
+}
+
+impl Rows {
+    pub fn len(&self) -> usize {
+        match self {
+            Rows::Cells(r) => r.len(),
+            Rows::Balances(r) => r.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Row `i`'s cells; a balance's are made when asked for.
+    pub fn row(&self, i: usize) -> Cow<'_, [Cell]> {
+        match self {
+            Rows::Cells(r) => Cow::Borrowed(&r[i]),
+            Rows::Balances(r) => {
+                let b = r.row(i);
+                Cow::Owned(vec![
+                    Cell::Text(b.account.to_owned()),
+                    Cell::Text(b.sku.to_owned()),
+                    Cell::Text(b.lot.to_owned()),
+                    Cell::qty(b.quantity),
+                    Cell::money(b.value),
+                ])
+            }
+        }
+    }
+
+    /// Every row's cells, in order.
+    pub fn iter(&self) -> impl Iterator<Item = Cow<'_, [Cell]>> + '_ {
+        (0..self.len()).map(|i| self.row(i))
+    }
 }
 
 /// A computed report.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Report {
     pub name: &'static str,
-    /// The JSON answer (DESIGN section 4's shape).
+    /// The JSON answer (DESIGN section 4's shape), except the trial balance's rows: where they
+    /// belong it holds `null`, and [`Report::body`] writes them in as it is serialized.
     pub json: Value,
     /// The main table first; CSV writes it, XLSX writes every table on its own sheet.
     pub tables: Vec<Table>,
@@ -143,15 +213,39 @@ pub struct Report {
     pub head_hash: String,
     pub entries: u64,
     pub generated_at: String,
+    /// The trial balance's rows and the path of keys to where they belong in `json`.
+    balances: Option<(&'static [&'static str], Arc<dyn BalanceRows>)>,
 }
 
 impl Report {
+    /// The whole JSON answer, to serialize: `json` with the trial balance's rows written in
+    /// row by row, never built as JSON values (half a million rows at 1M postings).
+    pub fn body(&self) -> Body<'_> {
+        match &self.balances {
+            Some((path, rows)) => Body {
+                value: &self.json,
+                path,
+                rows: Some(&**rows),
+            },
+            None => Body {
+                value: &self.json,
+                path: &[],
+                rows: None,
+            },
+        }
+    }
+
+    /// The whole JSON answer as one value, for a caller that reads it rather than writes it.
+    pub fn to_value(&self) -> Value {
+        serde_json::to_value(self.body()).expect("a report serializes")
+    }
+
     /// The main table as spreadsheet-safe CSV (RFC 4180 quoting).
     pub fn to_csv(&self) -> String {
         let t = &self.tables[0];
         let mut out = CsvOut::new();
         out.header(&t.columns);
-        for row in &t.rows {
+        for row in t.rows.iter() {
             let cells: Vec<CsvCell<'_>> = row
                 .iter()
                 .map(|c| match c {
@@ -241,6 +335,68 @@ fn sheet_name(title: &str) -> String {
         .collect()
 }
 
+/// A report's JSON answer, serialized: its `json` value with the trial balance's rows written
+/// in at `path` (see [`Report::body`]).
+pub struct Body<'a> {
+    value: &'a Value,
+    path: &'a [&'static str],
+    rows: Option<&'a dyn BalanceRows>,
+}
+
+impl Serialize for Body<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        let Some(rows) = self.rows else {
+            return self.value.serialize(s);
+        };
+        let Some((key, rest)) = self.path.split_first() else {
+            return s.collect_seq((0..rows.len()).map(|i| BalanceJson(rows.row(i))));
+        };
+        let Value::Object(fields) = self.value else {
+            return self.value.serialize(s);
+        };
+        let mut map = s.serialize_map(Some(fields.len()))?;
+        for (k, v) in fields {
+            if k == key {
+                let inner = Body {
+                    value: v,
+                    path: rest,
+                    rows: Some(rows),
+                };
+                map.serialize_entry(k, &inner)?;
+            } else {
+                map.serialize_entry(k, v)?;
+            }
+        }
+        map.end()
+    }
+}
+
+/// One trial-balance row as JSON: a [`crate::dto::BalanceView`], written field by field, in
+/// the order a `serde_json::Map` keeps its keys (a unit test holds the two equal).
+struct BalanceJson<'a>(BalanceRef<'a>);
+
+impl Serialize for BalanceJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        let r = &self.0;
+        let mut map = s.serialize_map(Some(5))?;
+        map.serialize_entry("account", r.account)?;
+        map.serialize_entry("lot", r.lot)?;
+        map.serialize_entry("quantity", &Text(&r.quantity))?;
+        map.serialize_entry("sku", r.sku)?;
+        map.serialize_entry("value", &Text(format_args!("{:.4}", r.value.decimal())))?;
+        map.end()
+    }
+}
+
+/// Text written straight from its `Display`, without a `String` first.
+struct Text<T>(T);
+
+impl<T: Display> Serialize for Text<T> {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_str(&self.0)
+    }
+}
+
 fn violation_json(v: &Violation) -> Value {
     let amount = |x: i64| {
         if v.is_value {
@@ -278,10 +434,14 @@ impl Service {
             .now()
             .format(&time::format_description::well_known::Rfc3339)
             .expect("the current time formats");
+        // The trial balance's rows, where a report has them, and where they go in its JSON.
+        let mut balances = None;
         let (json, tables) = match name {
             ReportName::TrialBalance => {
                 let rows = self.store().trial_balance(params.as_of).await?;
-                trial_balance_section(params.as_of, rows, params.form)
+                let (json, tables, rows) = trial_balance_section(params.as_of, Arc::new(rows));
+                balances = Some((&["rows"][..], rows));
+                (json, tables)
             }
             ReportName::Conservation => {
                 let violations = self.store().conservation_violations().await?;
@@ -291,7 +451,9 @@ impl Service {
                 let snapshot = snapshot
                     .as_deref()
                     .expect("opened above for reconciliation");
-                Box::pin(self.reconciliation(snapshot, params.form)).await?
+                let (json, tables, rows) = Box::pin(self.reconciliation(snapshot)).await?;
+                balances = Some((&["trial_balance", "rows"][..], rows));
+                (json, tables)
             }
             // Boxed: each report's future is large, and they would all sit inline in this one.
             ReportName::Donations => Box::pin(self.donations_report(params)).await?,
@@ -320,19 +482,20 @@ impl Service {
                 let table = Table {
                     title: "stock".into(),
                     columns: vec!["location", "sku", "lot", "quantity", "value", "expires_on"],
-                    rows: rows
-                        .iter()
-                        .map(|r| {
-                            vec![
-                                Cell::Text(r.location.clone()),
-                                Cell::Text(r.sku.clone()),
-                                Cell::Text(r.lot.clone()),
-                                Cell::qty(r.quantity),
-                                Cell::money(r.value),
-                                Cell::opt_text(r.expires_on.map(|d| d.to_string())),
-                            ]
-                        })
-                        .collect(),
+                    rows: Rows::Cells(
+                        rows.iter()
+                            .map(|r| {
+                                vec![
+                                    Cell::Text(r.location.clone()),
+                                    Cell::Text(r.sku.clone()),
+                                    Cell::Text(r.lot.clone()),
+                                    Cell::qty(r.quantity),
+                                    Cell::money(r.value),
+                                    Cell::opt_text(r.expires_on.map(|d| d.to_string())),
+                                ]
+                            })
+                            .collect(),
+                    ),
                 };
                 (json, vec![table])
             }
@@ -344,73 +507,35 @@ impl Service {
             head_hash: head.hash.to_hex(),
             entries: head.seq,
             generated_at,
+            balances,
         })
     }
 }
 
-/// The trial balance's JSON and table, each with rows only when `form` asks for it. A journal
-/// of a million postings has about half a million rows: each row's numbers are formatted once
-/// for both, and its text moved into the table rather than copied again.
+/// The trial balance's JSON (with `null` where its rows go) and its table, which share the
+/// rows: they are written out row by row, never held as JSON values or cells.
 fn trial_balance_section(
     as_of: Option<time::Date>,
-    rows: Vec<store::BalanceRow>,
-    form: ReportForm,
-) -> (Value, Vec<Table>) {
-    let total_value = crate::money(rows.iter().map(|r| r.value).sum());
-    let (want_json, want_table) = (form != ReportForm::Tables, form != ReportForm::Json);
-    let mut json_rows = Vec::with_capacity(if want_json { rows.len() } else { 0 });
-    let mut table_rows = Vec::with_capacity(if want_table { rows.len() } else { 0 });
-    for r in rows {
-        let quantity = r.quantity.to_string();
-        let value = crate::money(r.value);
-        if want_json {
-            json_rows.push(balance_json(&r.account, &r.sku, &r.lot, &quantity, &value));
-        }
-        if !want_table {
-            continue;
-        }
-        table_rows.push(vec![
-            Cell::Text(r.account),
-            Cell::Text(r.sku),
-            Cell::Text(r.lot),
-            Cell::Number(quantity),
-            Cell::Number(value),
-        ]);
-    }
+    rows: Arc<dyn BalanceRows>,
+) -> (Value, Vec<Table>, Arc<dyn BalanceRows>) {
+    let total_value = crate::money((0..rows.len()).map(|i| rows.row(i).value).sum());
     let json = object([
         ("as_of", json!(as_of.map(|d| d.to_string()))),
-        ("rows", Value::Array(json_rows)),
+        ("rows", Value::Null),
         ("total_value", Value::String(total_value)),
     ]);
     let table = Table {
         title: "trial-balance".into(),
         columns: vec!["account", "sku", "lot", "quantity", "value"],
-        rows: table_rows,
+        rows: Rows::Balances(Arc::clone(&rows)),
     };
-    (json, vec![table])
+    (json, vec![table], rows)
 }
 
 /// A JSON object of the fields given, moved in. `json!` would serialize each value again (a
-/// deep copy): for a trial balance of half a million rows, a fifth of the reconciliation
-/// report's time.
+/// deep copy).
 fn object<const N: usize>(fields: [(&str, Value); N]) -> Value {
     Value::Object(fields.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
-}
-
-/// One trial-balance row as JSON: a [`crate::dto::BalanceView`], built field by field
-/// instead of through serde (a unit test holds the two equal).
-fn balance_json(account: &str, sku: &str, lot: &str, quantity: &str, value: &str) -> Value {
-    let mut m = serde_json::Map::new();
-    for (k, v) in [
-        ("account", account),
-        ("sku", sku),
-        ("lot", lot),
-        ("quantity", quantity),
-        ("value", value),
-    ] {
-        m.insert(k.to_owned(), Value::String(v.to_owned()));
-    }
-    Value::Object(m)
 }
 
 /// The conservation report's JSON and table.
@@ -421,26 +546,28 @@ fn conservation_section(violations: &[Violation]) -> (Value, Vec<Table>) {
         columns: vec![
             "check", "seq", "account", "sku", "lot", "measure", "expected", "found",
         ],
-        rows: json["violations"]
-            .as_array()
-            .expect("an array")
-            .iter()
-            .map(|v| {
-                let t = |k: &str| v[k].as_str().map(str::to_owned);
-                vec![
-                    Cell::opt_text(t("check")),
-                    v["seq"]
-                        .as_u64()
-                        .map_or(Cell::Empty, |s| Cell::Number(s.to_string())),
-                    Cell::opt_text(t("account")),
-                    Cell::opt_text(t("sku")),
-                    Cell::opt_text(t("lot")),
-                    Cell::opt_text(t("measure")),
-                    Cell::Number(t("expected").unwrap_or_default()),
-                    Cell::Number(t("found").unwrap_or_default()),
-                ]
-            })
-            .collect(),
+        rows: Rows::Cells(
+            json["violations"]
+                .as_array()
+                .expect("an array")
+                .iter()
+                .map(|v| {
+                    let t = |k: &str| v[k].as_str().map(str::to_owned);
+                    vec![
+                        Cell::opt_text(t("check")),
+                        v["seq"]
+                            .as_u64()
+                            .map_or(Cell::Empty, |s| Cell::Number(s.to_string())),
+                        Cell::opt_text(t("account")),
+                        Cell::opt_text(t("sku")),
+                        Cell::opt_text(t("lot")),
+                        Cell::opt_text(t("measure")),
+                        Cell::Number(t("expected").unwrap_or_default()),
+                        Cell::Number(t("found").unwrap_or_default()),
+                    ]
+                })
+                .collect(),
+        ),
     };
     (json, vec![table])
 }
@@ -453,8 +580,7 @@ impl Service {
     async fn reconciliation(
         &self,
         snapshot: &dyn store::Snapshot,
-        form: ReportForm,
-    ) -> Result<(Value, Vec<Table>)> {
+    ) -> Result<(Value, Vec<Table>, Arc<dyn BalanceRows>)> {
         let store = self.store();
         let scan = crate::scan::run(snapshot, &|_, _| {}).await?;
         let (verify, mismatches) = crate::verify::report(store, snapshot, &scan).await?;
@@ -464,15 +590,18 @@ impl Service {
             for m in mismatches {
                 violations.extend(m.violations());
             }
-            (scan.into_trial_balance(), violations)
+            (
+                Arc::new(scan.into_trial_balance()) as Arc<dyn BalanceRows>,
+                violations,
+            )
         } else {
             (
-                store.trial_balance(None).await?,
+                Arc::new(store.trial_balance(None).await?) as Arc<dyn BalanceRows>,
                 store.conservation_violations().await?,
             )
         };
         let total_rows = rows.len();
-        let (tb_json, tb_tables) = trial_balance_section(None, rows, form);
+        let (tb_json, tb_tables, rows) = trial_balance_section(None, rows);
         let total_value = tb_json["total_value"]
             .as_str()
             .unwrap_or_default()
@@ -482,7 +611,7 @@ impl Service {
         let summary = Table {
             title: "reconciliation".into(),
             columns: vec!["check", "ok", "detail"],
-            rows: vec![
+            rows: Rows::Cells(vec![
                 vec![
                     Cell::Text("chain".into()),
                     Cell::Text(verify.ok.to_string()),
@@ -505,7 +634,7 @@ impl Service {
                     Cell::Text("true".into()),
                     Cell::Text(format!("{total_rows} rows, total value {total_value}")),
                 ],
-            ],
+            ]),
         };
         let json = object([
             ("ok", Value::Bool(ok)),
@@ -516,7 +645,7 @@ impl Service {
         let mut tables = vec![summary];
         tables.extend(tb_tables);
         tables.extend(cons_tables);
-        Ok((json, tables))
+        Ok((json, tables, rows))
     }
 }
 
@@ -662,7 +791,7 @@ impl Service {
                     "difference_pct",
                     "status",
                 ],
-                rows,
+                rows: Rows::Cells(rows),
             },
             Table {
                 title: "countries".into(),
@@ -675,7 +804,7 @@ impl Service {
                     "difference_pct",
                     "status",
                 ],
-                rows: country_rows,
+                rows: Rows::Cells(country_rows),
             },
         ];
         Ok((json, tables))
@@ -732,7 +861,7 @@ impl Service {
                 "outstanding",
                 "age_days",
             ],
-            rows,
+            rows: Rows::Cells(rows),
         };
         Ok((json, vec![table]))
     }
@@ -785,7 +914,7 @@ impl Service {
             vec![Table {
                 title: "production".into(),
                 columns: columns.to_vec(),
-                rows,
+                rows: Rows::Cells(rows),
             }],
         ))
     }
@@ -842,19 +971,31 @@ mod tests {
             .iter()
             .map(|r| serde_json::to_value(crate::views::balance_view(r)).unwrap())
             .collect();
-        // Each form alone holds what both hold, and the other side no rows.
-        let (json_only, json_tables) = trial_balance_section(None, rows.clone(), ReportForm::Json);
-        let (tables_json, tables_only) =
-            trial_balance_section(None, rows.clone(), ReportForm::Tables);
-        let (json, tables) = trial_balance_section(None, rows, ReportForm::Both);
-        assert_eq!(json_only, json);
-        assert_eq!(tables_only, tables);
-        assert!(json_tables[0].rows.is_empty());
-        assert_eq!(tables_json["rows"], json!([]));
-        assert_eq!(tables_json["total_value"], json["total_value"]);
-        assert_eq!(json["rows"], Value::Array(views.clone()));
-        assert_eq!(json["total_value"], "0.0001");
-        let t = &tables[0];
+        let (json, tables, rows) = trial_balance_section(None, Arc::new(rows));
+        // The JSON holds a place for the rows; the body writes them there, and as the API's
+        // views, byte for byte.
+        assert_eq!(json["rows"], Value::Null);
+        let report = Report {
+            name: "trial-balance",
+            json,
+            tables,
+            head_hash: String::new(),
+            entries: 0,
+            generated_at: String::new(),
+            balances: Some((&["rows"], rows)),
+        };
+        let whole = report.to_value();
+        assert_eq!(whole["rows"], Value::Array(views.clone()));
+        assert_eq!(whole["total_value"], "0.0001");
+        assert_eq!(
+            serde_json::to_string(&report.body()).unwrap(),
+            serde_json::to_string(&whole).unwrap()
+        );
+        assert_eq!(
+            serde_json::to_string_pretty(&report.body()).unwrap(),
+            serde_json::to_string_pretty(&whole).unwrap()
+        );
+        let t = &report.tables[0];
         assert_eq!(t.rows.len(), 2);
         for (row, view) in t.rows.iter().zip(&views) {
             for (cell, column) in row.iter().zip(&t.columns) {
@@ -865,6 +1006,32 @@ mod tests {
                 assert_eq!(view[*column], text, "{column}");
             }
         }
+    }
+
+    /// Rows go where the path says, however deep, and nowhere else.
+    #[test]
+    fn a_body_writes_rows_at_its_path_only() {
+        let row = store::BalanceRow {
+            account: "stock:RAW".into(),
+            sku: "PC".into(),
+            lot: "L\"1".into(),
+            quantity: Qty::from_scaled(1_500),
+            value: Money::from_scaled(25_000),
+        };
+        let rows: Arc<dyn BalanceRows> = Arc::new(vec![row]);
+        let value = json!({"ok": true, "trial_balance": {"rows": null, "total_value": "2.5000"}, "rows": null});
+        let body = Body {
+            value: &value,
+            path: &["trial_balance", "rows"],
+            rows: Some(&*rows),
+        };
+        let out = serde_json::to_value(&body).unwrap();
+        assert_eq!(
+            out,
+            json!({"ok": true, "rows": null, "trial_balance": {"rows": [
+                {"account": "stock:RAW", "lot": "L\"1", "quantity": "1.5", "sku": "PC", "value": "2.5000"}
+            ], "total_value": "2.5000"}})
+        );
     }
 
     #[test]

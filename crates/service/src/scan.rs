@@ -5,13 +5,15 @@
 //! their own SQL, so the same invariants are computed twice by independent code, and
 //! `tests/audit.rs` holds the two to the same answers.
 
-use std::collections::HashMap;
+// The pass's maps are keyed by text read from the store, not by what a client sends: a fast
+// hasher, not a flood-resistant one.
+use foldhash::{HashMap, HashMapExt};
 
 use ledger::{Hash, PostingParts};
 use store::decode;
 use store::{
-    BalanceFilter, BalanceMismatch, BalanceRow, EntryColumns, PostingColumns, Postings, Snapshot,
-    Store, StoreError, Violation,
+    BalanceFilter, BalanceMismatch, EntryColumns, PostingColumns, Postings, Snapshot, Store,
+    StoreError, Violation,
 };
 
 use crate::error::Result;
@@ -19,29 +21,62 @@ use crate::error::Result;
 /// Entries read per page: large pages keep the number of queries small on a long journal.
 const SCAN_PAGE: u32 = store::JOURNAL_PAGE_MAX;
 
-/// Sums of one (account, sku, lot) over the journal, and where a guarded one first dipped.
+/// Sums of one (account, sku, lot) over the journal.
 #[derive(Debug, Default, Clone, Copy)]
 struct Sum {
     qty: i128,
     value: i128,
-    /// The first entry after which a guarded balance was negative in quantity or value, and
-    /// the lowest running quantity among such entries (what the SQL check reports).
-    dip: Option<(u64, i128)>,
 }
 
 /// One (account, item, lot) the journal posts to: its written forms, decoded once when the
-/// pass first meets it, and its sums.
+/// pass first meets it, and its sums. Kept small (accounts and items by number, no rare
+/// fields): a ledger of 10M postings has millions of keys, and a handful of accounts and items.
 #[derive(Debug)]
 struct Key {
-    /// The account as the chain writes it (`stock:RAW`).
-    account: String,
-    sku: String,
-    lot: String,
+    /// The account as the chain writes it (`stock:RAW`), by its number in [`Names`].
+    account: u32,
+    /// The item, by its number in [`Names`].
+    sku: u32,
+    lot: Box<str>,
     /// Whether the account may never go negative (invariant 2).
     guarded: bool,
     /// Which (item, lot) this is: the number the per-entry check of invariant 1 nets by.
     item_lot: u32,
     sum: Sum,
+}
+
+/// The accounts and items the keys name, each text stored once.
+#[derive(Debug, Default)]
+struct Names(Vec<Box<str>>);
+
+impl std::ops::Index<u32> for Names {
+    type Output = str;
+    fn index(&self, n: u32) -> &str {
+        &self.0[n as usize]
+    }
+}
+
+/// The trial balance a pass summed: its keys that are not zero, in order.
+#[derive(Debug)]
+pub(crate) struct TrialBalance {
+    keys: Vec<Key>,
+    names: Names,
+}
+
+impl crate::reports::BalanceRows for TrialBalance {
+    fn len(&self) -> usize {
+        self.keys.len()
+    }
+    fn row(&self, i: usize) -> crate::reports::BalanceRef<'_> {
+        let k = &self.keys[i];
+        crate::reports::BalanceRef {
+            account: &self.names[k.account],
+            sku: &self.names[k.sku],
+            lot: &k.lot,
+            quantity: ledger::Qty::from_scaled(narrow(k.sum.qty)),
+            value: ledger::Money::from_scaled(narrow(k.sum.value)),
+        }
+    }
 }
 
 /// What one pass found.
@@ -60,8 +95,15 @@ pub(crate) struct Scan {
     /// Every key posted to: in the order the pass met them while it runs, then ordered by
     /// (account, sku, lot).
     keys: Vec<Key>,
+    names: Names,
     /// How many distinct (item, lot) the keys name.
     item_lots: u32,
+    /// Per key that is guarded and went negative: the first entry after which it was
+    /// negative in quantity or value, and the lowest running quantity among such entries
+    /// (what the SQL check reports). Rare, so kept apart from the keys; made into violations
+    /// before the keys are reordered.
+    dips: HashMap<u32, (u64, i128)>,
+    negative: Vec<Violation>,
     entry_quantity: Vec<Violation>,
     entry_value: Vec<Violation>,
     ledger_value: i128,
@@ -76,7 +118,11 @@ struct Walk {
     keys: HashMap<Box<[u8]>, u32>,
     /// (item, lot), length-prefixed, to its number.
     item_lots: HashMap<Box<[u8]>, u32>,
+    /// An account's or item's text to its number in [`Names`].
+    names: HashMap<Box<str>, u32>,
+    /// A posting's key as stored, and as decoded (or its (item, lot)), length-prefixed.
     bytes: Vec<u8>,
+    decoded: Vec<u8>,
     canonical: String,
     /// The current entry's postings as (key, quantity, value).
     postings: Vec<(u32, i64, i64)>,
@@ -114,7 +160,10 @@ pub(crate) async fn run(
         problems: Vec::new(),
         complete: true,
         keys: Vec::new(),
+        names: Names::default(),
         item_lots: 0,
+        dips: HashMap::new(),
+        negative: Vec::new(),
         entry_quantity: Vec::new(),
         entry_value: Vec::new(),
         ledger_value: 0,
@@ -147,14 +196,64 @@ pub(crate) async fn run(
     }
     // Ordered once, at the end, for the reports; the lookups by stored text are done.
     drop(walk);
+    s.negative = s
+        .dips
+        .drain()
+        .map(|(k, (seq, low))| {
+            let k = &s.keys[k as usize];
+            Violation {
+                check: "negative-balance",
+                seq: Some(seq),
+                account: Some(s.names[k.account].to_owned()),
+                sku: Some(s.names[k.sku].to_owned()),
+                lot: Some(k.lot.to_string()),
+                is_value: false,
+                expected: 0,
+                found: narrow(low),
+            }
+        })
+        .collect();
+    // Ordered by account then lot, as the SQL orders them (then by item, which only a
+    // damaged ledger can need).
+    s.negative
+        .sort_by(|a, b| (&a.account, &a.lot, &a.sku).cmp(&(&b.account, &b.lot, &b.sku)));
+    // Accounts and items are few and lots many: most comparisons of the sort are of two
+    // names' ranks (their places in text order) instead of two texts behind two pointers.
+    let rank = s.names.ranks();
     s.keys.sort_unstable_by(|a, b| {
-        (a.account.as_str(), a.sku.as_str(), a.lot.as_str()).cmp(&(
-            b.account.as_str(),
-            b.sku.as_str(),
-            b.lot.as_str(),
-        ))
+        (rank[a.account as usize], rank[a.sku as usize])
+            .cmp(&(rank[b.account as usize], rank[b.sku as usize]))
+            .then_with(|| a.lot.cmp(&b.lot))
     });
+    debug_assert!(s.keys.windows(2).all(|w| {
+        let n = &s.names;
+        (&n[w[0].account], &n[w[0].sku], &w[0].lot) < (&n[w[1].account], &n[w[1].sku], &w[1].lot)
+    }));
     Ok(s)
+}
+
+impl Names {
+    /// The number of `text`, adding it the first time.
+    fn number(&mut self, numbers: &mut HashMap<Box<str>, u32>, text: &str) -> u32 {
+        if let Some(&n) = numbers.get(text) {
+            return n;
+        }
+        let n = u32::try_from(self.0.len()).expect("fewer than 4 billion names");
+        self.0.push(text.into());
+        numbers.insert(text.into(), n);
+        n
+    }
+
+    /// Each name's place in the text order of all of them, by number.
+    fn ranks(&self) -> Vec<u32> {
+        let mut order: Vec<u32> = (0..u32::try_from(self.0.len()).expect("fits")).collect();
+        order.sort_unstable_by(|&a, &b| self[a].cmp(&self[b]));
+        let mut rank = vec![0; order.len()];
+        for (r, n) in order.into_iter().enumerate() {
+            rank[n as usize] = u32::try_from(r).expect("fits");
+        }
+        rank
+    }
 }
 
 impl Scan {
@@ -192,14 +291,14 @@ impl Scan {
                 ));
                 *chain_ok = false;
             } else {
-                let keys = &self.keys;
+                let (keys, names) = (&self.keys, &self.names);
                 let computed = header.chain_hash(
                     &self.last_hash,
                     walk.postings.iter().map(|&(k, qty, value)| {
                         let k = &keys[k as usize];
                         PostingParts {
-                            account: &k.account,
-                            sku: &k.sku,
+                            account: &names[k.account],
+                            sku: &names[k.sku],
                             lot: &k.lot,
                             qty,
                             value,
@@ -234,42 +333,48 @@ impl Scan {
             return Ok(k);
         }
         let (account, sku, lot) = decode::posting_key(seq, p.account, p.sku, p.lot)?;
-        let stored: Box<[u8]> = walk.bytes.as_slice().into();
         // Keys are told apart by what they decode to, as the domain tells them apart: stored
         // text that decodes to a key already met is that key.
         let account_text = account.to_string();
         key_bytes(
-            &mut walk.bytes,
+            &mut walk.decoded,
             &[&account_text, sku.as_str(), lot.as_str()],
         );
-        let k = match walk.keys.get(walk.bytes.as_slice()) {
+        let k = match walk.keys.get(walk.decoded.as_slice()) {
             Some(&k) => k,
             None => {
-                let canonical: Box<[u8]> = walk.bytes.as_slice().into();
-                key_bytes(&mut walk.bytes, &[sku.as_str(), lot.as_str()]);
-                let item_lot = match walk.item_lots.get(walk.bytes.as_slice()) {
+                let k = u32::try_from(self.keys.len()).expect("fewer than 4 billion keys");
+                walk.keys.insert(walk.decoded.as_slice().into(), k);
+                key_bytes(&mut walk.decoded, &[sku.as_str(), lot.as_str()]);
+                let item_lot = match walk.item_lots.get(walk.decoded.as_slice()) {
                     Some(&n) => n,
                     None => {
                         let n = self.item_lots;
                         self.item_lots += 1;
-                        walk.item_lots.insert(walk.bytes.as_slice().into(), n);
+                        walk.item_lots.insert(walk.decoded.as_slice().into(), n);
                         n
                     }
                 };
-                let k = u32::try_from(self.keys.len()).expect("fewer than 4 billion keys");
+                let (account_n, sku_n) = (
+                    self.names.number(&mut walk.names, &account_text),
+                    self.names.number(&mut walk.names, sku.as_str()),
+                );
                 self.keys.push(Key {
                     guarded: account.guarded(),
-                    account: account_text,
-                    sku: sku.as_str().to_owned(),
-                    lot: lot.as_str().to_owned(),
+                    account: account_n,
+                    sku: sku_n,
+                    lot: lot.as_str().into(),
                     item_lot,
                     sum: Sum::default(),
                 });
-                walk.keys.insert(canonical, k);
                 k
             }
         };
-        walk.keys.insert(stored, k);
+        // In a ledger the service wrote, the stored text is the decoded text, already a key
+        // of the map: only text that differs needs an entry of its own.
+        if !walk.keys.contains_key(walk.bytes.as_slice()) {
+            walk.keys.insert(walk.bytes.as_slice().into(), k);
+        }
         Ok(k)
     }
 
@@ -304,10 +409,10 @@ impl Scan {
             sum.qty += q;
             sum.value += v;
             if key.guarded && (sum.qty < 0 || sum.value < 0) {
-                sum.dip = Some(match sum.dip {
-                    Some((first, low)) => (first, low.min(sum.qty)),
-                    None => (seq, sum.qty),
-                });
+                let (qty, dips) = (sum.qty, &mut self.dips);
+                dips.entry(k)
+                    .and_modify(|(_, low)| *low = (*low).min(qty))
+                    .or_insert((seq, qty));
             }
         }
         self.ledger_value += value;
@@ -317,11 +422,8 @@ impl Scan {
                 .iter()
                 .filter(|x| x.2 != 0)
                 .map(|&(_, k, q)| {
-                    (
-                        keys[k as usize].sku.as_str(),
-                        keys[k as usize].lot.as_str(),
-                        q,
-                    )
+                    let k = &keys[k as usize];
+                    (&self.names[k.sku], &*k.lot, q)
                 })
                 .collect();
             off.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
@@ -353,19 +455,13 @@ impl Scan {
     }
 
     /// The trial balance over the whole journal: rows that are not zero, ordered by account,
-    /// sku and lot.
-    pub fn into_trial_balance(self) -> Vec<BalanceRow> {
-        self.keys
-            .into_iter()
-            .filter(|k| k.sum.qty != 0 || k.sum.value != 0)
-            .map(|k| BalanceRow {
-                account: k.account,
-                sku: k.sku,
-                lot: k.lot,
-                quantity: ledger::Qty::from_scaled(narrow(k.sum.qty)),
-                value: ledger::Money::from_scaled(narrow(k.sum.value)),
-            })
-            .collect()
+    /// sku and lot. The keys themselves, not copies of them (4.3M rows at 10M postings).
+    pub fn into_trial_balance(mut self) -> TrialBalance {
+        self.keys.retain(|k| k.sum.qty != 0 || k.sum.value != 0);
+        TrialBalance {
+            keys: self.keys,
+            names: self.names,
+        }
     }
 
     /// Invariants 1, 2 and 5 over the journal, in the order and shape of the SQL checks:
@@ -374,25 +470,7 @@ impl Scan {
     pub fn violations(&self) -> Vec<Violation> {
         let mut out = self.entry_quantity.clone();
         out.extend(self.entry_value.iter().cloned());
-        let mut dips: Vec<Violation> = self
-            .keys
-            .iter()
-            .filter_map(|k| {
-                k.sum.dip.map(|(seq, low)| Violation {
-                    check: "negative-balance",
-                    seq: Some(seq),
-                    account: Some(k.account.clone()),
-                    sku: Some(k.sku.clone()),
-                    lot: Some(k.lot.clone()),
-                    is_value: false,
-                    expected: 0,
-                    found: narrow(low),
-                })
-            })
-            .collect();
-        // Ordered by account then lot, as the SQL orders them.
-        dips.sort_by(|a, b| (&a.account, &a.lot).cmp(&(&b.account, &b.lot)));
-        out.extend(dips);
+        out.extend(self.negative.iter().cloned());
         // Each (item, lot) summed over its accounts, with a key that names it.
         let mut lots: Vec<(i128, i128, Option<&Key>)> = vec![(0, 0, None); self.item_lots as usize];
         for k in &self.keys {
@@ -404,7 +482,7 @@ impl Scan {
         let mut off: Vec<(&str, &str, i128, i128)> = lots
             .into_iter()
             .filter(|x| x.0 != 0 || x.1 != 0)
-            .filter_map(|(q, v, k)| k.map(|k| (k.sku.as_str(), k.lot.as_str(), q, v)))
+            .filter_map(|(q, v, k)| k.map(|k| (&self.names[k.sku], &*k.lot, q, v)))
             .collect();
         off.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
         for (sku, lot, q, v) in off {
@@ -452,8 +530,9 @@ impl Scan {
         let mut named: HashMap<&str, Vec<&str>> = HashMap::new();
         for k in &self.keys {
             let skus = named.entry(&k.lot).or_default();
-            if !skus.contains(&k.sku.as_str()) {
-                skus.push(&k.sku);
+            let sku = &self.names[k.sku];
+            if !skus.contains(&sku) {
+                skus.push(sku);
             }
         }
         let mut lots: Vec<String> = named.keys().map(|l| (*l).to_owned()).collect();
@@ -471,6 +550,11 @@ impl Scan {
 
     /// The maintained balances compared with the sums of the pass, in both directions (a
     /// balance with no postings, postings with no balance), ordered by (account, lot).
+    ///
+    /// A merge of two ordered lists, not a lookup per row: the store gives the balances in
+    /// (account, lot) order (byte order on both backends), and the keys are put in the same
+    /// order by a permutation. At 10M postings a hash map of five million (account, lot) pairs
+    /// cost more than the walk of the journal itself in cache misses.
     pub async fn balance_mismatches(
         &self,
         snapshot: &dyn Snapshot,
@@ -479,67 +563,108 @@ impl Scan {
             self.complete,
             "balances are compared only with a whole journal"
         );
-        // (maintained qty, value, posted qty, value) per (account, lot) the journal posts to;
-        // maintained balances with no postings at all are gathered apart.
-        let mut index: HashMap<(&str, &str), usize> = HashMap::with_capacity(self.keys.len());
-        let mut both: Vec<[i128; 4]> = Vec::with_capacity(self.keys.len());
-        for k in &self.keys {
-            let at = *index.entry((&k.account, &k.lot)).or_insert_with(|| {
-                both.push([0; 4]);
-                both.len() - 1
-            });
-            both[at][2] += k.sum.qty;
-            both[at][3] += k.sum.value;
-        }
-        let mut unposted: HashMap<(String, String), [i128; 2]> = HashMap::new();
+        let keys = &self.keys;
+        // The keys are in (account, item, lot) order: within an account, one ordered run of
+        // lots per item, which a stable sort merges rather than sorts again.
+        let mut order: Vec<u32> =
+            (0..u32::try_from(keys.len()).expect("fewer than 4 billion keys")).collect();
+        let rank = self.names.ranks();
+        order.sort_by(|&a, &b| {
+            let (a, b) = (&keys[a as usize], &keys[b as usize]);
+            rank[a.account as usize]
+                .cmp(&rank[b.account as usize])
+                .then_with(|| a.lot.cmp(&b.lot))
+        });
+        let mut groups = Groups {
+            keys,
+            names: &self.names,
+            order: &order,
+            at: 0,
+        };
+        let mismatch = |account: &str, lot: &str, x: [i128; 4]| {
+            (x[0] != x[2] || x[1] != x[3]).then(|| BalanceMismatch {
+                account: account.to_owned(),
+                lot: lot.to_owned(),
+                maintained_qty: narrow(x[0]),
+                maintained_value: narrow(x[1]),
+                posted_qty: narrow(x[2]),
+                posted_value: narrow(x[3]),
+            })
+        };
+        let mut found = Vec::new();
         let filter = BalanceFilter::default();
         let mut after = None;
         loop {
             let page = snapshot.balances(&filter, after, store::PAGE_MAX).await?;
             let full = page.len() == store::PAGE_MAX as usize;
             after = page.last().map(|b| (b.account.clone(), b.lot.clone()));
-            for b in page {
+            for b in &page {
                 let (q, v) = (
                     i128::from(b.quantity.scaled()),
                     i128::from(b.value.scaled()),
                 );
-                match index.get(&(b.account.as_str(), b.lot.as_str())) {
-                    Some(&at) => {
-                        both[at][0] += q;
-                        both[at][1] += v;
-                    }
-                    None => {
-                        let x = unposted.entry((b.account, b.lot)).or_default();
-                        x[0] += q;
-                        x[1] += v;
-                    }
+                let at = (b.account.as_str(), b.lot.as_str());
+                // Posted to, before this balance: no balance (a zero one is not listed).
+                while let Some((account, lot, pq, pv)) = groups.next_before(at) {
+                    found.extend(mismatch(account, lot, [0, 0, pq, pv]));
                 }
+                let (pq, pv) = groups.next_at(at).unwrap_or((0, 0));
+                found.extend(mismatch(at.0, at.1, [q, v, pq, pv]));
             }
             if !full {
                 break;
             }
         }
-        let mismatch = |account: &str, lot: &str, x: [i128; 4]| BalanceMismatch {
-            account: account.to_owned(),
-            lot: lot.to_owned(),
-            maintained_qty: narrow(x[0]),
-            maintained_value: narrow(x[1]),
-            posted_qty: narrow(x[2]),
-            posted_value: narrow(x[3]),
-        };
-        let mut found: Vec<BalanceMismatch> = index
-            .iter()
-            .map(|(&(account, lot), &at)| (account, lot, both[at]))
-            .filter(|(_, _, x)| x[0] != x[2] || x[1] != x[3])
-            .map(|(account, lot, x)| mismatch(account, lot, x))
-            .collect();
-        found.extend(
-            unposted
-                .into_iter()
-                .filter(|(_, x)| x[0] != 0 || x[1] != 0)
-                .map(|((account, lot), x)| mismatch(&account, &lot, [x[0], x[1], 0, 0])),
-        );
-        found.sort_by(|a, b| (&a.account, &a.lot).cmp(&(&b.account, &b.lot)));
+        while let Some((account, lot, pq, pv)) = groups.next_if(|_| true) {
+            found.extend(mismatch(account, lot, [0, 0, pq, pv]));
+        }
+        debug_assert!(found
+            .windows(2)
+            .all(|w| (&w[0].account, &w[0].lot) <= (&w[1].account, &w[1].lot)));
         Ok(found)
+    }
+}
+
+/// The keys in (account, lot) order, read a run of one (account, lot) at a time with the run's
+/// posted sums.
+struct Groups<'a> {
+    keys: &'a [Key],
+    names: &'a Names,
+    order: &'a [u32],
+    at: usize,
+}
+
+impl<'a> Groups<'a> {
+    /// The next run, if its (account, lot) comes before `bound`.
+    fn next_before(&mut self, bound: (&str, &str)) -> Option<(&'a str, &'a str, i128, i128)> {
+        self.next_if(|at| at < bound)
+    }
+
+    /// The next run's sums, if its (account, lot) is `at`.
+    fn next_at(&mut self, at: (&str, &str)) -> Option<(i128, i128)> {
+        self.next_if(|x| x == at).map(|(_, _, q, v)| (q, v))
+    }
+
+    fn next_if(
+        &mut self,
+        take: impl Fn((&str, &str)) -> bool,
+    ) -> Option<(&'a str, &'a str, i128, i128)> {
+        let (keys, names) = (self.keys, self.names);
+        let first = &keys[*self.order.get(self.at)? as usize];
+        let (account, lot) = (&names[first.account], &*first.lot);
+        if !take((account, lot)) {
+            return None;
+        }
+        let (mut qty, mut value) = (0i128, 0i128);
+        while let Some(&k) = self.order.get(self.at) {
+            let k = &keys[k as usize];
+            if k.account != first.account || &*k.lot != lot {
+                break;
+            }
+            qty += k.sum.qty;
+            value += k.sum.value;
+            self.at += 1;
+        }
+        Some((account, lot, qty, value))
     }
 }

@@ -272,8 +272,10 @@ fn read_head(conn: &Connection) -> Result<Head> {
 /// below SQLite's variable limit.
 fn read_lots(conn: &Connection, lots: &[String]) -> Result<Vec<Lot>> {
     let marks = vec!["?"; lots.len()].join(", ");
+    // Cached: a pass asks for a full page of lots at a time, the same text every time, and a
+    // statement of a thousand parameters is not cheap to prepare.
     let mut st = conn
-        .prepare(&format!(
+        .prepare_cached(&format!(
             "select lot, sku, origin_kind, origin_doc, origin_seq, expires_on, source
              from lots where lot in ({marks}) order by lot"
         ))
