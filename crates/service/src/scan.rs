@@ -7,7 +7,10 @@
 
 // The pass's maps are keyed by text read from the store, not by what a client sends: a fast
 // hasher, not a flood-resistant one.
+use std::hash::BuildHasher;
+
 use foldhash::{HashMap, HashMapExt};
+use hashbrown::HashTable;
 
 use ledger::{Hash, PostingParts};
 use store::decode;
@@ -112,17 +115,17 @@ pub(crate) struct Scan {
 /// The pass's working state: lookups and buffers reused from entry to entry.
 #[derive(Default)]
 struct Walk {
-    /// A key's stored columns (length-prefixed, so that no two keys share a form) to its
-    /// number in `Scan::keys`: a posting costs one lookup, and a key is decoded and
-    /// allocated once, however often it is posted to.
-    keys: HashMap<Box<[u8]>, u32>,
+    /// Every key's number in `Scan::keys`, found by the key's text (account, item, lot): a
+    /// posting costs one lookup, and a key is decoded and allocated once, however often it is
+    /// posted to. The table holds numbers only; a lookup compares the key they name.
+    keys: HashTable<u32>,
+    hasher: foldhash::fast::RandomState,
     /// (item, lot), length-prefixed, to its number.
     item_lots: HashMap<Box<[u8]>, u32>,
     /// An account's or item's text to its number in [`Names`].
     names: HashMap<Box<str>, u32>,
-    /// A posting's key as stored, and as decoded (or its (item, lot)), length-prefixed.
-    bytes: Vec<u8>,
-    decoded: Vec<u8>,
+    /// A new key's (item, lot), length-prefixed.
+    item_lot: Vec<u8>,
     canonical: String,
     /// The current entry's postings as (key, quantity, value).
     postings: Vec<(u32, i64, i64)>,
@@ -328,54 +331,57 @@ impl Scan {
         seq: u64,
         p: &PostingColumns<'_>,
     ) -> Result<u32, StoreError> {
-        key_bytes(&mut walk.bytes, &[p.account, p.sku, p.lot]);
-        if let Some(&k) = walk.keys.get(walk.bytes.as_slice()) {
+        let stored = (p.account, p.sku, p.lot);
+        let hash = walk.hasher.hash_one(stored);
+        if let Some(&k) = walk.keys.find(hash, |&k| self.names_key(k, stored)) {
             return Ok(k);
         }
         let (account, sku, lot) = decode::posting_key(seq, p.account, p.sku, p.lot)?;
-        // Keys are told apart by what they decode to, as the domain tells them apart: stored
-        // text that decodes to a key already met is that key.
         let account_text = account.to_string();
-        key_bytes(
-            &mut walk.decoded,
-            &[&account_text, sku.as_str(), lot.as_str()],
+        // Keys are told apart by what they decode to, as the domain tells them apart. The
+        // written forms round-trip (an account's text is what it was parsed from; items and
+        // lots are kept as given), so text that decodes is the key's text, and a key met
+        // before was found above.
+        assert_eq!(
+            (account_text.as_str(), sku.as_str(), lot.as_str()),
+            stored,
+            "entry {seq}: a posting's key does not round-trip"
         );
-        let k = match walk.keys.get(walk.decoded.as_slice()) {
-            Some(&k) => k,
+        let k = u32::try_from(self.keys.len()).expect("fewer than 4 billion keys");
+        key_bytes(&mut walk.item_lot, &[sku.as_str(), lot.as_str()]);
+        let item_lot = match walk.item_lots.get(walk.item_lot.as_slice()) {
+            Some(&n) => n,
             None => {
-                let k = u32::try_from(self.keys.len()).expect("fewer than 4 billion keys");
-                walk.keys.insert(walk.decoded.as_slice().into(), k);
-                key_bytes(&mut walk.decoded, &[sku.as_str(), lot.as_str()]);
-                let item_lot = match walk.item_lots.get(walk.decoded.as_slice()) {
-                    Some(&n) => n,
-                    None => {
-                        let n = self.item_lots;
-                        self.item_lots += 1;
-                        walk.item_lots.insert(walk.decoded.as_slice().into(), n);
-                        n
-                    }
-                };
-                let (account_n, sku_n) = (
-                    self.names.number(&mut walk.names, &account_text),
-                    self.names.number(&mut walk.names, sku.as_str()),
-                );
-                self.keys.push(Key {
-                    guarded: account.guarded(),
-                    account: account_n,
-                    sku: sku_n,
-                    lot: lot.as_str().into(),
-                    item_lot,
-                    sum: Sum::default(),
-                });
-                k
+                let n = self.item_lots;
+                self.item_lots += 1;
+                walk.item_lots.insert(walk.item_lot.as_slice().into(), n);
+                n
             }
         };
-        // In a ledger the service wrote, the stored text is the decoded text, already a key
-        // of the map: only text that differs needs an entry of its own.
-        if !walk.keys.contains_key(walk.bytes.as_slice()) {
-            walk.keys.insert(walk.bytes.as_slice().into(), k);
-        }
+        let (account_n, sku_n) = (
+            self.names.number(&mut walk.names, &account_text),
+            self.names.number(&mut walk.names, sku.as_str()),
+        );
+        self.keys.push(Key {
+            guarded: account.guarded(),
+            account: account_n,
+            sku: sku_n,
+            lot: lot.as_str().into(),
+            item_lot,
+            sum: Sum::default(),
+        });
+        let (keys, names, hasher) = (&self.keys, &self.names, &walk.hasher);
+        walk.keys.insert_unique(hash, k, |&k| {
+            let key = &keys[k as usize];
+            hasher.hash_one((&names[key.account], &names[key.sku], &*key.lot))
+        });
         Ok(k)
+    }
+
+    /// Whether key `k` is (account, item, lot) as written.
+    fn names_key(&self, k: u32, (account, sku, lot): (&str, &str, &str)) -> bool {
+        let key = &self.keys[k as usize];
+        *key.lot == *lot && self.names[key.account] == *account && self.names[key.sku] == *sku
     }
 
     /// Adds the current entry's postings: invariant 1 for the entry, the running guarded
