@@ -192,5 +192,14 @@ impl Document for PurchaseDoc {
 
 /// Money as written in answers: always 4 decimals, the ledger's precision.
 pub fn money(m: Money) -> String {
-    format!("{:.4}", m.decimal())
+    MoneyText(m).to_string()
+}
+
+/// [`money`]'s text, written where it is displayed, without a `String` first.
+pub struct MoneyText(pub Money);
+
+impl std::fmt::Display for MoneyText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:.4}", self.0.decimal())
+    }
 }

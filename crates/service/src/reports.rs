@@ -383,7 +383,7 @@ impl Serialize for BalanceJson<'_> {
         map.serialize_entry("lot", r.lot)?;
         map.serialize_entry("quantity", &Text(&r.quantity))?;
         map.serialize_entry("sku", r.sku)?;
-        map.serialize_entry("value", &Text(format_args!("{:.4}", r.value.decimal())))?;
+        map.serialize_entry("value", &Text(crate::purchase::MoneyText(r.value)))?;
         map.end()
     }
 }

@@ -48,14 +48,17 @@ struct Key {
     sum: Sum,
 }
 
-/// The accounts and items the keys name, each text stored once.
+/// The accounts and items the keys name, each text numbered once. A ledger has a few hundred.
 #[derive(Debug, Default)]
-struct Names(Vec<Box<str>>);
+struct Names {
+    texts: Vec<Box<str>>,
+    numbers: HashMap<Box<str>, u32>,
+}
 
 impl std::ops::Index<u32> for Names {
     type Output = str;
     fn index(&self, n: u32) -> &str {
-        &self.0[n as usize]
+        &self.texts[n as usize]
     }
 }
 
@@ -101,11 +104,7 @@ pub(crate) struct Scan {
     names: Names,
     /// How many distinct (item, lot) the keys name.
     item_lots: u32,
-    /// Per key that is guarded and went negative: the first entry after which it was
-    /// negative in quantity or value, and the lowest running quantity among such entries
-    /// (what the SQL check reports). Rare, so kept apart from the keys; made into violations
-    /// before the keys are reordered.
-    dips: HashMap<u32, (u64, i128)>,
+    /// Guarded balances that went negative (invariant 2), ordered as the SQL check orders them.
     negative: Vec<Violation>,
     entry_quantity: Vec<Violation>,
     entry_value: Vec<Violation>,
@@ -122,10 +121,13 @@ struct Walk {
     hasher: foldhash::fast::RandomState,
     /// (item, lot), length-prefixed, to its number.
     item_lots: HashMap<Box<[u8]>, u32>,
-    /// An account's or item's text to its number in [`Names`].
-    names: HashMap<Box<str>, u32>,
     /// A new key's (item, lot), length-prefixed.
     item_lot: Vec<u8>,
+    /// Per key that is guarded and went negative: the first entry after which it was
+    /// negative in quantity or value, and the lowest running quantity among such entries
+    /// (what the SQL check reports). Rare, so kept apart from the keys; made into violations
+    /// when the pass ends, before the keys are reordered.
+    dips: HashMap<u32, (u64, i128)>,
     canonical: String,
     /// The current entry's postings as (key, quantity, value).
     postings: Vec<(u32, i64, i64)>,
@@ -165,7 +167,6 @@ pub(crate) async fn run(
         keys: Vec::new(),
         names: Names::default(),
         item_lots: 0,
-        dips: HashMap::new(),
         negative: Vec::new(),
         entry_quantity: Vec::new(),
         entry_value: Vec::new(),
@@ -197,11 +198,12 @@ pub(crate) async fn run(
         after = decode::seq(last);
         progress(after, head_seq);
     }
-    // Ordered once, at the end, for the reports; the lookups by stored text are done.
+    // The lookups are done: the walk's maps go before the keys are ordered, once, for the
+    // reports. Its dips name keys by number, so they become violations first.
+    let dips = std::mem::take(&mut walk.dips);
     drop(walk);
-    s.negative = s
-        .dips
-        .drain()
+    s.negative = dips
+        .into_iter()
         .map(|(k, (seq, low))| {
             let k = &s.keys[k as usize];
             Violation {
@@ -237,19 +239,19 @@ pub(crate) async fn run(
 
 impl Names {
     /// The number of `text`, adding it the first time.
-    fn number(&mut self, numbers: &mut HashMap<Box<str>, u32>, text: &str) -> u32 {
-        if let Some(&n) = numbers.get(text) {
+    fn number(&mut self, text: &str) -> u32 {
+        if let Some(&n) = self.numbers.get(text) {
             return n;
         }
-        let n = u32::try_from(self.0.len()).expect("fewer than 4 billion names");
-        self.0.push(text.into());
-        numbers.insert(text.into(), n);
+        let n = u32::try_from(self.texts.len()).expect("fewer than 4 billion names");
+        self.texts.push(text.into());
+        self.numbers.insert(text.into(), n);
         n
     }
 
     /// Each name's place in the text order of all of them, by number.
     fn ranks(&self) -> Vec<u32> {
-        let mut order: Vec<u32> = (0..u32::try_from(self.0.len()).expect("fits")).collect();
+        let mut order: Vec<u32> = (0..u32::try_from(self.texts.len()).expect("fits")).collect();
         order.sort_unstable_by(|&a, &b| self[a].cmp(&self[b]));
         let mut rank = vec![0; order.len()];
         for (r, n) in order.into_iter().enumerate() {
@@ -359,8 +361,8 @@ impl Scan {
             }
         };
         let (account_n, sku_n) = (
-            self.names.number(&mut walk.names, &account_text),
-            self.names.number(&mut walk.names, sku.as_str()),
+            self.names.number(&account_text),
+            self.names.number(sku.as_str()),
         );
         self.keys.push(Key {
             guarded: account.guarded(),
@@ -415,8 +417,9 @@ impl Scan {
             sum.qty += q;
             sum.value += v;
             if key.guarded && (sum.qty < 0 || sum.value < 0) {
-                let (qty, dips) = (sum.qty, &mut self.dips);
-                dips.entry(k)
+                let qty = sum.qty;
+                walk.dips
+                    .entry(k)
                     .and_modify(|(_, low)| *low = (*low).min(qty))
                     .or_insert((seq, qty));
             }

@@ -185,8 +185,9 @@ pub(crate) async fn write(conn: &mut SqliteConnection, changes: &[ShipmentChange
 
 /// Per shipment and lot, outstanding (dispatched less acknowledged, damaged and short) against
 /// the `transit:` balance, both ways: lines without a balance and balances without lines, as
-/// (shipment, lot, outstanding, in transit), read by a snapshot (`journal.rs`). One grouping over both tables: SQLite runs a full outer join of two
-/// grouped subqueries as a nested loop, quadratic in the number of shipment lines.
+/// (shipment, lot, outstanding, in transit), read by a snapshot (`journal.rs`). One grouping
+/// over both tables: SQLite runs a full outer join of two grouped subqueries as a nested loop,
+/// quadratic in the number of shipment lines.
 pub(crate) const MISMATCHES_SQL: &str =
     "select substr(account, 9) as shipment, lot, sum(oq) as oq, sum(tq) as tq from (
          select 'transit:' || shipment_id as account, lot,
