@@ -25,8 +25,10 @@ const ROUNDS: usize = 4;
 const KILLS_PER_ROUND: usize = 6;
 /// Kills must land on a running import at least this often per backend.
 const KILLS_MIN: usize = 20;
-/// Longest wait before a kill.
+/// Longest wait before a kill, whatever an uninterrupted import takes.
 const KILL_WITHIN_MS: u64 = 1_000;
+/// Shortest window a kill is drawn from.
+const KILL_WINDOW_MIN_MS: u64 = 20;
 
 /// A small generator of kill points (xorshift), seeded so that a run can be replayed.
 struct Rng(u64);
@@ -286,9 +288,47 @@ async fn drop_db(db: &Db) {
     }
 }
 
+/// Imports the master data the purchases refer to.
+fn master_data(url: &str, files: &Path) {
+    for kind in ["items", "parties", "locations"] {
+        let (ok, out) = ppe(
+            url,
+            &[
+                "import",
+                kind,
+                files.join(format!("{kind}.csv")).to_str().unwrap(),
+            ],
+        );
+        assert!(ok, "{out}");
+    }
+}
+
+/// How long an uninterrupted import of the purchases takes here, process start included: kills
+/// are drawn inside it, so that they land on a running import on a fast machine as on a slow
+/// one (a fixed second missed most imports once the machine finished them in a third of it).
+async fn uninterrupted(postgres: bool, files: &Path) -> Duration {
+    let db = fresh_db(postgres, usize::MAX).await;
+    master_data(&db.url, files);
+    let start = std::time::Instant::now();
+    let (ok, out) = ppe(
+        &db.url,
+        &[
+            "import",
+            "purchases",
+            files.join("purchases.csv").to_str().unwrap(),
+        ],
+    );
+    let took = start.elapsed();
+    assert!(ok, "{out}");
+    drop_db(&db).await;
+    took
+}
+
 async fn crash_backend(postgres: bool, rng: &mut Rng, files: &Path) {
     let backend = if postgres { "postgres" } else { "sqlite" };
     let purchases = files.join("purchases.csv");
+    let full = uninterrupted(postgres, files).await;
+    eprintln!("{backend}: an uninterrupted import takes {full:?}");
     let mut landed = 0;
     let mut round = 0;
     while round < ROUNDS || landed < KILLS_MIN {
@@ -297,20 +337,16 @@ async fn crash_backend(postgres: bool, rng: &mut Rng, files: &Path) {
             "{backend}: only {landed} kills landed on a running import"
         );
         let db = fresh_db(postgres, round).await;
-        for kind in ["items", "parties", "locations"] {
-            let (ok, out) = ppe(
-                &db.url,
-                &[
-                    "import",
-                    kind,
-                    files.join(format!("{kind}.csv")).to_str().unwrap(),
-                ],
-            );
-            assert!(ok, "{out}");
-        }
+        master_data(&db.url, files);
         let mut recorded = 0;
         for k in 0..KILLS_PER_ROUND {
-            let wait = Duration::from_millis(rng.below(KILL_WITHIN_MS));
+            // Within the time the documents still to import take, bounded both ways.
+            let left = u32::try_from(DOCS - recorded).expect("fits");
+            let window_ms =
+                u64::try_from((full * left / u32::try_from(DOCS).expect("fits")).as_millis())
+                    .unwrap_or(u64::MAX)
+                    .clamp(KILL_WINDOW_MIN_MS, KILL_WITHIN_MS);
+            let wait = Duration::from_millis(rng.below(window_ms));
             let running = import_and_kill(&db.url, &purchases, wait);
             settle(&db).await;
             landed += usize::from(running);
