@@ -384,6 +384,51 @@ impl Snapshot for PgSnapshot {
         let mut tx = self.tx.lock().await;
         lots_by_number(&mut tx, lots).await
     }
+    async fn balance_page(
+        &self,
+        after: Option<(String, String)>,
+        n: u32,
+    ) -> Result<store::BalancePage> {
+        let (after_account, after_lot) = after.unwrap_or_default();
+        let mut tx = self.tx.lock().await;
+        let rows = sqlx::query(
+            "select account, lot, qty, value from balances
+             where (qty <> 0 or value <> 0) and (account, lot) > ($1, $2)
+             order by account, lot limit $3",
+        )
+        .bind(after_account)
+        .bind(after_lot)
+        .bind(i64::from(n.clamp(1, store::BALANCE_PAGE_MAX)))
+        .fetch_all(&mut **tx)
+        .await
+        .map_err(err)?;
+        let mut page = store::BalancePage::with_capacity(rows.len());
+        for r in &rows {
+            page.push(r.get("account"), r.get("lot"), r.get("qty"), r.get("value"));
+        }
+        Ok(page)
+    }
+    async fn balances_hint(&self) -> Result<u64> {
+        let mut tx = self.tx.lock().await;
+        // The planner's estimate (-1 before the first analyse): a count would read the table.
+        let n: i64 = sqlx::query_scalar(
+            "select greatest(reltuples, 0)::bigint from pg_class where oid = 'balances'::regclass",
+        )
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(err)?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+    async fn lot_items(&self, after: &str, n: u32) -> Result<Vec<(String, String)>> {
+        let mut tx = self.tx.lock().await;
+        // The primary key's order: the column is `collate "C"`, byte order as on SQLite.
+        sqlx::query_as("select lot, sku from lots where lot > $1 order by lot limit $2")
+            .bind(after)
+            .bind(i64::from(n.clamp(1, store::LOT_ITEMS_PAGE_MAX)))
+            .fetch_all(&mut **tx)
+            .await
+            .map_err(err)
+    }
     async fn shipment_mismatches(&self) -> Result<Vec<ShipmentMismatch>> {
         let mut tx = self.tx.lock().await;
         shipments::mismatches(&mut tx).await

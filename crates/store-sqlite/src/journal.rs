@@ -13,8 +13,9 @@ use ledger::{Hash, Lot};
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags};
 use store::{
-    BalanceFilter, BalanceRow, EntryColumns, Head, JournalPage, PostingColumns, ReadAhead, Result,
-    ShipmentMismatch, Snapshot, StoreError, JOURNAL_PAGE_MAX, PAGE_MAX,
+    BalanceFilter, BalancePage, BalanceRow, EntryColumns, Head, JournalPage, PostingColumns,
+    ReadAhead, Result, ShipmentMismatch, Snapshot, StoreError, BALANCE_PAGE_MAX, JOURNAL_PAGE_MAX,
+    LOT_ITEMS_PAGE_MAX, PAGE_MAX,
 };
 
 /// Reads the maintained balances page by page for `Store::balances`, and opens snapshots.
@@ -241,9 +242,87 @@ impl Snapshot for SqliteSnapshot {
             .await
     }
 
+    async fn balance_page(&self, after: Option<(String, String)>, n: u32) -> Result<BalancePage> {
+        let (after, limit) = (
+            after.unwrap_or_default(),
+            i64::from(n.clamp(1, BALANCE_PAGE_MAX)),
+        );
+        self.with_connection(move |conn| read_balance_page(conn, &after, limit))
+            .await
+    }
+
+    async fn balances_hint(&self) -> Result<u64> {
+        self.with_connection(|conn| {
+            let n: i64 = conn
+                .query_row("select count(*) from balances", [], |r| r.get(0))
+                .map_err(err)?;
+            Ok(u64::try_from(n).unwrap_or(0))
+        })
+        .await
+    }
+
+    async fn lot_items(&self, after: &str, n: u32) -> Result<Vec<(String, String)>> {
+        let (after, limit) = (after.to_owned(), i64::from(n.clamp(1, LOT_ITEMS_PAGE_MAX)));
+        self.with_connection(move |conn| read_lot_items(conn, &after, limit))
+            .await
+    }
+
     async fn shipment_mismatches(&self) -> Result<Vec<ShipmentMismatch>> {
         self.with_connection(read_shipment_mismatches).await
     }
+}
+
+/// A page of the balances that are not zero, as stored, in (account, lot) order.
+fn read_balance_page(
+    conn: &Connection,
+    (after_account, after_lot): &(String, String),
+    limit: i64,
+) -> Result<BalancePage> {
+    let mut st = conn
+        .prepare_cached(
+            "select account, lot, qty, value from balances
+             where (qty <> 0 or value <> 0) and (account, lot) > (?1, ?2)
+             order by account, lot limit ?3",
+        )
+        .map_err(err)?;
+    let mut rows = st
+        .query(rusqlite::params![after_account, after_lot, limit])
+        .map_err(err)?;
+    let mut page = BalancePage::with_capacity(usize::try_from(limit).unwrap_or(0).min(4_096));
+    let bad = |name: &str, what: String| {
+        StoreError::Corrupt(format!("a balance cannot be read: {name} is {what}"))
+    };
+    while let Some(r) = rows.next().map_err(err)? {
+        let text = |i: usize, name: &str| text_at(r, i)?.map_err(|what| bad(name, what));
+        let int = |i: usize, name: &str| -> Result<i64> {
+            int_at(r, i)?
+                .and_then(|n| n.ok_or_else(|| "null".to_owned()))
+                .map_err(|what| bad(name, what))
+        };
+        page.push(
+            text(0, "account")?,
+            text(1, "lot")?,
+            int(2, "qty")?,
+            int(3, "value")?,
+        );
+    }
+    Ok(page)
+}
+
+/// A page of (lot, item) in lot order: a walk of the lot number's index from `after`.
+fn read_lot_items(conn: &Connection, after: &str, limit: i64) -> Result<Vec<(String, String)>> {
+    let mut st = conn
+        .prepare_cached("select lot, sku from lots where lot > ?1 order by lot limit ?2")
+        .map_err(err)?;
+    let mut rows = st.query(rusqlite::params![after, limit]).map_err(err)?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next().map_err(err)? {
+        out.push((
+            r.get::<_, String>(0).map_err(err)?,
+            r.get::<_, String>(1).map_err(err)?,
+        ));
+    }
+    Ok(out)
 }
 
 /// The ledger head. Read first in a snapshot's transaction, it fixes the snapshot's moment.

@@ -10,7 +10,8 @@ pub mod production;
 
 use async_trait::async_trait;
 pub use journal::{
-    EntryColumns, JournalPage, PageTask, PostingColumns, Postings, ReadAhead, JOURNAL_PAGE_MAX,
+    BalancePage, EntryColumns, JournalPage, PageTask, PostingColumns, Postings, ReadAhead,
+    BALANCE_PAGE_MAX, JOURNAL_PAGE_MAX,
 };
 use ledger::{
     Account, Balance, Entry, Hash, Item, Location, Lot, LotNo, Needs, Party, Shipment,
@@ -20,6 +21,8 @@ pub use production::{BomPut, ProductionRunRecord, RunFilter, RunReportRow, Store
 
 /// Largest page any list returns.
 pub const PAGE_MAX: u32 = 1_000;
+/// Most rows of [`Snapshot::lot_items`] in one page: two short texts a row, a few megabytes.
+pub const LOT_ITEMS_PAGE_MAX: u32 = 65_536;
 
 /// A failure of the storage layer. Rejections of bad input are not store errors: the domain
 /// refuses those before anything reaches the store.
@@ -301,8 +304,26 @@ pub trait Snapshot: Send + Sync {
         after: Option<(String, String)>,
         limit: u32,
     ) -> Result<Vec<BalanceRow>>;
+    /// Every maintained balance that is not zero with `(account, lot) > after`, in byte order
+    /// of (account, lot), at most `limit` (at most [`BALANCE_PAGE_MAX`]): [`Self::balances`]
+    /// without filters, as stored, for a pass that compares them all. A column that cannot
+    /// be read as its type is a [`StoreError::Corrupt`] naming it.
+    async fn balance_page(
+        &self,
+        after: Option<(String, String)>,
+        limit: u32,
+    ) -> Result<BalancePage>;
+    /// About how many maintained balances there are, zero ones too: a capacity hint for a pass
+    /// that keeps one key per balance, never a fact to check against. SQLite counts them (an
+    /// index scan, tens of milliseconds at 5M balances); PostgreSQL gives its planner's
+    /// estimate, 0 before the table was first analysed.
+    async fn balances_hint(&self) -> Result<u64>;
     /// [`Store::lots`] at this moment.
     async fn lots(&self, lots: &[String]) -> Result<Vec<Lot>>;
+    /// Every lot's number and item with `lot > after`, in byte order of the number (at most
+    /// `limit`, at most [`LOT_ITEMS_PAGE_MAX`]): the whole table a page at a time, for a pass
+    /// that checks every lot posted to against the item it holds.
+    async fn lot_items(&self, after: &str, limit: u32) -> Result<Vec<(String, String)>>;
     /// Shipment lines whose outstanding quantity disagrees with the transit balance.
     async fn shipment_mismatches(&self) -> Result<Vec<ShipmentMismatch>>;
 }
