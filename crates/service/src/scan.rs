@@ -15,7 +15,8 @@ use hashbrown::HashTable;
 use ledger::{Hash, PostingParts};
 use store::decode;
 use store::{
-    BalanceMismatch, EntryColumns, PostingColumns, Postings, Snapshot, Store, StoreError, Violation,
+    BalanceMismatch, EntryColumns, PostingColumns, Postings, ShipmentMismatch, Snapshot, Store,
+    StoreError, Violation,
 };
 
 use crate::error::Result;
@@ -110,6 +111,9 @@ pub(crate) struct Scan {
     entry_quantity: Vec<Violation>,
     entry_value: Vec<Violation>,
     ledger_value: i128,
+    /// Shipment lines whose outstanding quantity disagrees with the transit balance, read in
+    /// the pass's snapshot while the pass orders its keys.
+    pub shipments: Vec<ShipmentMismatch>,
 }
 
 /// The pass's working state: lookups and buffers reused from entry to entry.
@@ -178,6 +182,7 @@ pub(crate) async fn run(
         entry_quantity: Vec::new(),
         entry_value: Vec::new(),
         ledger_value: 0,
+        shipments: Vec::new(),
     };
     let mut walk = Walk {
         keys: HashTable::with_capacity(room),
@@ -232,14 +237,20 @@ pub(crate) async fn run(
     // damaged ledger can need).
     s.negative
         .sort_by(|a, b| (&a.account, &a.lot, &a.sku).cmp(&(&b.account, &b.lot, &b.sku)));
-    // Accounts and items are few and lots many: most comparisons of the sort are of two
-    // names' ranks (their places in text order) instead of two texts behind two pointers.
-    let rank = s.names.ranks();
-    s.keys.sort_unstable_by(|a, b| {
-        (rank[a.account as usize], rank[a.sku as usize])
-            .cmp(&(rank[b.account as usize], rank[b.sku as usize]))
-            .then_with(|| a.lot.cmp(&b.lot))
-    });
+    // The shipments' transit check is SQL alone: the snapshot's connection runs it while this
+    // thread orders the keys (each a second at 10M postings), instead of one after the other.
+    let order = async {
+        // Accounts and items are few and lots many: most comparisons of the sort are of two
+        // names' ranks (their places in text order) instead of two texts behind two pointers.
+        let rank = s.names.ranks();
+        s.keys.sort_unstable_by(|a, b| {
+            (rank[a.account as usize], rank[a.sku as usize])
+                .cmp(&(rank[b.account as usize], rank[b.sku as usize]))
+                .then_with(|| a.lot.cmp(&b.lot))
+        });
+    };
+    let (shipments, ()) = tokio::join!(snapshot.shipment_mismatches(), order);
+    s.shipments = shipments?;
     debug_assert!(s.keys.windows(2).all(|w| {
         let n = &s.names;
         (&n[w[0].account], &n[w[0].sku], &w[0].lot) < (&n[w[1].account], &n[w[1].sku], &w[1].lot)
@@ -550,40 +561,55 @@ impl Scan {
         // the lot number, then the item), merged with that table read whole, a page at a
         // time: a sequential read instead of a lookup per lot named (1.3M lots at 10M
         // postings).
-        let mut seen = vec![false; self.item_lots as usize];
-        let mut posted: Vec<(&str, &str)> = Vec::with_capacity(self.item_lots as usize);
-        for k in &self.keys {
-            if !std::mem::replace(&mut seen[k.item_lot as usize], true) {
-                posted.push((&k.lot, &self.names[k.sku]));
+        const PAGE: u32 = store::LOT_ITEMS_PAGE_MAX;
+        let pairs = async {
+            let mut seen = vec![false; self.item_lots as usize];
+            let mut posted: Vec<(&str, &str)> = Vec::with_capacity(self.item_lots as usize);
+            for k in &self.keys {
+                if !std::mem::replace(&mut seen[k.item_lot as usize], true) {
+                    posted.push((&k.lot, &self.names[k.sku]));
+                }
             }
-        }
-        drop(seen);
-        posted.sort_unstable();
+            posted.sort_unstable();
+            posted
+        };
+        // The first page is read while the pairs are gathered, and each next one while the
+        // one before is merged.
+        let (first, posted) = tokio::join!(snapshot.lot_items("", PAGE), pairs);
+        let mut page = first?;
         let mut at = 0;
-        let mut after = String::new();
         loop {
-            let page = snapshot
-                .lot_items(&after, store::LOT_ITEMS_PAGE_MAX)
-                .await?;
-            for (lot, holds) in &page {
-                // Lots before this one that no row holds are the references' business (a
-                // posting's lot is a foreign key), not this check's.
-                while posted.get(at).is_some_and(|p| p.0 < lot.as_str()) {
-                    at += 1;
+            let after = page
+                .last()
+                .filter(|_| page.len() == PAGE as usize)
+                .map(|(lot, _)| lot.clone());
+            let next = async {
+                match &after {
+                    Some(after) => Some(snapshot.lot_items(after, PAGE).await),
+                    None => None,
                 }
-                while let Some(&(_, sku)) = posted.get(at).filter(|p| p.0 == lot.as_str()) {
-                    if sku != holds.as_str() {
-                        // The breach named in full by the database's own check.
-                        return Ok(store.lot_item_violations().await?);
+            };
+            let merge = async {
+                for (lot, holds) in &page {
+                    // Lots before this one that no row holds are the references' business (a
+                    // posting's lot is a foreign key), not this check's.
+                    while posted.get(at).is_some_and(|p| p.0 < lot.as_str()) {
+                        at += 1;
                     }
-                    at += 1;
+                    while let Some(&(_, sku)) = posted.get(at).filter(|p| p.0 == lot.as_str()) {
+                        if sku != holds.as_str() {
+                            return true;
+                        }
+                        at += 1;
+                    }
                 }
-            }
-            match page.last() {
-                Some((last, _)) if page.len() == store::LOT_ITEMS_PAGE_MAX as usize => {
-                    after.clone_from(last);
-                }
-                _ => break,
+                false
+            };
+            match tokio::join!(next, merge) {
+                // The breach named in full by the database's own check.
+                (_, true) => return Ok(store.lot_item_violations().await?),
+                (Some(next), false) => page = next?,
+                (None, false) => break,
             }
         }
         Ok(Vec::new())
@@ -605,17 +631,24 @@ impl Scan {
             "balances are compared only with a whole journal"
         );
         let keys = &self.keys;
+        const PAGE: u32 = store::BALANCE_PAGE_MAX;
         // The keys are in (account, item, lot) order: within an account, one ordered run of
-        // lots per item, which a stable sort merges rather than sorts again.
-        let mut order: Vec<u32> =
-            (0..u32::try_from(keys.len()).expect("fewer than 4 billion keys")).collect();
-        let rank = self.names.ranks();
-        order.sort_by(|&a, &b| {
-            let (a, b) = (&keys[a as usize], &keys[b as usize]);
-            rank[a.account as usize]
-                .cmp(&rank[b.account as usize])
-                .then_with(|| a.lot.cmp(&b.lot))
-        });
+        // lots per item, which a stable sort merges rather than sorts again. Built while the
+        // snapshot's connection reads the first page of balances.
+        let order = async {
+            let mut order: Vec<u32> =
+                (0..u32::try_from(keys.len()).expect("fewer than 4 billion keys")).collect();
+            let rank = self.names.ranks();
+            order.sort_by(|&a, &b| {
+                let (a, b) = (&keys[a as usize], &keys[b as usize]);
+                rank[a.account as usize]
+                    .cmp(&rank[b.account as usize])
+                    .then_with(|| a.lot.cmp(&b.lot))
+            });
+            order
+        };
+        let (first, order) = tokio::join!(snapshot.balance_page(None, PAGE), order);
+        let mut page = first?;
         let mut groups = Groups {
             keys,
             names: &self.names,
@@ -633,24 +666,33 @@ impl Scan {
             })
         };
         let mut found = Vec::new();
-        let mut after = None;
         loop {
-            let page = snapshot
-                .balance_page(after.take(), store::BALANCE_PAGE_MAX)
-                .await?;
-            for (account, lot, q, v) in page.iter() {
-                let at = (account, lot);
-                // Posted to, before this balance: no balance (a zero one is not listed).
-                while let Some((account, lot, pq, pv)) = groups.next_before(at) {
-                    found.extend(mismatch(account, lot, [0, 0, pq, pv]));
+            // The next page is read while this one is merged.
+            let after = page
+                .last()
+                .filter(|_| page.len() == PAGE as usize)
+                .map(|(a, l)| (a.to_owned(), l.to_owned()));
+            let next = async {
+                match after {
+                    Some(after) => Some(snapshot.balance_page(Some(after), PAGE).await),
+                    None => None,
                 }
-                let (pq, pv) = groups.next_at(at).unwrap_or((0, 0));
-                found.extend(mismatch(account, lot, [q.into(), v.into(), pq, pv]));
+            };
+            let merge = async {
+                for (account, lot, q, v) in page.iter() {
+                    let at = (account, lot);
+                    // Posted to, before this balance: no balance (a zero one is not listed).
+                    while let Some((account, lot, pq, pv)) = groups.next_before(at) {
+                        found.extend(mismatch(account, lot, [0, 0, pq, pv]));
+                    }
+                    let (pq, pv) = groups.next_at(at).unwrap_or((0, 0));
+                    found.extend(mismatch(account, lot, [q.into(), v.into(), pq, pv]));
+                }
+            };
+            match tokio::join!(next, merge) {
+                (Some(next), ()) => page = next?,
+                (None, ()) => break,
             }
-            if page.len() < store::BALANCE_PAGE_MAX as usize {
-                break;
-            }
-            after = page.last().map(|(a, l)| (a.to_owned(), l.to_owned()));
         }
         while let Some((account, lot, pq, pv)) = groups.next_if(|_| true) {
             found.extend(mismatch(account, lot, [0, 0, pq, pv]));
