@@ -21,7 +21,7 @@ pub use entry::{Entry, EntryHeader, EntryKind, Hash, Posting, PostingParts};
 pub use error::{Rejection, RejectionClass};
 pub use ident::{BomVersion, DocId, IdentError, LocationCode, LotNo, PartyCode, Sku};
 pub use master::{Item, ItemKind, Location, Party, PartyKind};
-pub use num::{Money, NumberError, Qty, Rate};
+pub use num::{AtScale, Money, NumberError, Qty, Rate};
 pub use shipment::{Shipment, ShipmentChange, ShipmentKind, ShipmentLine, ShipmentStatus};
 pub use state::{Balance, Draft, Lot, Needs, PastEntry, State};
 

@@ -116,6 +116,75 @@ pub fn product_rounded(factors: &[Decimal], dp: u32) -> Option<Decimal> {
     Decimal::try_from_i128_with_scale(m, dp).ok()
 }
 
+/// Most characters a plain decimal of an `i64` mantissa takes: 19 digits, a sign, a point and
+/// the leading zero of a number below one.
+const PLAIN_LEN_MAX: usize = 24;
+
+/// `scaled` x 10^-`scale` written plainly: a minus sign when negative, the whole part (at
+/// least `0`), and `scale` decimals after a point when `scale` > 0. With integer arithmetic
+/// only: reports write millions of amounts, and the general decimal formatter was a tenth of
+/// writing the trial balance of 10M postings.
+fn plain(scaled: i64, scale: u32, buf: &mut [u8; PLAIN_LEN_MAX]) -> &str {
+    assert!(scale <= 18, "a scale an i64 mantissa can carry");
+    let mut v = scaled.unsigned_abs();
+    let mut at = buf.len();
+    let mut put = |at: &mut usize, byte: u8| {
+        *at -= 1;
+        buf[*at] = byte;
+    };
+    let digit = |v: &mut u64| {
+        let d = b'0' + u8::try_from(*v % 10).expect("a digit");
+        *v /= 10;
+        d
+    };
+    for _ in 0..scale {
+        put(&mut at, digit(&mut v));
+    }
+    if scale > 0 {
+        put(&mut at, b'.');
+    }
+    loop {
+        put(&mut at, digit(&mut v));
+        if v == 0 {
+            break;
+        }
+    }
+    if scaled < 0 {
+        put(&mut at, b'-');
+    }
+    std::str::from_utf8(&buf[at..]).expect("ASCII digits")
+}
+
+/// `d` as `Decimal`'s `Display` writes it (every decimal of its scale), through [`plain`] when
+/// no width, precision or flag asks for more and the mantissa fits an `i64`, as the ledger's
+/// numbers do.
+fn write_decimal(d: Decimal, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    let plain_ok = f.width().is_none()
+        && f.precision().is_none()
+        && !f.sign_plus()
+        && !f.alternate()
+        && d.scale() <= 18
+        // Negative zero keeps the general formatter's way of writing it.
+        && !(d.is_zero() && d.is_sign_negative());
+    match i64::try_from(d.mantissa()) {
+        Ok(m) if plain_ok => f.write_str(plain(m, d.scale(), &mut [0; PLAIN_LEN_MAX])),
+        _ => fmt::Display::fmt(&d, f),
+    }
+}
+
+/// A fixed-point number written with exactly its kind's decimals: [`Money::at_scale`].
+#[derive(Debug, Clone, Copy)]
+pub struct AtScale {
+    scaled: i64,
+    scale: u32,
+}
+
+impl fmt::Display for AtScale {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write_decimal(Decimal::new(self.scaled, self.scale), f)
+    }
+}
+
 macro_rules! fixed {
     ($(#[$doc:meta])* $name:ident, $scale:expr, $max_units:expr) => {
         $(#[$doc])*
@@ -174,9 +243,16 @@ macro_rules! fixed {
             }
         }
 
+        impl $name {
+            /// The number written with exactly [`Self::SCALE`] decimals (`12.5000` for money),
+            /// as answers and reports print amounts at the ledger's precision.
+            pub fn at_scale(self) -> AtScale {
+                AtScale { scaled: self.scaled(), scale: Self::SCALE }
+            }
+        }
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                fmt::Display::fmt(&self.0, f)
+                write_decimal(self.0, f)
             }
         }
         impl fmt::Debug for $name {
@@ -360,6 +436,76 @@ impl fmt::Debug for Rate {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbers_are_written_as_the_decimal_formatter_writes_them() {
+        // Mantissas across every length an i64 has, both signs, every scale the ledger uses
+        // and beyond, including values below one and sums that keep trailing zeros.
+        let mut mantissas = vec![
+            0i64,
+            1,
+            -1,
+            9,
+            -9,
+            10,
+            -10,
+            i64::MAX,
+            i64::MIN,
+            i64::MIN + 1,
+        ];
+        let mut m = 7i64;
+        for _ in 0..18 {
+            m = m.saturating_mul(10).saturating_add(3);
+            mantissas.extend([m, -m, m / 7, -(m / 7), m - m % 1000]);
+        }
+        for &m in &mantissas {
+            for scale in [0u32, 1, 2, 3, 4, 8, 18] {
+                let d = Decimal::new(m, scale);
+                assert_eq!(
+                    plain(m, scale, &mut [0; PLAIN_LEN_MAX]),
+                    d.to_string(),
+                    "{m} at scale {scale}"
+                );
+                let mut general = String::new();
+                fmt::Write::write_fmt(&mut general, format_args!("{}", Wrapped(d))).unwrap();
+                assert_eq!(general, d.to_string(), "{m} at scale {scale}");
+            }
+        }
+        // Sums keep their scale's trailing zeros, as Decimal writes them.
+        let q = Qty::parse("1.5").unwrap() + Qty::parse("1.5").unwrap();
+        assert_eq!(q.to_string(), q.decimal().to_string());
+        // Flags and widths go to the general formatter.
+        let q = Qty::parse("-2.25").unwrap();
+        assert_eq!(
+            format!("{q:>8}|{q:.1}|{q:+}"),
+            format!("{0:>8}|{0:.1}|{0:+}", q.decimal())
+        );
+        // Negative zero as the general formatter writes it.
+        let z = -Decimal::new(0, 2);
+        assert_eq!(Wrapped(z).to_string(), z.to_string());
+        // At the kind's scale: exactly its decimals, as `{:.4}` of the decimal gave.
+        for text in ["0", "-0.0001", "12.5", "-99999.1234", "100000000000"] {
+            let money = Money::parse(text).unwrap();
+            assert_eq!(
+                money.at_scale().to_string(),
+                format!("{:.4}", money.decimal())
+            );
+            assert_eq!(
+                format!("{:>14}", money.at_scale()),
+                format!("{:>14.4}", money.decimal())
+            );
+        }
+        assert_eq!(Qty::parse("-3").unwrap().at_scale().to_string(), "-3.000");
+    }
+
+    /// A decimal written through [`write_decimal`].
+    struct Wrapped(Decimal);
+
+    impl fmt::Display for Wrapped {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write_decimal(self.0, f)
+        }
+    }
 
     fn d(s: &str) -> Decimal {
         parse_decimal(s).unwrap()

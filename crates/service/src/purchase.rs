@@ -200,6 +200,6 @@ pub struct MoneyText(pub Money);
 
 impl std::fmt::Display for MoneyText {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:.4}", self.0.decimal())
+        std::fmt::Display::fmt(&self.0.at_scale(), f)
     }
 }

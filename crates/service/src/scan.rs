@@ -8,15 +8,16 @@
 // The pass's maps are keyed by text read from the store, not by what a client sends: a fast
 // hasher, not a flood-resistant one.
 use std::hash::BuildHasher;
+use std::sync::Arc;
 
 use foldhash::HashMap;
 use hashbrown::HashTable;
 
-use ledger::{Hash, PostingParts};
+use ledger::{EntryHeader, Hash, PostingParts};
 use store::decode;
 use store::{
-    BalanceMismatch, EntryColumns, PostingColumns, Postings, ShipmentMismatch, Snapshot, Store,
-    StoreError, Violation,
+    BalanceMismatch, EntryColumns, JournalPage, PostingColumns, Postings, ShipmentMismatch,
+    Snapshot, Store, StoreError, Violation,
 };
 
 use crate::error::Result;
@@ -25,6 +26,8 @@ use crate::error::Result;
 const SCAN_PAGE: u32 = store::JOURNAL_PAGE_MAX;
 /// Most keys room is made for before the pass (64 bytes each): past it, the table grows.
 const KEYS_HINT_MAX: usize = 1 << 26;
+/// Pages sent to the chain thread and not yet checked, at most: a few megabytes each.
+const CHAIN_PAGES_AHEAD: usize = 2;
 
 /// Sums of one (account, sku, lot) over the journal.
 #[derive(Debug, Default, Clone, Copy)]
@@ -133,7 +136,6 @@ struct Walk {
     /// (what the SQL check reports). Rare, so kept apart from the keys; made into violations
     /// when the pass ends, before the keys are reordered.
     dips: HashMap<u32, (u64, i128)>,
-    canonical: String,
     /// The current entry's postings as (key, quantity, value).
     postings: Vec<(u32, i64, i64)>,
     /// The current entry's net per key, and per (item, lot) with a key that names it.
@@ -188,30 +190,53 @@ pub(crate) async fn run(
         keys: HashTable::with_capacity(room),
         ..Walk::default()
     };
-    let mut chain_ok = true;
+    // The chain is checked on a thread of its own, a page behind the sums: an entry's hash
+    // needs only its stored columns and the stored hash before it, and the canonical bytes and
+    // their SHA-256 were a fifth of the pass. The channel bounds the pages in flight.
+    let (to_chain, pages) = tokio::sync::mpsc::channel(CHAIN_PAGES_AHEAD);
+    let chain = tokio::task::spawn_blocking(move || Chain::check(pages));
+    let mut unreadable = None;
     let mut after = 0u64;
-    'pages: loop {
+    loop {
         let page = match snapshot.journal_page(after, SCAN_PAGE).await {
-            Ok(p) => p,
+            Ok(p) => Arc::new(p),
             Err(StoreError::CorruptEntry { seq, message }) => {
-                s.unreadable(seq, &message);
+                unreadable = Some((seq, message));
                 break;
             }
             Err(e) => return Err(e.into()),
         };
         let Some(last) = page.last_seq() else { break };
+        let mut heads = Vec::with_capacity(page.len());
         for (e, postings) in page.entries() {
-            match s.entry(&mut walk, &e, postings, &mut chain_ok) {
-                Ok(()) => {}
+            match s.entry(&mut walk, &e, postings) {
+                Ok(head) => heads.push(head),
                 Err(StoreError::CorruptEntry { seq, message }) => {
-                    s.unreadable(seq, &message);
-                    break 'pages;
+                    unreadable = Some((seq, message));
+                    break;
                 }
                 Err(e) => return Err(e.into()),
             }
         }
+        // The chain thread ends only when this side drops the channel; a send that fails
+        // means it panicked, which the join below reports.
+        let _ = to_chain.send((Arc::clone(&page), heads)).await;
+        if unreadable.is_some() {
+            break;
+        }
         after = decode::seq(last);
         progress(after, head_seq);
+    }
+    drop(to_chain);
+    let chain = chain.await.expect("the chain check does not panic");
+    (s.entries, s.last_hash, s.first_bad, s.problems) = (
+        chain.entries,
+        chain.last_hash,
+        chain.first_bad,
+        chain.problems,
+    );
+    if let Some((seq, message)) = unreadable {
+        s.unreadable(seq, &message);
     }
     // The lookups are done: the walk's maps go before the keys are ordered, once, for the
     // reports. Its dips name keys by number, so they become violations first.
@@ -258,6 +283,81 @@ pub(crate) async fn run(
     Ok(s)
 }
 
+/// The hash chain as the chain thread checks it: entries in an unbroken run from the first,
+/// and the first that breaks it.
+struct Chain {
+    entries: u64,
+    last_hash: Hash,
+    first_bad: Option<u64>,
+    problems: Vec<String>,
+    canonical: String,
+}
+
+/// A page of the journal and the header and stored hash of each of its entries the pass
+/// read, in order (all of them, or those before an entry that cannot be read).
+type ChainPage = (Arc<JournalPage>, Vec<(EntryHeader, Hash)>);
+
+impl Chain {
+    /// Checks every entry of the pages sent, in order, until the chain breaks (the pages after
+    /// that are received and dropped), and gives the result when the sender is dropped.
+    fn check(mut pages: tokio::sync::mpsc::Receiver<ChainPage>) -> Chain {
+        let mut c = Chain {
+            entries: 0,
+            last_hash: Hash::GENESIS,
+            first_bad: None,
+            problems: Vec::new(),
+            canonical: String::new(),
+        };
+        while let Some((page, heads)) = pages.blocking_recv() {
+            assert!(
+                heads.len() <= page.len(),
+                "the pass read the page's entries"
+            );
+            for ((_, postings), (header, hash)) in page.entries().zip(&heads) {
+                if c.first_bad.is_some() {
+                    break;
+                }
+                c.link(header, hash, postings);
+            }
+        }
+        c
+    }
+
+    /// One entry: its place in the sequence and its hash from the one before it. The stored
+    /// texts are the keys' texts (the pass asserts they round-trip), so they are hashed as
+    /// read.
+    fn link(&mut self, header: &EntryHeader, hash: &Hash, postings: Postings<'_>) {
+        let (seq, expected) = (header.seq, self.entries + 1);
+        if seq != expected {
+            self.first_bad = Some(expected);
+            self.problems.push(format!(
+                "entry {expected} is missing (next stored entry is {seq})"
+            ));
+            return;
+        }
+        let computed = header.chain_hash(
+            &self.last_hash,
+            postings.iter().map(|p| PostingParts {
+                account: p.account,
+                sku: p.sku,
+                lot: p.lot,
+                qty: p.qty,
+                value: p.value,
+            }),
+            &mut self.canonical,
+        );
+        if computed == *hash {
+            self.last_hash = *hash;
+            self.entries += 1;
+        } else {
+            self.first_bad = Some(seq);
+            self.problems.push(format!(
+                "entry {seq}: stored hash {hash} but its content and the previous hash give {computed}"
+            ));
+        }
+    }
+}
+
 impl Names {
     /// The number of `text`, adding it the first time.
     fn number(&mut self, text: &str) -> u32 {
@@ -291,15 +391,15 @@ impl Scan {
         self.complete = false;
     }
 
-    /// Decodes, chains and sums one stored entry. Decoding fails as the store's does
-    /// ([`decode::entry`]), with a [`StoreError::CorruptEntry`] naming the entry.
+    /// Decodes and sums one stored entry, and gives back its header and stored hash for the
+    /// chain. Decoding fails as the store's does ([`decode::entry`]), with a
+    /// [`StoreError::CorruptEntry`] naming the entry.
     fn entry(
         &mut self,
         walk: &mut Walk,
         e: &EntryColumns<'_>,
         postings: Postings<'_>,
-        chain_ok: &mut bool,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(EntryHeader, Hash), StoreError> {
         let header = decode::entry_header(e)?;
         let seq = header.seq;
         walk.postings.clear();
@@ -308,43 +408,9 @@ impl Scan {
             walk.postings.push((key, p.qty, p.value));
         }
         let hash = decode::entry_hash(seq, e.hash)?;
-        if *chain_ok {
-            let expected = self.entries + 1;
-            if seq != expected {
-                self.first_bad.get_or_insert(expected);
-                self.problems.push(format!(
-                    "entry {expected} is missing (next stored entry is {seq})"
-                ));
-                *chain_ok = false;
-            } else {
-                let (keys, names) = (&self.keys, &self.names);
-                let computed = header.chain_hash(
-                    &self.last_hash,
-                    walk.postings.iter().map(|&(k, qty, value)| {
-                        let k = &keys[k as usize];
-                        PostingParts {
-                            account: &names[k.account],
-                            sku: &names[k.sku],
-                            lot: &k.lot,
-                            qty,
-                            value,
-                        }
-                    }),
-                    &mut walk.canonical,
-                );
-                if computed == hash {
-                    self.last_hash = hash;
-                    self.entries += 1;
-                } else {
-                    self.first_bad.get_or_insert(seq);
-                    self.problems.push(format!("entry {seq}: stored hash {hash} but its content and the previous hash give {computed}"));
-                    *chain_ok = false;
-                }
-            }
-        }
         // The sums go on past a broken link: the balances are still worth comparing.
         self.add(walk, seq);
-        Ok(())
+        Ok((header, hash))
     }
 
     /// The number of the key a posting names, decoding and adding the key the first time.
