@@ -290,6 +290,7 @@ struct Chain {
     last_hash: Hash,
     first_bad: Option<u64>,
     problems: Vec<String>,
+    /// The canonical bytes of the entry being hashed: one buffer, reused entry to entry.
     canonical: String,
 }
 
