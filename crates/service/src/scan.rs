@@ -93,14 +93,8 @@ impl crate::reports::BalanceRows for TrialBalance {
 /// What one pass found.
 #[derive(Debug)]
 pub(crate) struct Scan {
-    /// Entries whose chain was checked, in an unbroken run from the first.
-    pub entries: u64,
-    /// The hash of the last checked entry.
-    pub last_hash: Hash,
-    /// The first entry whose sequence, hash or content does not match.
-    pub first_bad: Option<u64>,
-    /// What was wrong, in words.
-    pub problems: Vec<String>,
+    /// The hash chain, as the chain thread checked it, and what could not be read.
+    pub chain: Chain,
     /// False when an entry could not be read: the sums then stop short of the journal's end.
     pub complete: bool,
     /// Every key posted to: in the order the pass met them while it runs, then ordered by
@@ -172,10 +166,8 @@ pub(crate) async fn run(
         .unwrap_or(0)
         .min(KEYS_HINT_MAX);
     let mut s = Scan {
-        entries: 0,
-        last_hash: Hash::GENESIS,
-        first_bad: None,
-        problems: Vec::new(),
+        // Replaced by the chain thread's when the pages are read.
+        chain: Chain::new(),
         complete: true,
         keys: Vec::with_capacity(room),
         names: Names::default(),
@@ -228,13 +220,7 @@ pub(crate) async fn run(
         progress(after, head_seq);
     }
     drop(to_chain);
-    let chain = chain.await.expect("the chain check does not panic");
-    (s.entries, s.last_hash, s.first_bad, s.problems) = (
-        chain.entries,
-        chain.last_hash,
-        chain.first_bad,
-        chain.problems,
-    );
+    s.chain = chain.await.expect("the chain check does not panic");
     if let Some((seq, message)) = unreadable {
         s.unreadable(seq, &message);
     }
@@ -285,11 +271,16 @@ pub(crate) async fn run(
 
 /// The hash chain as the chain thread checks it: entries in an unbroken run from the first,
 /// and the first that breaks it.
-struct Chain {
-    entries: u64,
-    last_hash: Hash,
-    first_bad: Option<u64>,
-    problems: Vec<String>,
+#[derive(Debug)]
+pub(crate) struct Chain {
+    /// Entries whose chain was checked, in an unbroken run from the first.
+    pub entries: u64,
+    /// The hash of the last checked entry.
+    pub last_hash: Hash,
+    /// The first entry whose sequence, hash or content does not match, or that cannot be read.
+    pub first_bad: Option<u64>,
+    /// What was wrong, in words.
+    pub problems: Vec<String>,
     /// The canonical bytes of the entry being hashed: one buffer, reused entry to entry.
     canonical: String,
 }
@@ -299,16 +290,21 @@ struct Chain {
 type ChainPage = (Arc<JournalPage>, Vec<(EntryHeader, Hash)>);
 
 impl Chain {
-    /// Checks every entry of the pages sent, in order, until the chain breaks (the pages after
-    /// that are received and dropped), and gives the result when the sender is dropped.
-    fn check(mut pages: tokio::sync::mpsc::Receiver<ChainPage>) -> Chain {
-        let mut c = Chain {
+    /// A chain of no entries, from the genesis hash.
+    fn new() -> Chain {
+        Chain {
             entries: 0,
             last_hash: Hash::GENESIS,
             first_bad: None,
             problems: Vec::new(),
             canonical: String::new(),
-        };
+        }
+    }
+
+    /// Checks every entry of the pages sent, in order, until the chain breaks (the pages after
+    /// that are received and dropped), and gives the result when the sender is dropped.
+    fn check(mut pages: tokio::sync::mpsc::Receiver<ChainPage>) -> Chain {
+        let mut c = Chain::new();
         while let Some((page, heads)) = pages.blocking_recv() {
             assert!(
                 heads.len() <= page.len(),
@@ -386,8 +382,9 @@ impl Names {
 impl Scan {
     /// An entry that cannot be read ends the pass: the sums stop short of the journal's end.
     fn unreadable(&mut self, seq: u64, message: &str) {
-        self.first_bad.get_or_insert(seq);
-        self.problems
+        self.chain.first_bad.get_or_insert(seq);
+        self.chain
+            .problems
             .push(format!("entry {seq} cannot be read: {message}"));
         self.complete = false;
     }

@@ -30,10 +30,10 @@ pub(crate) async fn report(
     scan: &Scan,
 ) -> Result<(VerifyReport, Vec<store::BalanceMismatch>)> {
     let head = snapshot.head();
-    let mut first_bad = scan.first_bad;
-    let mut problems = scan.problems.clone();
-    let entries = scan.entries;
-    let prev = scan.last_hash;
+    let mut first_bad = scan.chain.first_bad;
+    let mut problems = scan.chain.problems.clone();
+    let entries = scan.chain.entries;
+    let prev = scan.chain.last_hash;
     if first_bad.is_none() && (head.seq != entries || head.hash != prev) {
         // The first entry the head and the journal disagree on: the one after the shorter of
         // the two, or the last one when they agree on the count but not on its hash.

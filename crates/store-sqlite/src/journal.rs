@@ -289,21 +289,12 @@ fn read_balance_page(
         .query(rusqlite::params![after_account, after_lot, limit])
         .map_err(err)?;
     let mut page = BalancePage::with_capacity(usize::try_from(limit).unwrap_or(0).min(4_096));
-    let bad = |name: &str, what: String| {
-        StoreError::Corrupt(format!("a balance cannot be read: {name} is {what}"))
-    };
     while let Some(r) = rows.next().map_err(err)? {
-        let text = |i: usize, name: &str| text_at(r, i)?.map_err(|what| bad(name, what));
-        let int = |i: usize, name: &str| -> Result<i64> {
-            int_at(r, i)?
-                .and_then(|n| n.ok_or_else(|| "null".to_owned()))
-                .map_err(|what| bad(name, what))
-        };
         page.push(
-            text(0, "account")?,
-            text(1, "lot")?,
-            int(2, "qty")?,
-            int(3, "value")?,
+            balance_text(r, 0, "account")?,
+            balance_text(r, 1, "lot")?,
+            balance_int(r, 2, "qty")?,
+            balance_int(r, 3, "value")?,
         );
     }
     Ok(page)
@@ -351,8 +342,9 @@ fn read_head(conn: &Connection) -> Result<Head> {
 /// below SQLite's variable limit.
 fn read_lots(conn: &Connection, lots: &[String]) -> Result<Vec<Lot>> {
     let marks = vec!["?"; lots.len()].join(", ");
-    // Cached: a pass asks for a full page of lots at a time, the same text every time, and a
-    // statement of a thousand parameters is not cheap to prepare.
+    // Cached: the stock report asks for a page of balances' lots at a time, mostly a full page
+    // (the same text every time), and a statement of a thousand parameters is not cheap to
+    // prepare.
     let mut st = conn
         .prepare_cached(&format!(
             "select lot, sku, origin_kind, origin_doc, origin_seq, expires_on, source
@@ -478,21 +470,9 @@ fn read_balances(
         ])
         .map_err(err)?;
     let mut out = Vec::new();
-    // A balance edited outside the service (text where a number belongs) cannot be read
-    // back: `verify` reports it as a finding.
-    let bad = |name: &str, what: String| {
-        StoreError::Corrupt(format!("a balance cannot be read: {name} is {what}"))
-    };
     while let Some(r) = rows.next().map_err(err)? {
-        let text = |i: usize, name: &str| -> Result<String> {
-            Ok(text_at(r, i)?.map_err(|what| bad(name, what))?.to_owned())
-        };
-        let int = |i: usize, name: &str| -> Result<i64> {
-            int_at(r, i)?
-                .and_then(|n| n.ok_or_else(|| "null".to_owned()))
-                .map_err(|what| bad(name, what))
-        };
-        let b = store::decode::balance(int(3, "qty")?, int(4, "value")?);
+        let text = |i: usize, name: &str| balance_text(r, i, name).map(str::to_owned);
+        let b = store::decode::balance(balance_int(r, 3, "qty")?, balance_int(r, 4, "value")?);
         out.push(BalanceRow {
             account: text(0, "account")?,
             sku: text(1, "sku")?,
@@ -502,4 +482,22 @@ fn read_balances(
         });
     }
     Ok(out)
+}
+
+/// A balance edited outside the service (text where a number belongs) cannot be read back:
+/// `verify` reports it as a finding, with the column and what it holds.
+fn unreadable_balance(name: &str, what: String) -> StoreError {
+    StoreError::Corrupt(format!("a balance cannot be read: {name} is {what}"))
+}
+
+/// A balance's text column.
+fn balance_text<'r>(r: &'r rusqlite::Row<'_>, i: usize, name: &str) -> Result<&'r str> {
+    text_at(r, i)?.map_err(|what| unreadable_balance(name, what))
+}
+
+/// A balance's integer column; null is as unreadable as text.
+fn balance_int(r: &rusqlite::Row<'_>, i: usize, name: &str) -> Result<i64> {
+    int_at(r, i)?
+        .and_then(|n| n.ok_or_else(|| "null".to_owned()))
+        .map_err(|what| unreadable_balance(name, what))
 }

@@ -13,6 +13,33 @@ struct Span {
     end: u32,
 }
 
+/// A page's texts, one after another in one buffer, each found again by its [`Span`].
+#[derive(Debug, Default)]
+struct Texts(String);
+
+impl Texts {
+    fn with_capacity(bytes: usize) -> Texts {
+        Texts(String::with_capacity(bytes))
+    }
+
+    /// Appends `s` and says where it lies.
+    fn push(&mut self, s: &str) -> Span {
+        // The offsets are u32: a page is bounded in rows, each a few kilobytes at most, far
+        // below 4 GiB.
+        let at = |n: usize| u32::try_from(n).expect("a page holds less than 4 GiB of text");
+        let start = at(self.0.len());
+        self.0.push_str(s);
+        Span {
+            start,
+            end: at(self.0.len()),
+        }
+    }
+
+    fn get(&self, s: Span) -> &str {
+        &self.0[s.start as usize..s.end as usize]
+    }
+}
+
 #[derive(Debug)]
 struct PageEntry {
     seq: i64,
@@ -42,7 +69,7 @@ struct PagePosting {
 /// [`JournalPage::push_posting`] for every posting, both in order.
 #[derive(Debug, Default)]
 pub struct JournalPage {
-    text: String,
+    text: Texts,
     entries: Vec<PageEntry>,
     postings: Vec<PagePosting>,
     /// The entry the next posting may belong to (postings arrive in seq order).
@@ -76,27 +103,11 @@ impl JournalPage {
     /// An empty page with room for about `entries` entries.
     pub fn with_capacity(entries: usize) -> JournalPage {
         JournalPage {
-            text: String::with_capacity(entries * 400),
+            text: Texts::with_capacity(entries * 400),
             entries: Vec::with_capacity(entries),
             postings: Vec::with_capacity(entries * 8),
             cursor: 0,
         }
-    }
-
-    fn span(&mut self, s: &str) -> Span {
-        let start = self.text.len();
-        self.text.push_str(s);
-        // The offsets are u32: a page is bounded by JOURNAL_PAGE_MAX entries, each a few
-        // kilobytes at most, far below 4 GiB.
-        let end = u32::try_from(self.text.len()).expect("a journal page holds less than 4 GiB");
-        Span {
-            start: u32::try_from(start).expect("a journal page holds less than 4 GiB"),
-            end,
-        }
-    }
-
-    fn str(&self, s: Span) -> &str {
-        &self.text[s.start as usize..s.end as usize]
     }
 
     /// Adds the next entry (each `seq` greater than the last one's).
@@ -107,13 +118,13 @@ impl JournalPage {
         );
         let entry = PageEntry {
             seq: e.seq,
-            date: self.span(e.date),
-            kind: self.span(e.kind),
-            document: self.span(e.document),
-            actor: self.span(e.actor),
+            date: self.text.push(e.date),
+            kind: self.text.push(e.kind),
+            document: self.text.push(e.document),
+            actor: self.text.push(e.actor),
             reverses: e.reverses,
-            memo: self.span(e.memo),
-            hash: self.span(e.hash),
+            memo: self.text.push(e.memo),
+            hash: self.text.push(e.hash),
             first: 0,
             end: 0,
         };
@@ -141,9 +152,9 @@ impl JournalPage {
             entry.first = at;
         }
         let posting = PagePosting {
-            account: self.span(p.account),
-            sku: self.span(p.sku),
-            lot: self.span(p.lot),
+            account: self.text.push(p.account),
+            sku: self.text.push(p.sku),
+            lot: self.text.push(p.lot),
             qty: p.qty,
             value: p.value,
         };
@@ -171,13 +182,13 @@ impl JournalPage {
             (
                 EntryColumns {
                     seq: e.seq,
-                    date: self.str(e.date),
-                    kind: self.str(e.kind),
-                    document: self.str(e.document),
-                    actor: self.str(e.actor),
+                    date: self.text.get(e.date),
+                    kind: self.text.get(e.kind),
+                    document: self.text.get(e.document),
+                    actor: self.text.get(e.actor),
                     reverses: e.reverses,
-                    memo: self.str(e.memo),
-                    hash: self.str(e.hash),
+                    memo: self.text.get(e.memo),
+                    hash: self.text.get(e.hash),
                 },
                 Postings {
                     page: self,
@@ -207,9 +218,9 @@ impl<'a> Postings<'a> {
     pub fn iter(&self) -> impl Iterator<Item = PostingColumns<'a>> + 'a {
         let page = self.page;
         self.rows.iter().map(move |p| PostingColumns {
-            account: page.str(p.account),
-            sku: page.str(p.sku),
-            lot: page.str(p.lot),
+            account: page.text.get(p.account),
+            sku: page.text.get(p.sku),
+            lot: page.text.get(p.lot),
             qty: p.qty,
             value: p.value,
         })
@@ -224,7 +235,7 @@ pub const BALANCE_PAGE_MAX: u32 = 65_536;
 /// buffer (two allocations a page instead of three a row).
 #[derive(Debug, Default)]
 pub struct BalancePage {
-    text: String,
+    text: Texts,
     rows: Vec<(Span, Span, i64, i64)>,
 }
 
@@ -232,23 +243,9 @@ impl BalancePage {
     /// An empty page with room for about `rows` rows.
     pub fn with_capacity(rows: usize) -> BalancePage {
         BalancePage {
-            text: String::with_capacity(rows * 40),
+            text: Texts::with_capacity(rows * 40),
             rows: Vec::with_capacity(rows),
         }
-    }
-
-    fn span(&mut self, s: &str) -> Span {
-        let start = self.text.len();
-        self.text.push_str(s);
-        let fits = |n: usize| u32::try_from(n).expect("a balance page holds less than 4 GiB");
-        Span {
-            start: fits(start),
-            end: fits(self.text.len()),
-        }
-    }
-
-    fn str(&self, s: Span) -> &str {
-        &self.text[s.start as usize..s.end as usize]
     }
 
     /// Adds the next row; rows come in increasing (account, lot), as a merge needs them.
@@ -257,7 +254,7 @@ impl BalancePage {
             self.last().is_none_or(|last| last < (account, lot)),
             "balances are pushed in (account, lot) order"
         );
-        let (account, lot) = (self.span(account), self.span(lot));
+        let (account, lot) = (self.text.push(account), self.text.push(lot));
         self.rows.push((account, lot, qty, value));
     }
 
@@ -273,14 +270,14 @@ impl BalancePage {
     pub fn last(&self) -> Option<(&str, &str)> {
         self.rows
             .last()
-            .map(|&(a, l, _, _)| (self.str(a), self.str(l)))
+            .map(|&(a, l, _, _)| (self.text.get(a), self.text.get(l)))
     }
 
     /// (account, lot, quantity, value) of every row, in order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str, i64, i64)> + '_ {
         self.rows
             .iter()
-            .map(|&(a, l, q, v)| (self.str(a), self.str(l), q, v))
+            .map(|&(a, l, q, v)| (self.text.get(a), self.text.get(l), q, v))
     }
 }
 
