@@ -20,6 +20,7 @@ use store::{
 };
 use store::{EntryColumns, JournalPage, PostingColumns, Snapshot, JOURNAL_PAGE_MAX};
 
+mod copy;
 mod production;
 mod shipments;
 mod write;
@@ -440,54 +441,58 @@ impl Snapshot for PgSnapshot {
     }
 }
 
-/// A page of the journal for a full pass: the same two reads as [`entries_between`], copied
-/// into the page's buffer by column position instead of decoded field by field. PostgreSQL
-/// types its columns, so every value reads as its type.
+/// A page of the journal for a full pass: the same two reads as [`entries_between`], each by
+/// a binary `COPY` (see `copy.rs`) copied into the page's buffer column by column, where a
+/// query made a row object per posting and decoded each column through it. The server's time
+/// is the same either way; the client's is what this saves (`ppe verify` of 1.09M postings,
+/// alternating: 2.4-3.1 s against 3.0-3.6 s).
 async fn journal_between(conn: &mut PgConnection, after: i64, limit: i64) -> Result<JournalPage> {
-    let rows = sqlx::query(
-        "select seq, date, kind, document, actor, reverses, memo, hash
-         from entries where seq > $1 order by seq limit $2",
+    // Integers only are formatted into the statements: COPY takes no parameters.
+    let entries = copy::binary(
+        conn,
+        &format!(
+            "select seq, date, kind, document, actor, reverses, memo, hash
+             from entries where seq > {after} order by seq limit {limit}"
+        ),
     )
-    .bind(after)
-    .bind(limit)
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(err)?;
-    let mut page = JournalPage::with_capacity(rows.len());
-    for r in &rows {
+    .await?;
+    let mut rows = copy::Rows::new(&entries, 8)?;
+    let mut page = JournalPage::with_capacity(usize::try_from(limit).unwrap_or(0));
+    while rows.next_row()? {
         page.push_entry(EntryColumns {
-            seq: r.get(0),
-            date: r.get(1),
-            kind: r.get(2),
-            document: r.get(3),
-            actor: r.get(4),
-            reverses: r.get(5),
-            memo: r.get(6),
-            hash: r.get(7),
+            seq: rows.int()?,
+            date: rows.text()?,
+            kind: rows.text()?,
+            document: rows.text()?,
+            actor: rows.text()?,
+            reverses: rows.opt_int()?,
+            memo: rows.text()?,
+            hash: rows.text()?,
         });
     }
     let Some(last) = page.last_seq() else {
         return Ok(page);
     };
-    drop(rows);
-    let postings = sqlx::query(
-        "select seq, account, sku, lot, qty, value
-         from postings where seq > $1 and seq <= $2 order by seq, idx",
+    drop(entries);
+    let postings = copy::binary(
+        conn,
+        &format!(
+            "select seq, account, sku, lot, qty, value
+             from postings where seq > {after} and seq <= {last} order by seq, idx"
+        ),
     )
-    .bind(after)
-    .bind(last)
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(err)?;
-    for r in &postings {
+    .await?;
+    let mut rows = copy::Rows::new(&postings, 6)?;
+    while rows.next_row()? {
+        let seq = rows.int()?;
         page.push_posting(
-            r.get(0),
+            seq,
             PostingColumns {
-                account: r.get(1),
-                sku: r.get(2),
-                lot: r.get(3),
-                qty: r.get(4),
-                value: r.get(5),
+                account: rows.text()?,
+                sku: rows.text()?,
+                lot: rows.text()?,
+                qty: rows.int()?,
+                value: rows.int()?,
             },
         );
     }
@@ -743,6 +748,16 @@ impl Store for PgStore {
         // Before any other statement of the transaction: its snapshot is then taken by the
         // first read (the head's) and kept to the end.
         sqlx::query("set transaction isolation level repeatable read, read only")
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
+        // A snapshot reads ranges in key order (journal pages by seq, balances by account
+        // and lot): an index scan returns them in that order. Where the planner has no
+        // statistics (tables never analysed) it estimates a page of postings at a tenth of
+        // its rows and picks a bitmap scan and a sort instead, which spilled to disk: 41 ms a
+        // page of 44 000 postings against 19 ms for the index scan, most of a pass's time on
+        // the server.
+        sqlx::query("set local enable_bitmapscan = off")
             .execute(&mut *tx)
             .await
             .map_err(err)?;
