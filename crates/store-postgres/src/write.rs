@@ -422,13 +422,7 @@ impl WriteTx for PgWriteTx {
         }
         if !b.deltas.is_empty() {
             // A repeated (account, lot) would be applied once by `update ... from`, silently.
-            let mut keys = HashSet::with_capacity(b.deltas.len());
-            assert!(
-                b.deltas
-                    .iter()
-                    .all(|(account, lot, _, _)| keys.insert((account, lot))),
-                "balance deltas are netted: one per (account, lot)"
-            );
+            b.assert_deltas_netted();
             let BalanceColumns {
                 account,
                 lot,

@@ -374,13 +374,7 @@ impl WriteTx for SqliteWriteTx {
         }
         // A repeated (account, lot) would be summed against the stored balance twice and
         // written once, silently.
-        let mut keys = HashSet::with_capacity(b.deltas.len());
-        assert!(
-            b.deltas
-                .iter()
-                .all(|(account, lot, _, _)| keys.insert((account, lot))),
-            "balance deltas are netted: one per (account, lot)"
-        );
+        b.assert_deltas_netted();
         for chunk in b.deltas.chunks(ROWS_PER_INSERT) {
             // Netted deltas: one row per (account, lot) however many postings touched it. The
             // database adds each delta to the stored balance (zero where there is none yet)

@@ -113,6 +113,20 @@ pub struct WriteBatch {
     pub shipments: Vec<ShipmentChange>,
 }
 
+impl WriteBatch {
+    /// Asserts that `deltas` are netted, one per (account, lot): a store applies each as one
+    /// row of a set-based statement, where a repeated key would be applied once, silently.
+    pub fn assert_deltas_netted(&self) {
+        let mut keys = std::collections::HashSet::with_capacity(self.deltas.len());
+        assert!(
+            self.deltas
+                .iter()
+                .all(|(account, lot, _, _)| keys.insert((account, lot))),
+            "balance deltas are netted: one per (account, lot)"
+        );
+    }
+}
+
 /// One netted balance change of a batch: the (account, lot), the lot's item and the change.
 pub type Delta = (Account, LotNo, Sku, Balance);
 
