@@ -99,7 +99,8 @@ pub struct WriteBatch {
     pub deltas: Vec<Delta>,
     /// Net change per (account, lot) for keys that can have no stored balance yet (see
     /// `ledger::State::is_new_balance`): inserted with their final value in one statement, where
-    /// the others cost an update and an insert of what is missing. Most keys of an import are
+    /// the others cost more (on SQLite an upsert that reads the stored balance first, on
+    /// PostgreSQL an update and an insert of what is missing). Most keys of an import are
     /// new (every purchased or produced lot, every dispatched shipment's transit account). A
     /// key wrongly taken as new fails the batch on the primary key; it is never added twice.
     pub new_balances: Vec<Delta>,
