@@ -69,6 +69,19 @@ async fn select_pairs(
     Ok(out)
 }
 
+/// `values (...), ...` of balance rows in the columns (account, lot, sku, qty, value,
+/// guarded): what both kinds of a batch's balance statements insert.
+fn push_balance_rows<'a>(q: &mut QueryBuilder<'a, Sqlite>, rows: &'a [store::Delta]) {
+    q.push_values(rows, |mut row, (account, lot, sku, d)| {
+        row.push_bind(account.to_string())
+            .push_bind(lot.as_str())
+            .push_bind(sku.as_str())
+            .push_bind(d.qty.scaled())
+            .push_bind(d.value.scaled())
+            .push_bind(i64::from(account.guarded()));
+    });
+}
+
 #[async_trait]
 impl WriteTx for SqliteWriteTx {
     fn head(&self) -> &Head {
@@ -362,14 +375,7 @@ impl WriteTx for SqliteWriteTx {
             // check constraint judges; a key that did exist fails the batch on the primary key.
             let mut q: QueryBuilder<Sqlite> =
                 QueryBuilder::new("insert into balances (account, lot, sku, qty, value, guarded) ");
-            q.push_values(chunk, |mut row, (account, lot, sku, d)| {
-                row.push_bind(account.to_string())
-                    .push_bind(lot.as_str())
-                    .push_bind(sku.as_str())
-                    .push_bind(d.qty.scaled())
-                    .push_bind(d.value.scaled())
-                    .push_bind(i64::from(account.guarded()));
-            });
+            push_balance_rows(&mut q, chunk);
             q.build().execute(&mut *conn).await.map_err(err)?;
         }
         // A repeated (account, lot) would be summed against the stored balance twice and
@@ -384,14 +390,7 @@ impl WriteTx for SqliteWriteTx {
             // update alone took about as long as all the postings of an acknowledgement batch.
             let mut q: QueryBuilder<Sqlite> =
                 QueryBuilder::new("with d (account, lot, sku, qty, value, guarded) as (");
-            q.push_values(chunk, |mut row, (account, lot, sku, d)| {
-                row.push_bind(account.to_string())
-                    .push_bind(lot.as_str())
-                    .push_bind(sku.as_str())
-                    .push_bind(d.qty.scaled())
-                    .push_bind(d.value.scaled())
-                    .push_bind(i64::from(account.guarded()));
-            });
+            push_balance_rows(&mut q, chunk);
             // `where true` tells SQLite's parser that `on conflict` belongs to the insert,
             // not to the join.
             q.push(
