@@ -9,6 +9,7 @@ use sqlx::{QueryBuilder, Row, Sqlite};
 use store::production::{self as decode, RawRun, RawRunMaterial};
 use store::{BomPut, ProductionRunRecord, Result, RunFilter, RunReportRow, StoredBom};
 
+use crate::write::Script;
 use crate::{err, i64_of, limit, ROWS_PER_INSERT};
 
 /// A bill of materials and its lines, as read inside `conn`'s transaction.
@@ -74,10 +75,12 @@ async fn insert_lines(conn: &mut SqliteConnection, bom: &Bom) -> Result<()> {
     Ok(())
 }
 
-pub(crate) async fn put_bom(writer: &SqlitePool, bom: &Bom) -> Result<BomPut> {
-    // The writer pool's one connection with the write lock taken at once: the ledger's writer
-    // cannot hold a run's transaction open on this BOM meanwhile.
-    let mut tx = writer.begin_with("begin immediate").await.map_err(err)?;
+pub(crate) async fn put_bom(writer: &mut SqliteConnection, bom: &Bom) -> Result<BomPut> {
+    // The writer connection with the write lock taken at once: the ledger's writer cannot
+    // hold a run's transaction open on this BOM meanwhile.
+    let mut tx = sqlx::Connection::begin_with(writer, "begin immediate")
+        .await
+        .map_err(err)?;
     let (product, version) = (bom.product.as_str(), bom.version.as_str());
     let outcome = match read_bom(&mut tx, product, version).await? {
         None => {
@@ -257,15 +260,13 @@ pub(crate) async fn load_boms(
 /// inserts of a fixed size for the runs and their materials (an import writes thousands of
 /// runs a batch; one statement per run cost about 150 us each), then one update per BOM
 /// version the batch used, naming the batch's first run of it.
-pub(crate) async fn write_runs(
-    conn: &mut SqliteConnection,
-    records: &[ProductionRunRecord],
-) -> Result<()> {
+pub(crate) fn write_runs<'a>(script: &mut Script<'a>, records: &'a [ProductionRunRecord]) {
     // 13 columns a row: 100 rows stay far below the bound-parameter limit.
     for chunk in records.chunks(ROWS_PER_INSERT) {
-        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+        let q = script.statement(
             "insert into production_runs (run_id, entry_seq, date, product_sku, bom_version, output_lot, good_qty, scrap_qty,
              material_cost, labor_cost, overhead_cost, total_cost, unit_cost) ",
+            chunk.len() == ROWS_PER_INSERT,
         );
         q.push_values(chunk, |mut row, rec| {
             let r = &rec.report;
@@ -283,7 +284,6 @@ pub(crate) async fn write_runs(
                 .push_bind(r.total_cost.scaled())
                 .push_bind(r.unit_cost.scaled());
         });
-        q.build().execute(&mut *conn).await.map_err(err)?;
     }
     let materials: Vec<_> = records
         .iter()
@@ -297,8 +297,9 @@ pub(crate) async fn write_runs(
         })
         .collect();
     for chunk in materials.chunks(ROWS_PER_INSERT) {
-        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+        let q = script.statement(
             "insert into production_run_materials (run_id, idx, material_sku, standard_qty, actual_qty, actual_cost) ",
+            chunk.len() == ROWS_PER_INSERT,
         );
         q.push_values(chunk, |mut row, (run, i, m)| {
             row.push_bind(*run)
@@ -308,17 +309,16 @@ pub(crate) async fn write_runs(
                 .push_bind(m.actual_qty.scaled())
                 .push_bind(m.actual_cost.scaled());
         });
-        q.build().execute(&mut *conn).await.map_err(err)?;
     }
     for rec in ProductionRunRecord::first_of_each_bom(records) {
         let r = &rec.report;
-        sqlx::query("update boms set first_run = ? where product_sku = ? and version = ? and first_run is null")
-            .bind(r.run_id.as_str())
-            .bind(r.product.as_str())
-            .bind(r.bom_version.as_str())
-            .execute(&mut *conn)
-            .await
-            .map_err(err)?;
+        script
+            .statement("update boms set first_run = ", false)
+            .push_bind(r.run_id.as_str())
+            .push(" where product_sku = ")
+            .push_bind(r.product.as_str())
+            .push(" and version = ")
+            .push_bind(r.bom_version.as_str())
+            .push(" and first_run is null");
     }
-    Ok(())
 }

@@ -8,6 +8,7 @@ use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 use store::decode::{self, RawShipment, RawShipmentLine};
 use store::{Result, ShipmentFilter};
 
+use crate::write::Script;
 use crate::{err, i64_of};
 
 /// Line rows per multi-row insert: 10 columns x 100 rows stays far below SQLite's limit.
@@ -129,10 +130,11 @@ fn assemble(rows: &[SqliteRow]) -> Result<Vec<Shipment>> {
 
 /// Writes what a batch changed: each shipment's row (created, or its status and closing
 /// updated) and its touched lines at their new absolute quantities, many rows a statement.
-pub(crate) async fn write(conn: &mut SqliteConnection, changes: &[ShipmentChange]) -> Result<()> {
+pub(crate) fn write<'a>(script: &mut Script<'a>, changes: &'a [ShipmentChange]) {
     for chunk in changes.chunks(SHIPMENTS_PER_INSERT) {
-        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+        let q = script.statement(
             "insert into shipments (id, kind, date, from_location, recipient, country, declared_value, currency, fx_rate, declared_value_base, status, dispatch_seq, closed_on, close_reason, close_seq) ",
+            chunk.len() == SHIPMENTS_PER_INSERT,
         );
         q.push_values(chunk, |mut row, c| {
             let s = &c.shipment;
@@ -154,15 +156,15 @@ pub(crate) async fn write(conn: &mut SqliteConnection, changes: &[ShipmentChange
                 .push_bind(s.closure.as_ref().map(|x| i64_of(x.seq)));
         });
         q.push(" on conflict (id) do update set status = excluded.status, closed_on = excluded.closed_on, close_reason = excluded.close_reason, close_seq = excluded.close_seq");
-        q.build().execute(&mut *conn).await.map_err(err)?;
     }
     let touched: Vec<(&ledger::Shipment, usize)> = changes
         .iter()
         .flat_map(|c| c.touched.iter().map(move |&pos| (&c.shipment, pos)))
         .collect();
     for chunk in touched.chunks(LINES_PER_INSERT) {
-        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+        let q = script.statement(
             "insert into shipment_lines (shipment_id, pos, destination, sku, lot, dispatched_qty, acknowledged_qty, damaged_qty, short_qty, dispatched_value) ",
+            chunk.len() == LINES_PER_INSERT,
         );
         q.push_values(chunk, |mut row, &(s, pos)| {
             let l = &s.lines[pos];
@@ -178,9 +180,7 @@ pub(crate) async fn write(conn: &mut SqliteConnection, changes: &[ShipmentChange
                 .push_bind(l.dispatched_value.scaled());
         });
         q.push(" on conflict (shipment_id, destination, lot) do update set acknowledged_qty = excluded.acknowledged_qty, damaged_qty = excluded.damaged_qty, short_qty = excluded.short_qty");
-        q.build().execute(&mut *conn).await.map_err(err)?;
     }
-    Ok(())
 }
 
 /// Per shipment and lot, outstanding (dispatched less acknowledged, damaged and short) against

@@ -8,23 +8,104 @@ use std::collections::{BTreeMap, HashSet};
 use async_trait::async_trait;
 use ledger::{Needs, State};
 use sqlx::sqlite::SqliteRow;
-use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, Transaction};
+use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 use store::decode;
 use store::{DocumentRecord, Head, IdempotencyRecord, Result, WriteBatch, WriteTx};
 
 use crate::{
     document_row, entries_between, err, i64_of, idempotency_row, item_row, location_row, lot_row,
-    party_row, production, shipments, ROWS_PER_INSERT,
+    party_row, production, rollback, shipments, WriterConn, ROWS_PER_INSERT,
 };
 
 /// Keys per `IN` list: two columns x 400 keys stays far below SQLite's variable limit.
 const KEYS_PER_QUERY: usize = 400;
 
+/// A batch's transaction on the writer connection, begun with `begin immediate`; rolled back
+/// when dropped uncommitted.
 pub(crate) struct SqliteWriteTx {
-    pub(crate) tx: Transaction<'static, Sqlite>,
+    /// The writer connection, held from `begin` until the commit or the drop.
+    pub(crate) w: Option<tokio::sync::OwnedMutexGuard<WriterConn>>,
     pub(crate) head: Head,
     /// The background checkpointer, told after a commit.
     pub(crate) checkpoint: tokio::sync::mpsc::Sender<()>,
+}
+
+impl SqliteWriteTx {
+    fn conn(&mut self) -> &mut SqliteConnection {
+        &mut self
+            .w
+            .as_mut()
+            .expect("the connection is held until commit or drop")
+            .conn
+    }
+}
+
+impl Drop for SqliteWriteTx {
+    /// A batch given up (a failed statement, a panic, an aborted task) is rolled back at once,
+    /// on a task of its own that holds the connection until it is done, so that the write lock
+    /// is freed and the next holder finds no transaction open. Without a runtime to run that
+    /// task, `open` stays set and the next holder rolls back first.
+    fn drop(&mut self) {
+        let Some(mut w) = self.w.take() else { return };
+        if !w.open {
+            return;
+        }
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move { rollback(&mut w).await });
+        }
+    }
+}
+
+/// The statements of one write, sent to SQLite in as few round trips as keep its prepared
+/// statements useful. Under the HTTP benchmark's load a round trip to the connection's worker
+/// thread took 0.2-0.8 ms (the worker, then the writer's task, each waiting for a core), more
+/// than a small statement's own work, and a batch made a dozen of them. So consecutive
+/// statements whose text will not recur (a chunk's remainder, an update) go as one script,
+/// which sqlx binds statement after statement in the order the values were pushed, and is
+/// not kept prepared. A full chunk's statement (the same text every time) goes on its own and
+/// stays prepared: re-preparing a 100-row insert for every part of an import cost about a
+/// tenth of its speed. Statements run in the order they were pushed.
+pub(crate) struct Script<'a> {
+    /// Each segment: one round trip, whether it is kept prepared, and its statements.
+    segments: Vec<(QueryBuilder<'a, Sqlite>, bool, usize)>,
+}
+
+impl<'a> Script<'a> {
+    pub(crate) fn new() -> Script<'a> {
+        Script {
+            segments: Vec::new(),
+        }
+    }
+
+    /// Starts the next statement with `sql`; the builder binds its values. `recurs`: the
+    /// statement's text is the same every time (a full chunk), so it is kept prepared.
+    pub(crate) fn statement(&mut self, sql: &str, recurs: bool) -> &mut QueryBuilder<'a, Sqlite> {
+        match self.segments.last_mut() {
+            Some((q, false, statements)) if !recurs => {
+                q.push(";\n");
+                q.push(sql);
+                *statements += 1;
+            }
+            _ => self.segments.push((QueryBuilder::new(sql), recurs, 1)),
+        }
+        &mut self.segments.last_mut().expect("pushed above").0
+    }
+
+    /// Runs every statement, in order; the first failure stops the script and is returned.
+    pub(crate) async fn run(self, conn: &mut SqliteConnection) -> Result<()> {
+        for (mut q, recurs, statements) in self.segments {
+            assert!(
+                statements == 1 || !recurs,
+                "a prepared statement stands alone"
+            );
+            q.build()
+                .persistent(recurs)
+                .execute(&mut *conn)
+                .await
+                .map_err(err)?;
+        }
+        Ok(())
+    }
 }
 
 /// Rows of `head (?, ?, ...)` for every key, a chunk at a time; `head` ends inside the `IN`.
@@ -93,7 +174,7 @@ impl WriteTx for SqliteWriteTx {
         if n.is_empty() {
             return Ok(());
         }
-        let conn = &mut *self.tx;
+        let conn = self.conn();
         if !n.items.is_empty() {
             let keys: Vec<&str> = n.items.iter().map(|k| k.as_str()).collect();
             let rows = select_in(conn, "select * from items where sku in (", "", &keys).await?;
@@ -285,7 +366,7 @@ impl WriteTx for SqliteWriteTx {
             return Ok(Vec::new());
         }
         let rows = select_pairs(
-            &mut self.tx,
+            self.conn(),
             "namespace, id",
             "select d.* from k join documents d on d.namespace = k.namespace and d.id = k.id",
             keys,
@@ -299,7 +380,7 @@ impl WriteTx for SqliteWriteTx {
             return Ok(Vec::new());
         }
         let rows = select_pairs(
-            &mut self.tx,
+            self.conn(),
             "actor, key",
             "select i.* from k join idempotency i on i.actor = k.actor and i.key = k.key",
             keys,
@@ -309,12 +390,14 @@ impl WriteTx for SqliteWriteTx {
     }
 
     async fn write(&mut self, b: &WriteBatch) -> Result<()> {
-        let conn = &mut *self.tx;
+        let head = self.head.seq;
+        let mut script = Script::new();
         // Order matters for the foreign keys: entries, then the lots they create, then postings.
         for chunk in b.entries.chunks(ROWS_PER_INSERT) {
-            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+            let q = script.statement(
                 "insert into entries (seq, date, kind, document, actor, reverses, memo, hash, recorded_at) ",
-            );
+            chunk.len() == ROWS_PER_INSERT,
+        );
             q.push_values(chunk, |mut row, e| {
                 let x = &e.entry;
                 row.push_bind(i64_of(x.seq()))
@@ -327,12 +410,12 @@ impl WriteTx for SqliteWriteTx {
                     .push_bind(e.hash.to_hex())
                     .push_bind(e.recorded_at.as_str());
             });
-            q.build().execute(&mut *conn).await.map_err(err)?;
         }
         for chunk in b.lots.chunks(ROWS_PER_INSERT) {
-            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+            let q = script.statement(
                 "insert into lots (lot, sku, origin_kind, origin_doc, origin_seq, expires_on, source) ",
-            );
+            chunk.len() == ROWS_PER_INSERT,
+        );
             q.push_values(chunk, |mut row, l| {
                 row.push_bind(l.lot.as_str())
                     .push_bind(l.sku.as_str())
@@ -342,7 +425,6 @@ impl WriteTx for SqliteWriteTx {
                     .push_bind(l.expires_on.map(|d| d.to_string()))
                     .push_bind(l.source.as_ref().map(|s| s.as_str()));
             });
-            q.build().execute(&mut *conn).await.map_err(err)?;
         }
         let postings: Vec<(i64, usize, &ledger::Posting)> = b
             .entries
@@ -356,8 +438,9 @@ impl WriteTx for SqliteWriteTx {
             })
             .collect();
         for chunk in postings.chunks(ROWS_PER_INSERT) {
-            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+            let q = script.statement(
                 "insert into postings (seq, idx, account, sku, lot, qty, value) ",
+                chunk.len() == ROWS_PER_INSERT,
             );
             q.push_values(chunk, |mut row, (seq, idx, p)| {
                 row.push_bind(*seq)
@@ -368,15 +451,15 @@ impl WriteTx for SqliteWriteTx {
                     .push_bind(p.qty.scaled())
                     .push_bind(p.value.scaled());
             });
-            q.build().execute(&mut *conn).await.map_err(err)?;
         }
         for chunk in b.new_balances.chunks(ROWS_PER_INSERT) {
             // Keys no stored balance can have yet: inserted with their final value, which the
             // check constraint judges; a key that did exist fails the batch on the primary key.
-            let mut q: QueryBuilder<Sqlite> =
-                QueryBuilder::new("insert into balances (account, lot, sku, qty, value, guarded) ");
-            push_balance_rows(&mut q, chunk);
-            q.build().execute(&mut *conn).await.map_err(err)?;
+            let q = script.statement(
+                "insert into balances (account, lot, sku, qty, value, guarded) ",
+                chunk.len() == ROWS_PER_INSERT,
+            );
+            push_balance_rows(q, chunk);
         }
         // A repeated (account, lot) would be summed against the stored balance twice and
         // written once, silently.
@@ -388,9 +471,11 @@ impl WriteTx for SqliteWriteTx {
             // resulting balance, not the delta; a key that exists takes the sum instead. One
             // statement, where inserting missing keys at zero and then updating took two: the
             // update alone took about as long as all the postings of an acknowledgement batch.
-            let mut q: QueryBuilder<Sqlite> =
-                QueryBuilder::new("with d (account, lot, sku, qty, value, guarded) as (");
-            push_balance_rows(&mut q, chunk);
+            let q = script.statement(
+                "with d (account, lot, sku, qty, value, guarded) as (",
+                chunk.len() == ROWS_PER_INSERT,
+            );
+            push_balance_rows(q, chunk);
             // `where true` tells SQLite's parser that `on conflict` belongs to the insert,
             // not to the join.
             q.push(
@@ -401,15 +486,15 @@ impl WriteTx for SqliteWriteTx {
                  where true
                  on conflict (account, lot) do update set qty = excluded.qty, value = excluded.value",
             );
-            q.build().execute(&mut *conn).await.map_err(err)?;
         }
         // After entries and lots, which shipments and their lines reference.
-        shipments::write(&mut *conn, &b.shipments).await?;
-        production::write_runs(conn, &b.production_runs).await?;
+        shipments::write(&mut script, &b.shipments);
+        production::write_runs(&mut script, &b.production_runs);
         for chunk in b.documents.chunks(ROWS_PER_INSERT) {
-            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+            let q = script.statement(
                 "insert into documents (namespace, id, kind, body_hash, body, response, entry_seq) ",
-            );
+            chunk.len() == ROWS_PER_INSERT,
+        );
             q.push_values(chunk, |mut row, d| {
                 row.push_bind(d.namespace.as_str())
                     .push_bind(d.id.as_str())
@@ -419,11 +504,11 @@ impl WriteTx for SqliteWriteTx {
                     .push_bind(d.response.to_string())
                     .push_bind(d.entry_seq.map(i64_of));
             });
-            q.build().execute(&mut *conn).await.map_err(err)?;
         }
         for chunk in b.idempotency.chunks(ROWS_PER_INSERT) {
-            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+            let q = script.statement(
                 "insert into idempotency (actor, key, request_hash, status, response) ",
+                chunk.len() == ROWS_PER_INSERT,
             );
             q.push_values(chunk, |mut row, i| {
                 row.push_bind(i.actor.as_str())
@@ -432,24 +517,33 @@ impl WriteTx for SqliteWriteTx {
                     .push_bind(i64::from(i.status))
                     .push_bind(i.response.to_string());
             });
-            q.build().execute(&mut *conn).await.map_err(err)?;
         }
         if let Some(h) = &b.head {
-            assert!(h.seq >= self.head.seq, "the head never moves back");
-            sqlx::query("update ledger set seq = ?, hash = ?, closed_through = ? where id = 1")
-                .bind(i64_of(h.seq))
-                .bind(h.hash.to_hex())
-                .bind(h.closed_through.map(|d| d.to_string()))
-                .execute(&mut *conn)
-                .await
-                .map_err(err)?;
+            assert!(h.seq >= head, "the head never moves back");
+            let q = script.statement("update ledger set seq = ", false);
+            q.push_bind(i64_of(h.seq))
+                .push(", hash = ")
+                .push_bind(h.hash.to_hex())
+                .push(", closed_through = ")
+                .push_bind(h.closed_through.map(|d| d.to_string()))
+                .push(" where id = 1");
+        }
+        script.run(self.conn()).await?;
+        if let Some(h) = &b.head {
             self.head = h.clone();
         }
         Ok(())
     }
 
-    async fn commit(self: Box<Self>) -> Result<()> {
-        self.tx.commit().await.map_err(err)?;
+    async fn commit(mut self: Box<Self>) -> Result<()> {
+        // A failed commit leaves `open` set: the drop rolls back whatever SQLite kept.
+        sqlx::query("commit")
+            .execute(self.conn())
+            .await
+            .map_err(err)?;
+        if let Some(w) = self.w.as_mut() {
+            w.open = false;
+        }
         // Full: a checkpoint is already due and will see this commit too.
         let _ = self.checkpoint.try_send(());
         Ok(())
@@ -473,11 +567,10 @@ pub(crate) fn baseline_row(i: u64) -> (i64, i64, String, &'static str, String, i
 /// The raw-insert baseline on SQLite: the writer's 100-row prepared statements, one
 /// `begin immediate` ... `commit` (WAL, synchronous=FULL) per `per_commit` rows.
 pub(crate) async fn insert_baseline(
-    writer: &sqlx::SqlitePool,
+    conn: &mut SqliteConnection,
     rows: u64,
     per_commit: usize,
 ) -> Result<()> {
-    let mut conn = writer.acquire().await.map_err(err)?;
     sqlx::query("drop table if exists bench_baseline")
         .execute(&mut *conn)
         .await
