@@ -79,8 +79,11 @@ pub(crate) async fn select(
 }
 
 /// Shipments by id with their lines, in one statement (the writer loads a batch's at once).
-/// The lines are looked up per shipment by key (lateral, behind `offset 0`): joined plainly,
-/// the planner may hash every line of every shipment for each batch.
+/// Each shipment, then its lines, is looked up by key (lateral, behind `offset 0`): joined
+/// plainly, the planner may hash every line of every shipment for each batch; and with
+/// `where s.id = any($1)`, where the tables have no statistics, it scanned every shipment
+/// for a batch's 1 024 ids (in parallel, about 1 s a batch at 390 000 shipments: an import
+/// of 97 000 donations took 95 s, against 79 s for 1.3M frontline batches before them).
 pub(crate) async fn select_ids(conn: &mut PgConnection, ids: &[&str]) -> Result<Vec<Shipment>> {
     if ids.is_empty() {
         return Ok(Vec::new());
@@ -91,11 +94,11 @@ pub(crate) async fn select_ids(conn: &mut PgConnection, ids: &[&str]) -> Result<
                 s.dispatch_seq, s.closed_on, s.close_reason, s.close_seq,
                 l.destination, l.sku, l.lot, l.dispatched_qty, l.acknowledged_qty, l.damaged_qty,
                 l.short_qty, l.dispatched_value
-         from shipments s
+         from unnest($1::text[]) as k (id)
+         cross join lateral (select * from shipments x where x.id = k.id offset 0) s
          cross join lateral (
              select * from shipment_lines x where x.shipment_id = s.id offset 0
          ) l
-         where s.id = any($1)
          order by s.dispatch_seq, l.pos",
     )
     .bind(ids)
