@@ -396,8 +396,8 @@ impl WriteTx for SqliteWriteTx {
         for chunk in b.entries.chunks(ROWS_PER_INSERT) {
             let q = script.statement(
                 "insert into entries (seq, date, kind, document, actor, reverses, memo, hash, recorded_at) ",
-            chunk.len() == ROWS_PER_INSERT,
-        );
+                chunk.len() == ROWS_PER_INSERT,
+            );
             q.push_values(chunk, |mut row, e| {
                 let x = &e.entry;
                 row.push_bind(i64_of(x.seq()))
@@ -414,8 +414,8 @@ impl WriteTx for SqliteWriteTx {
         for chunk in b.lots.chunks(ROWS_PER_INSERT) {
             let q = script.statement(
                 "insert into lots (lot, sku, origin_kind, origin_doc, origin_seq, expires_on, source) ",
-            chunk.len() == ROWS_PER_INSERT,
-        );
+                chunk.len() == ROWS_PER_INSERT,
+            );
             q.push_values(chunk, |mut row, l| {
                 row.push_bind(l.lot.as_str())
                     .push_bind(l.sku.as_str())
@@ -493,8 +493,8 @@ impl WriteTx for SqliteWriteTx {
         for chunk in b.documents.chunks(ROWS_PER_INSERT) {
             let q = script.statement(
                 "insert into documents (namespace, id, kind, body_hash, body, response, entry_seq) ",
-            chunk.len() == ROWS_PER_INSERT,
-        );
+                chunk.len() == ROWS_PER_INSERT,
+            );
             q.push_values(chunk, |mut row, d| {
                 row.push_bind(d.namespace.as_str())
                     .push_bind(d.id.as_str())
