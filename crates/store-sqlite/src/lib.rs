@@ -180,12 +180,12 @@ impl SqliteStore {
 
     /// The writer connection, once the transaction a dropped batch left open (if any) is
     /// rolled back.
-    async fn writer(&self) -> Result<tokio::sync::OwnedMutexGuard<WriterConn>> {
+    async fn writer(&self) -> tokio::sync::OwnedMutexGuard<WriterConn> {
         let mut w = self.writer.clone().lock_owned().await;
         if w.open {
             rollback(&mut w).await;
         }
-        Ok(w)
+        w
     }
 }
 
@@ -424,7 +424,7 @@ impl Store for SqliteStore {
             .bind(item.unit())
             .bind(i64::from(item.decimals()))
             .bind(item.shelf_life_days().map(i64::from))
-            .execute(&mut self.writer().await?.conn)
+            .execute(&mut self.writer().await.conn)
             .await
             .map_err(err)?;
         if done.rows_affected() == 1 {
@@ -439,7 +439,7 @@ impl Store for SqliteStore {
     async fn item(&self, sku: &str) -> Result<Option<Item>> {
         let row = sqlx::query("select * from items where sku = ?")
             .bind(sku)
-            .fetch_optional(&mut self.writer().await?.conn)
+            .fetch_optional(&mut self.writer().await.conn)
             .await
             .map_err(err)?;
         row.as_ref().map(item_row).transpose()
@@ -462,7 +462,7 @@ impl Store for SqliteStore {
             .bind(p.country())
             .bind(p.city())
             .bind(p.parent().map(|c| c.as_str()))
-            .execute(&mut self.writer().await?.conn)
+            .execute(&mut self.writer().await.conn)
             .await
             .map_err(err)?;
         if done.rows_affected() == 1 {
@@ -477,7 +477,7 @@ impl Store for SqliteStore {
     async fn party(&self, code: &str) -> Result<Option<Party>> {
         let row = sqlx::query("select * from parties where code = ?")
             .bind(code)
-            .fetch_optional(&mut self.writer().await?.conn)
+            .fetch_optional(&mut self.writer().await.conn)
             .await
             .map_err(err)?;
         row.as_ref().map(party_row).transpose()
@@ -498,7 +498,7 @@ impl Store for SqliteStore {
         )
         .bind(l.code().as_str())
         .bind(l.name())
-        .execute(&mut self.writer().await?.conn)
+        .execute(&mut self.writer().await.conn)
         .await
         .map_err(err)?;
         if done.rows_affected() == 1 {
@@ -513,7 +513,7 @@ impl Store for SqliteStore {
     async fn location(&self, code: &str) -> Result<Option<Location>> {
         let row = sqlx::query("select * from locations where code = ?")
             .bind(code)
-            .fetch_optional(&mut self.writer().await?.conn)
+            .fetch_optional(&mut self.writer().await.conn)
             .await
             .map_err(err)?;
         row.as_ref().map(location_row).transpose()
@@ -536,7 +536,7 @@ impl Store for SqliteStore {
             .bind(&t.created_at)
             .bind(&t.expires_at)
             .bind(&t.revoked_at)
-            .execute(&mut self.writer().await?.conn)
+            .execute(&mut self.writer().await.conn)
             .await
             .map_err(err)?;
         if done.rows_affected() == 1 {
@@ -544,7 +544,7 @@ impl Store for SqliteStore {
         }
         let row = sqlx::query("select * from tokens where name = ?")
             .bind(&t.name)
-            .fetch_one(&mut self.writer().await?.conn)
+            .fetch_one(&mut self.writer().await.conn)
             .await
             .map_err(err)?;
         Ok(Inserted::Existing(token_row(&row)))
@@ -554,12 +554,12 @@ impl Store for SqliteStore {
             .bind(name)
             .bind(fresh)
             .bind(created_at)
-            .execute(&mut self.writer().await?.conn)
+            .execute(&mut self.writer().await.conn)
             .await
             .map_err(err)?;
         let row = sqlx::query("select value from secrets where name = ?")
             .bind(name)
-            .fetch_one(&mut self.writer().await?.conn)
+            .fetch_one(&mut self.writer().await.conn)
             .await
             .map_err(err)?;
         row.try_get("value").map_err(err)
@@ -584,7 +584,7 @@ impl Store for SqliteStore {
             sqlx::query("update tokens set revoked_at = ? where name = ? and revoked_at is null")
                 .bind(at)
                 .bind(name)
-                .execute(&mut self.writer().await?.conn)
+                .execute(&mut self.writer().await.conn)
                 .await
                 .map_err(err)?;
         Ok(done.rows_affected() == 1)
@@ -592,7 +592,7 @@ impl Store for SqliteStore {
 
     async fn begin(&self) -> Result<Box<dyn WriteTx>> {
         // IMMEDIATE takes the write lock now, so that what we read is what we write on top of.
-        let mut w = self.writer().await?;
+        let mut w = self.writer().await;
         // One round trip: the write lock, then the head it protects.
         w.open = true;
         let head = read_head(&mut w.conn, "begin immediate; ").await;
@@ -866,7 +866,7 @@ impl Store for SqliteStore {
     }
 
     async fn insert_baseline(&self, rows: u64, per_commit: usize) -> Result<()> {
-        write::insert_baseline(&mut self.writer().await?.conn, rows, per_commit).await
+        write::insert_baseline(&mut self.writer().await.conn, rows, per_commit).await
     }
 
     async fn lot_postings(&self, lot: &str) -> Result<Vec<LotPosting>> {
@@ -963,7 +963,7 @@ impl Store for SqliteStore {
         shipments::documents_for(&mut conn, kind, document, after, limit(n)).await
     }
     async fn put_bom(&self, bom: &ledger::production::Bom) -> Result<BomPut> {
-        production::put_bom(&mut self.writer().await?.conn, bom).await
+        production::put_bom(&mut self.writer().await.conn, bom).await
     }
     async fn bom(&self, product_sku: &str, version: &str) -> Result<Option<StoredBom>> {
         production::bom(&self.reader, product_sku, version).await
