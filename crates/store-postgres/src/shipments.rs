@@ -84,27 +84,29 @@ pub(crate) async fn select(
 /// `where s.id = any($1)`, where the tables have no statistics, it scanned every shipment
 /// for a batch's 1 024 ids (in parallel, about 1 s a batch at 390 000 shipments: an import
 /// of 97 000 donations took 95 s, against 79 s for 1.3M frontline batches before them).
+/// `tests/plans.rs` holds the plan to the primary key.
+pub const BY_IDS_SQL: &str = "select s.id, s.kind, s.date, s.from_location, s.recipient, s.country,
+        s.declared_value, s.currency, s.fx_rate, s.declared_value_base,
+        s.dispatch_seq, s.closed_on, s.close_reason, s.close_seq,
+        l.destination, l.sku, l.lot, l.dispatched_qty, l.acknowledged_qty, l.damaged_qty,
+        l.short_qty, l.dispatched_value
+ from unnest($1::text[]) as k (id)
+ cross join lateral (select * from shipments x where x.id = k.id offset 0) s
+ cross join lateral (
+     select * from shipment_lines x where x.shipment_id = s.id offset 0
+ ) l
+ order by s.dispatch_seq, l.pos";
+
+/// The shipments of `ids`, with their lines (see [`BY_IDS_SQL`]).
 pub(crate) async fn select_ids(conn: &mut PgConnection, ids: &[&str]) -> Result<Vec<Shipment>> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let rows = sqlx::query(
-        "select s.id, s.kind, s.date, s.from_location, s.recipient, s.country,
-                s.declared_value, s.currency, s.fx_rate, s.declared_value_base,
-                s.dispatch_seq, s.closed_on, s.close_reason, s.close_seq,
-                l.destination, l.sku, l.lot, l.dispatched_qty, l.acknowledged_qty, l.damaged_qty,
-                l.short_qty, l.dispatched_value
-         from unnest($1::text[]) as k (id)
-         cross join lateral (select * from shipments x where x.id = k.id offset 0) s
-         cross join lateral (
-             select * from shipment_lines x where x.shipment_id = s.id offset 0
-         ) l
-         order by s.dispatch_seq, l.pos",
-    )
-    .bind(ids)
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(err)?;
+    let rows = sqlx::query(BY_IDS_SQL)
+        .bind(ids)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(err)?;
     assemble(&rows)
 }
 
