@@ -28,7 +28,7 @@ mod write;
 use write::PgWriteTx;
 
 /// The writer's lookup of a batch's shipments, public for the test that holds its plan to the
-/// primary key where the planner has no statistics (`tests/plans.rs`).
+/// primary key where the planner has no statistics (`tests/open.rs`).
 #[doc(hidden)]
 pub use shipments::BY_IDS_SQL as SHIPMENTS_BY_IDS_SQL;
 

@@ -84,7 +84,7 @@ pub(crate) async fn select(
 /// `where s.id = any($1)`, where the tables have no statistics, it scanned every shipment
 /// for a batch's 1 024 ids (in parallel, about 1 s a batch at 390 000 shipments: an import
 /// of 97 000 donations took 95 s, against 79 s for 1.3M frontline batches before them).
-/// `tests/plans.rs` holds the plan to the primary key.
+/// `tests/open.rs` holds the plan to the primary key.
 pub const BY_IDS_SQL: &str = "select s.id, s.kind, s.date, s.from_location, s.recipient, s.country,
         s.declared_value, s.currency, s.fx_rate, s.declared_value_base,
         s.dispatch_seq, s.closed_on, s.close_reason, s.close_seq,
