@@ -118,7 +118,7 @@ impl WriteTx for PgWriteTx {
             .collect();
         if !lots.is_empty() {
             let keys = strings(lots.iter().map(|k| k.as_str()));
-            let rows = sqlx::query("select * from lots where lot = any($1)")
+            let rows = sqlx::query(crate::LOTS_BY_NUMBER_SQL)
                 .bind(&keys)
                 .fetch_all(&mut *conn)
                 .await

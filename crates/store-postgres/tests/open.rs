@@ -327,12 +327,30 @@ fn database_name_replaced_in_url() {
     );
 }
 
-/// The writer looks a batch's shipments up by primary key even where the planner has no
-/// statistics (this server may never analyse its tables): with `where s.id = any($1)` it
-/// read every shipment for each batch instead (a sequential scan at 390 000 shipments, a full
-/// scan of the dispatch index at 50 000), about 1 s a batch at 10M postings.
+/// The plan of `sql`, prepared with one `text[]` parameter, for `keys`: the plan made for the
+/// batch's own keys, as the first executions of a statement get.
+async fn plan_of(conn: &mut sqlx::PgConnection, name: &str, sql: &str, keys: &[String]) -> String {
+    sqlx::query(&format!("prepare {name} (text[]) as {sql}"))
+        .execute(&mut *conn)
+        .await
+        .expect("prepare");
+    let plan: Vec<String> = sqlx::query_scalar(&format!(
+        "explain execute {name} ('{{{}}}')",
+        keys.join(",")
+    ))
+    .fetch_all(&mut *conn)
+    .await
+    .expect("explain");
+    plan.join("\n")
+}
+
+/// The writer looks a batch's shipments and lots up by primary key even where the planner
+/// has no statistics (this server may never analyse its tables): with `where s.id = any($1)`
+/// it read every shipment for each batch instead (a sequential scan at 390 000 shipments, a
+/// full scan of the dispatch index at 50 000), about 1 s a batch at 10M postings; with
+/// `where lot = any($1)`, every lot once a batch named a few thousand.
 #[tokio::test]
-async fn a_batch_of_shipments_is_looked_up_by_key_without_statistics() {
+async fn a_batch_of_shipments_and_lots_is_looked_up_by_key_without_statistics() {
     let Some((mut admin, name, db_url)) = scratch_database().await else {
         return;
     };
@@ -354,7 +372,6 @@ async fn a_batch_of_shipments_is_looked_up_by_key_without_statistics() {
                                      acknowledged_qty, damaged_qty, short_qty, dispatched_value)
          select 'B-' || lpad(i::text, 8, '0'), 0, 'COM-1', 'MASK', 'L-' || i, 10, 0, 0, 0, 100
          from generate_series(1, 50000) i",
-        // The plan made for the batch's own ids, as the first executions of a statement get.
         "set plan_cache_mode = force_custom_plan",
     ] {
         sqlx::query(statement)
@@ -362,21 +379,15 @@ async fn a_batch_of_shipments_is_looked_up_by_key_without_statistics() {
             .await
             .unwrap_or_else(|e| panic!("{statement}: {e}"));
     }
-    sqlx::query(&format!(
-        "prepare by_ids (text[]) as {}",
-        store_postgres::SHIPMENTS_BY_IDS_SQL
-    ))
-    .execute(&mut *conn)
-    .await
-    .expect("prepare");
     // A batch's worth of ids, the most recent shipments (as acknowledgements name them).
     let ids: Vec<String> = (48_977..=50_000).map(|i| format!("B-{i:08}")).collect();
-    let plan: Vec<String> =
-        sqlx::query_scalar(&format!("explain execute by_ids ('{{{}}}')", ids.join(",")))
-            .fetch_all(&mut *conn)
-            .await
-            .expect("explain");
-    let plan = plan.join("\n");
+    let plan = plan_of(
+        &mut conn,
+        "by_ids",
+        store_postgres::SHIPMENTS_BY_IDS_SQL,
+        &ids,
+    )
+    .await;
     assert!(
         plan.contains("Index Scan using shipments_pkey"),
         "each shipment by its key:\n{plan}"
@@ -392,6 +403,24 @@ async fn a_batch_of_shipments_is_looked_up_by_key_without_statistics() {
         .await
         .expect("lookup");
     assert_eq!(rows.len(), ids.len());
+
+    // The lots a large batch names: 8 000 of 50 000.
+    let lots: Vec<String> = (42_001..=50_000).map(|i| format!("L-{i}")).collect();
+    let plan = plan_of(&mut conn, "lots", store_postgres::LOTS_BY_NUMBER_SQL, &lots).await;
+    assert!(
+        plan.contains("Index Scan using lots_pkey"),
+        "each lot by its key:\n{plan}"
+    );
+    assert!(
+        !plan.contains("Seq Scan on lots"),
+        "no scan of every lot:\n{plan}"
+    );
+    let found = sqlx::query(store_postgres::LOTS_BY_NUMBER_SQL)
+        .bind(&lots)
+        .fetch_all(&mut *conn)
+        .await
+        .expect("lots");
+    assert_eq!(found.len(), lots.len());
 
     drop(conn);
     store.pool().close().await;
