@@ -206,9 +206,25 @@ impl WriteTx for PgWriteTx {
         }
         if !n.holders.is_empty() {
             let keys = strings(n.holders.iter().map(|k| k.as_str()));
+            // The accounts a lot was ever posted to, by the postings' lot index, then their
+            // balances by key: the balances have no index that starts with the lot, and
+            // `where lot = any($1)` on them read the whole table. A balance that is not zero
+            // has postings.
             let rows = sqlx::query(
-                "select lot, account, qty, value from balances
-                 where lot = any($1) and (qty <> 0 or value <> 0) order by lot, account",
+                "select b.lot, b.account, b.qty, b.value
+                 from (
+                     select distinct p.account, p.lot
+                     from unnest($1::text[]) as k (lot)
+                     cross join lateral (
+                         select account, lot from postings x where x.lot = k.lot offset 0
+                     ) p
+                 ) h
+                 cross join lateral (
+                     select * from balances x
+                     where x.account = h.account and x.lot = h.lot offset 0
+                 ) b
+                 where b.qty <> 0 or b.value <> 0
+                 order by b.lot, b.account",
             )
             .bind(&keys)
             .fetch_all(&mut *conn)

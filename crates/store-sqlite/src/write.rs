@@ -302,10 +302,17 @@ impl WriteTx for SqliteWriteTx {
         }
         if !n.holders.is_empty() {
             let keys: Vec<&str> = n.holders.iter().map(|k| k.as_str()).collect();
+            // The accounts a lot was ever posted to, by the postings' lot index, then their
+            // balances by key: the balances have no index that starts with the lot, and
+            // `where lot in (...)` on them read the whole table (31 ms at 1.09M postings, under
+            // the write lock; 0.14 ms this way). A balance that is not zero has postings.
             let rows = select_in(
                 conn,
-                "select lot, account, qty, value from balances where (qty <> 0 or value <> 0) and lot in (",
-                " order by lot, account",
+                "select b.lot, b.account, b.qty, b.value
+                 from (select distinct account, lot from postings where lot in (",
+                ") p join balances b on b.account = p.account and b.lot = p.lot
+                 where b.qty <> 0 or b.value <> 0
+                 order by b.lot, b.account",
                 &keys,
             )
             .await?;
