@@ -240,11 +240,15 @@ pub(crate) fn i64_of(v: u64) -> i64 {
     i64::try_from(v).expect("sequence numbers fit in i64")
 }
 
-/// The ledger's head, read by `before` (statements run first, in the same round trip) and
-/// then the select.
-async fn read_head(conn: &mut sqlx::SqliteConnection, before: &str) -> Result<Head> {
-    let sql = format!("{before}select seq, hash, closed_through from ledger where id = 1");
-    let row = sqlx::query(&sql).fetch_one(conn).await.map_err(err)?;
+/// The ledger's head.
+const HEAD: &str = "select seq, hash, closed_through from ledger where id = 1";
+/// The write lock, then the head it protects, in one round trip (a script of two statements).
+const BEGIN_HEAD: &str =
+    "begin immediate; select seq, hash, closed_through from ledger where id = 1";
+
+/// The head, read by `sql` (`HEAD` or `BEGIN_HEAD`).
+async fn read_head(conn: &mut sqlx::SqliteConnection, sql: &str) -> Result<Head> {
+    let row = sqlx::query(sql).fetch_one(conn).await.map_err(err)?;
     let hash: String = row.get("hash");
     Ok(Head {
         seq: decode::seq(row.get("seq")),
@@ -593,10 +597,8 @@ impl Store for SqliteStore {
     async fn begin(&self) -> Result<Box<dyn WriteTx>> {
         // IMMEDIATE takes the write lock now, so that what we read is what we write on top of.
         let mut w = self.writer().await;
-        // One round trip: the write lock, then the head it protects.
         w.open = true;
-        let head = read_head(&mut w.conn, "begin immediate; ").await;
-        let head = match head {
+        let head = match read_head(&mut w.conn, BEGIN_HEAD).await {
             Ok(head) => head,
             Err(e) => {
                 rollback(&mut w).await;
@@ -612,7 +614,7 @@ impl Store for SqliteStore {
 
     async fn head(&self) -> Result<Head> {
         let mut conn = self.reader.acquire().await.map_err(err)?;
-        read_head(&mut conn, "").await
+        read_head(&mut conn, HEAD).await
     }
 
     async fn document(&self, namespace: &str, id: &str) -> Result<Option<DocumentRecord>> {
