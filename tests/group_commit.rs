@@ -2,8 +2,9 @@
 //! part of a large batch (about 2 048 postings) while it decides the rest; the documents
 //! decided after a part was handed must still see it (a repeat of an earlier document is a
 //! replay, a conflicting reuse a 409, a repeated idempotency key a replay), the balances of
-//! keys new to the batch and of keys stored before it must come out right, and the whole
-//! batch must still be one commit.
+//! keys new to the batch and of keys stored before it must come out right, a shipment written
+//! with an early part and acknowledged in a later one must be stored as the later one left it,
+//! and the whole batch must still be one commit.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -11,8 +12,7 @@ use std::pin::Pin;
 use futures_util::future::join_all;
 use ppe_tests::{backends, mask_master_data, spawn_app_with};
 use serde_json::json;
-use service::dto::BatchIn;
-use service::dto::PurchaseIn;
+use service::dto::{AcknowledgementIn, BatchIn, PurchaseIn};
 use service::{Outcome, ServiceError};
 
 /// Purchases of ten lines each: 20 postings a document, so 150 of them are about three parts.
@@ -51,6 +51,17 @@ async fn a_batch_written_in_parts_is_one_commit_that_sees_itself() {
         let before = app.entry_count().await;
 
         let s = &app.service;
+        // Dispatched first, so written with the batch's first part; acknowledged in part
+        // after the purchases, so changed again in its last.
+        let early: BatchIn = serde_json::from_value(
+            json!({"batch_id":"B-0","date":"2020-02-20","from_location":"FG",
+            "lines":[{"destination":"NANWAN","sku":"MASK","qty":"10","lot":"OLD"}]}),
+        )
+        .expect("a batch");
+        let ack: AcknowledgementIn =
+            serde_json::from_value(json!({"acknowledgement_id":"A-0","date":"2020-02-21",
+            "lines":[{"destination":"NANWAN","sku":"MASK","lot":"OLD","received_qty":"6"}]}))
+            .expect("an acknowledgement");
         let batch: BatchIn = serde_json::from_value(
             json!({"batch_id":"B-1","date":"2020-02-20","from_location":"FG",
             "lines":[{"destination":"NANWAN","sku":"MASK","qty":"10","lot":"OLD"},
@@ -66,7 +77,7 @@ async fn a_batch_written_in_parts_is_one_commit_that_sees_itself() {
         // writer takes them in this order, in one batch. Unconstrained, so that tokio's
         // cooperative budget does not make a later one wait while the rest are queued.
         type Queued<'a> = Pin<Box<dyn Future<Output = Result<Outcome, ServiceError>> + Send + 'a>>;
-        let mut queued: Vec<Queued> = Vec::new();
+        let mut queued: Vec<Queued> = vec![Box::pin(s.record_batch(&early, "t", None))];
         for p in &purchases {
             queued.push(Box::pin(s.record_purchase(p, "t", None)));
         }
@@ -74,12 +85,14 @@ async fn a_batch_written_in_parts_is_one_commit_that_sees_itself() {
         queued.push(Box::pin(s.record_purchase(&purchases[0], "t", None)));
         queued.push(Box::pin(s.record_purchase(&conflicting, "t", None)));
         queued.push(Box::pin(s.record_purchase(&keyed, "t", Some("K"))));
+        queued.push(Box::pin(s.acknowledge("B-0", &ack, "t", None)));
         queued.push(Box::pin(s.record_batch(&batch, "t", None)));
         let mut firsts = tokio::task::unconstrained(join_all(queued)).await;
-        let mut rest = firsts.split_off(PURCHASES).into_iter();
+        let mut rest = firsts.split_off(PURCHASES + 1).into_iter();
+        let early_dispatched = firsts.remove(0);
         let mut next = || rest.next().expect("queued above");
-        let (keyed_first, repeat, conflict, keyed_again, dispatched) =
-            (next(), next(), next(), next(), next());
+        let (keyed_first, repeat, conflict, keyed_again, acknowledged, dispatched) =
+            (next(), next(), next(), next(), next(), next());
         let created = |r: &Result<Outcome, ServiceError>| match r {
             Ok(o) => o.status == 201 && !o.replayed,
             Err(_) => false,
@@ -87,6 +100,11 @@ async fn a_batch_written_in_parts_is_one_commit_that_sees_itself() {
         assert!(firsts.iter().all(created), "{backend:?}: {firsts:?}");
         assert!(created(&keyed_first), "{backend:?}: {keyed_first:?}");
         assert!(created(&dispatched), "{backend:?}: {dispatched:?}");
+        assert!(
+            created(&early_dispatched),
+            "{backend:?}: {early_dispatched:?}"
+        );
+        assert!(created(&acknowledged), "{backend:?}: {acknowledged:?}");
         // Decided long after the first purchase's part was handed to the database.
         let repeat = repeat.expect("a repeat is a replay");
         assert!(repeat.replayed, "{backend:?}: {repeat:?}");
@@ -111,7 +129,7 @@ async fn a_batch_written_in_parts_is_one_commit_that_sees_itself() {
 
         // One entry per created document, all from one commit.
         let after = app.entry_count().await;
-        assert_eq!(after, before + PURCHASES as u64 + 2, "{backend:?}");
+        assert_eq!(after, before + PURCHASES as u64 + 4, "{backend:?}");
         let first = app.get(&format!("/api/v1/entries/{}", before + 1)).await;
         let last = app.get(&format!("/api/v1/entries/{after}")).await;
         assert_eq!(
@@ -122,7 +140,9 @@ async fn a_batch_written_in_parts_is_one_commit_that_sees_itself() {
         // A key stored before the batch, keys created in its first part, and a transit key
         // of the shipment it created.
         for (account, lot, qty) in [
-            ("stock:FG", "OLD", "990"),
+            ("stock:FG", "OLD", "980"),
+            ("transit:B-0", "OLD", "4"),
+            ("recipient:NANWAN", "OLD", "6"),
             ("transit:B-1", "OLD", "10"),
             ("stock:FG", "L-PO-0-0", "6"),
             ("transit:B-1", "L-PO-0-0", "4"),
@@ -135,6 +155,24 @@ async fn a_batch_written_in_parts_is_one_commit_that_sees_itself() {
                 "{backend:?}: {account} {lot}"
             );
         }
+        // The shipment as the acknowledgement left it, not as its dispatch wrote it.
+        let b0 = app.get("/api/v1/shipments/B-0").await;
+        assert_eq!(
+            b0.body["status"], "partly-acknowledged",
+            "{backend:?}: {}",
+            b0.text
+        );
+        assert_eq!(
+            b0.body["lines"][0]["acknowledged"], "6",
+            "{backend:?}: {}",
+            b0.text
+        );
+        assert_eq!(
+            b0.body["lines"][0]["outstanding"], "4",
+            "{backend:?}: {}",
+            b0.text
+        );
+        // Reconciliation compares every shipment's outstanding lines with its transit balance.
         let r = app.get("/api/v1/reports/reconciliation").await;
         assert_eq!(r.body["ok"], true, "{backend:?}: {}", r.text);
         app.stop().await;

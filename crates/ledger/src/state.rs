@@ -127,7 +127,10 @@ pub struct State {
     /// Shipments with their lines as loaded, then as this batch left them (None: no such
     /// shipment).
     shipments: HashMap<DocId, Option<Shipment>>,
-    /// Shipments this batch changed: whether it created each, and the lines it touched.
+    /// Shipments this batch created: their transit balances cannot exist before it.
+    created_shipments: HashSet<DocId>,
+    /// Shipments changed since the writer last took the changes for the store: whether each
+    /// was created, and the lines touched.
     shipment_changes: BTreeMap<DocId, (bool, BTreeSet<usize>)>,
 }
 
@@ -402,6 +405,9 @@ impl State {
             c.seq = seq;
         }
         let id = shipment.id.clone();
+        if created {
+            self.created_shipments.insert(id.clone());
+        }
         let mark = self.shipment_changes.entry(id.clone()).or_default();
         mark.0 |= created;
         mark.1.extend(touched);
@@ -409,15 +415,19 @@ impl State {
         self.shipments[&id].as_ref().expect("just put")
     }
 
-    /// The shipments this batch changed, as they now are, with the lines it touched: what the
-    /// store writes.
-    pub fn shipment_changes(&self) -> Vec<ShipmentChange> {
-        self.shipment_changes
-            .iter()
+    /// The shipments changed since the last call, as they now are, with the lines touched:
+    /// what the store writes (each row whole, so a shipment changed again later in the batch
+    /// is simply written again). Taken part by part, a large batch's new shipments are written
+    /// while the writer decides what follows instead of all at its end.
+    pub fn take_shipment_changes(&mut self) -> Vec<ShipmentChange> {
+        std::mem::take(&mut self.shipment_changes)
+            .into_iter()
             .map(|(id, (created, touched))| ShipmentChange {
-                shipment: self.shipments[id].clone().expect("changed shipments exist"),
-                touched: touched.clone(),
-                created: *created,
+                shipment: self.shipments[&id]
+                    .clone()
+                    .expect("changed shipments exist"),
+                touched,
+                created,
                 moves: Vec::new(),
             })
             .collect()
@@ -428,8 +438,7 @@ impl State {
     /// does), or its account is the transit account of a shipment this batch created.
     pub fn is_new_balance(&self, account: &Account, lot: &LotNo) -> bool {
         self.created.contains(lot)
-            || matches!(account, Account::Transit(id)
-                if self.shipment_changes.get(id).is_some_and(|(created, _)| *created))
+            || matches!(account, Account::Transit(id) if self.created_shipments.contains(id))
     }
 
     /// Refuses a date inside a closed period.

@@ -413,11 +413,13 @@ impl Pending {
     }
 
     /// Moves what has been decided into a part of its own: entries, the lots they created,
-    /// their documents, keys and run reports. Balances and shipments stay for the batch's
-    /// end, when they are netted.
+    /// their documents, keys and run reports, and the shipments changed since the last part
+    /// (each written whole, so one changed again is written again). Balances stay for the
+    /// batch's end, when they are netted.
     fn take_part(&mut self) -> WriteBatch {
         self.postings = 0;
         let mut part = std::mem::take(&mut self.batch);
+        part.shipments = self.state.take_shipment_changes();
         part.lots = std::mem::take(&mut self.lots)
             .iter()
             .map(|no| {
@@ -491,7 +493,6 @@ async fn attempt(
             .partition(|(a, l, _, _)| p.state.is_new_balance(a, l));
         last.new_balances = new;
         last.deltas = known;
-        last.shipments = p.state.shipment_changes();
     }
     // Every entry decided is in exactly one part, in sequence.
     let entries = p.handed.iter().map(|b| b.entries.len()).sum::<usize>() + last.entries.len();

@@ -110,7 +110,8 @@ pub struct WriteBatch {
     pub head: Option<Head>,
     /// Reports of the production runs in the batch; each marks its BOM version used.
     pub production_runs: Vec<ProductionRunRecord>,
-    /// Shipments the batch dispatched or changed, as they now are, with the lines it touched.
+    /// Shipments dispatched or changed since the batch's previous part, as they now are, with
+    /// the lines touched; a shipment changed in two parts is written whole twice.
     pub shipments: Vec<ShipmentChange>,
 }
 
