@@ -1,5 +1,6 @@
 //! Opening `SqliteStore`: a file is opened and readable by every connection of the store,
-//! and a database that would live only in memory is refused by name.
+//! and a database that would live only in memory is refused by name; and the SQLite built in
+//! is the one configured for the workspace.
 
 use store::{Store, StoreError};
 use store_sqlite::SqliteStore;
@@ -36,4 +37,22 @@ async fn a_new_file_reads_an_empty_journal() {
         .expect("the journal reads");
     assert!(page.is_empty());
     assert_eq!(store.head().await.unwrap().seq, 0);
+}
+
+/// The SQLite built into the binary counts no memory statistics (`.cargo/config.toml`): with
+/// them, every allocation SQLite makes takes a global mutex. sqlx and rusqlite share this one
+/// build, so asking either is asking both.
+#[test]
+fn sqlite_is_built_without_memory_statistics() {
+    let conn = rusqlite::Connection::open_in_memory().expect("an in-memory connection");
+    let mut st = conn.prepare("pragma compile_options").expect("prepared");
+    let options: Vec<String> = st
+        .query_map([], |r| r.get(0))
+        .expect("the options")
+        .collect::<Result<_, _>>()
+        .expect("each option");
+    assert!(
+        options.iter().any(|o| o == "DEFAULT_MEMSTATUS=0"),
+        "{options:?}"
+    );
 }
