@@ -148,6 +148,17 @@ async fn the_one_pass_reconciliation_agrees_with_the_separate_reports() {
                 "a posting's value",
                 "update postings set value = value - 5 where seq = 4 and idx = 0",
             ),
+            // Postings with no balance, and a balance with no postings: the directions a
+            // lookup of each balance among the pass's keys (PostgreSQL) must both find.
+            (
+                "a maintained balance deleted",
+                "delete from balances where account = 'supplier:SUP' and lot = 'PO-2-1'",
+            ),
+            (
+                "a balance with no postings",
+                "insert into balances (account, lot, sku, qty, value, guarded)
+                 select 'loss', lot, sku, 5, 0, false from lots where lot = 'PO-2-1'",
+            ),
         ];
         let mut checks_seen = std::collections::BTreeSet::new();
         for (what, sql) in edits {

@@ -360,6 +360,10 @@ async fn lots_by_number(conn: &mut PgConnection, lots: &[String]) -> Result<Vec<
     rows.iter().map(lot_row).collect()
 }
 
+/// Table pages (8 KiB each) of balances read as one part by `Snapshot::balance_part`: 32 MiB,
+/// about 400 000 balances.
+const BALANCE_PART_BLOCKS: u64 = 4_096;
+
 /// A read-only `repeatable read` transaction: every statement of it sees the database as its
 /// first (the head's) did. It takes no lock a writer waits for.
 struct PgSnapshot {
@@ -429,6 +433,57 @@ impl Snapshot for PgSnapshot {
             page.push(r.get("account"), r.get("lot"), r.get("qty"), r.get("value"));
         }
         Ok(page)
+    }
+    /// Parts of [`BALANCE_PART_BLOCKS`] pages of the table, counted from its size now: a
+    /// row version this snapshot sees was written before it began, so lies in a page that
+    /// existed then; pages added since hold only versions it does not see.
+    async fn balance_parts(&self) -> Result<Option<u32>> {
+        let mut tx = self.tx.lock().await;
+        let pages: i64 = sqlx::query_scalar(
+            "select pg_relation_size('balances') / current_setting('block_size')::bigint",
+        )
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(err)?;
+        let parts = u64::try_from(pages)
+            .unwrap_or(0)
+            .div_ceil(BALANCE_PART_BLOCKS);
+        Ok(Some(u32::try_from(parts).map_err(|_| {
+            StoreError::Corrupt(format!("a balances table of {pages} pages"))
+        })?))
+    }
+    /// The part's pages read in table order (a TID range scan), sent by a binary `COPY`, on
+    /// a task of its own: the caller looks up the part before while the server sends this
+    /// one and the task takes it in.
+    async fn balance_part(&self, part: u32) -> Result<store::BalancePage> {
+        let from = u64::from(part) * BALANCE_PART_BLOCKS;
+        let to = from + BALANCE_PART_BLOCKS;
+        let tx = Arc::clone(&self.tx);
+        let read = tokio::spawn(async move {
+            let mut tx = tx.lock().await;
+            // Integers only are formatted into the statement: COPY takes no parameters.
+            let bytes = copy::binary(
+                &mut tx,
+                &format!(
+                    "select account, lot, qty, value from balances
+                     where ctid >= '({from},0)'::tid and ctid < '({to},0)'::tid
+                       and (qty <> 0 or value <> 0)"
+                ),
+            )
+            .await?;
+            drop(tx);
+            let mut rows = copy::Rows::new(&bytes, 4)?;
+            // A balance takes about 64 bytes of the stream (four lengths, two texts, two
+            // integers).
+            let mut page = store::BalancePage::in_any_order(bytes.len() / 64);
+            while rows.next_row()? {
+                let (account, lot) = (rows.text()?, rows.text()?);
+                page.push(account, lot, rows.int()?, rows.int()?);
+            }
+            Ok(page)
+        });
+        read.await
+            .map_err(|e| StoreError::Backend(format!("reading balance part {part}: {e}")))?
     }
     async fn balances_hint(&self) -> Result<u64> {
         let mut tx = self.tx.lock().await;

@@ -231,27 +231,40 @@ impl<'a> Postings<'a> {
 pub const BALANCE_PAGE_MAX: u32 = 65_536;
 
 /// Maintained balances that are not zero, as stored, for a pass that compares every one of
-/// them: (account, lot) in byte order, quantity and value at storage scale, the texts in one
-/// buffer (two allocations a page instead of three a row).
+/// them: (account, lot) in byte order (or, for [`BalancePage::in_any_order`], as the store
+/// keeps them), quantity and value at storage scale, the texts in one buffer (two
+/// allocations a page instead of three a row).
 #[derive(Debug, Default)]
 pub struct BalancePage {
     text: Texts,
     rows: Vec<(Span, Span, i64, i64)>,
+    /// Rows in no particular order (a part of [`crate::Snapshot::balance_part`]).
+    any_order: bool,
 }
 
 impl BalancePage {
-    /// An empty page with room for about `rows` rows.
+    /// An empty page with room for about `rows` rows, given in (account, lot) order.
     pub fn with_capacity(rows: usize) -> BalancePage {
         BalancePage {
             text: Texts::with_capacity(rows * 40),
             rows: Vec::with_capacity(rows),
+            any_order: false,
         }
     }
 
-    /// Adds the next row; rows come in increasing (account, lot), as a merge needs them.
+    /// An empty page with room for about `rows` rows, given in any order.
+    pub fn in_any_order(rows: usize) -> BalancePage {
+        BalancePage {
+            any_order: true,
+            ..BalancePage::with_capacity(rows)
+        }
+    }
+
+    /// Adds the next row; in a page of [`BalancePage::with_capacity`] rows come in
+    /// increasing (account, lot), as a merge needs them.
     pub fn push(&mut self, account: &str, lot: &str, qty: i64, value: i64) {
         assert!(
-            self.last().is_none_or(|last| last < (account, lot)),
+            self.any_order || self.last().is_none_or(|last| last < (account, lot)),
             "balances are pushed in (account, lot) order"
         );
         let (account, lot) = (self.text.push(account), self.text.push(lot));
@@ -273,7 +286,7 @@ impl BalancePage {
             .map(|&(a, l, _, _)| (self.text.get(a), self.text.get(l)))
     }
 
-    /// (account, lot, quantity, value) of every row, in order.
+    /// (account, lot, quantity, value) of every row, in the order pushed.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str, i64, i64)> + '_ {
         self.rows
             .iter()
@@ -425,6 +438,15 @@ mod tests {
         let mut page = BalancePage::default();
         page.push("stock:FG", "B", 1, 1);
         page.push("stock:FG", "A", 1, 1);
+    }
+
+    #[test]
+    fn a_page_in_any_order_keeps_the_order_its_rows_came_in() {
+        let mut page = BalancePage::in_any_order(2);
+        page.push("stock:FG", "B", 1, 1);
+        page.push("stock:FG", "A", 2, 2);
+        let rows: Vec<_> = page.iter().collect();
+        assert_eq!(rows, vec![("stock:FG", "B", 1, 1), ("stock:FG", "A", 2, 2)]);
     }
 
     #[test]

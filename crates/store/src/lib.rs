@@ -329,6 +329,22 @@ pub trait Snapshot: Send + Sync {
         after: Option<(String, String)>,
         limit: u32,
     ) -> Result<BalancePage>;
+    /// How many parts [`Self::balance_part`] reads every maintained balance that is not zero
+    /// in, where the store reads them far faster in the order it keeps them than in key
+    /// order: on PostgreSQL key order is an index scan that fetches each row from the table
+    /// (about 0.6 µs a row at 5M balances, against 0.14 µs in table order). `None` where key
+    /// order costs no more (SQLite keeps balances in key order); a pass then merges
+    /// [`Self::balance_page`]s.
+    async fn balance_parts(&self) -> Result<Option<u32>> {
+        Ok(None)
+    }
+    /// Part `part` (below [`Self::balance_parts`]) of the maintained balances that are not
+    /// zero, in no particular order: each such balance is in exactly one part.
+    async fn balance_part(&self, part: u32) -> Result<BalancePage> {
+        Err(StoreError::Backend(format!(
+            "balance part {part} asked of a store that reads balances in key order"
+        )))
+    }
     /// About how many maintained balances there are, zero ones too: a capacity hint for a pass
     /// that keeps one key per balance, never a fact to check against. SQLite counts them (an
     /// index scan, tens of milliseconds at 5M balances); PostgreSQL gives its planner's
