@@ -101,6 +101,9 @@ pub(crate) struct Scan {
     /// (account, sku, lot).
     keys: Vec<Key>,
     names: Names,
+    /// Each name's place in the text order of all names, by number (empty until the pass
+    /// ends): account and item comparisons of the sorts are of these.
+    rank: Vec<u32>,
     /// How many distinct (item, lot) the keys name.
     item_lots: u32,
     /// Guarded balances that went negative (invariant 2), ordered as the SQL check orders them.
@@ -171,6 +174,7 @@ pub(crate) async fn run(
         complete: true,
         keys: Vec::with_capacity(room),
         names: Names::default(),
+        rank: Vec::new(),
         item_lots: 0,
         negative: Vec::new(),
         entry_quantity: Vec::new(),
@@ -253,7 +257,8 @@ pub(crate) async fn run(
     let order = async {
         // Accounts and items are few and lots many: most comparisons of the sort are of two
         // names' ranks (their places in text order) instead of two texts behind two pointers.
-        let rank = s.names.ranks();
+        s.rank = s.names.ranks();
+        let rank = &s.rank;
         s.keys.sort_unstable_by(|a, b| {
             (rank[a.account as usize], rank[a.sku as usize])
                 .cmp(&(rank[b.account as usize], rank[b.sku as usize]))
@@ -834,7 +839,7 @@ impl Scan {
         let keys = &self.keys;
         let mut order: Vec<u32> =
             (0..u32::try_from(keys.len()).expect("fewer than 4 billion keys")).collect();
-        let rank = self.names.ranks();
+        let rank = &self.rank;
         order.sort_by(|&a, &b| {
             let (a, b) = (&keys[a as usize], &keys[b as usize]);
             rank[a.account as usize]
