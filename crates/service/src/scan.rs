@@ -704,12 +704,31 @@ impl Scan {
         if let Some(parts) = snapshot.balance_parts().await? {
             return self.mismatches_in_parts(snapshot, parts).await;
         }
+        let keys = &self.keys;
         const PAGE: u32 = store::BALANCE_PAGE_MAX;
-        // Built while the snapshot's connection reads the first page of balances.
-        let order = async { self.order_by_account_lot() };
+        // The keys are in (account, item, lot) order: within an account, one ordered run of
+        // lots per item, which a stable sort merges rather than sorts again. Built while the
+        // snapshot's connection reads the first page of balances.
+        let order = async {
+            let mut order: Vec<u32> =
+                (0..u32::try_from(keys.len()).expect("fewer than 4 billion keys")).collect();
+            let rank = &self.rank;
+            order.sort_by(|&a, &b| {
+                let (a, b) = (&keys[a as usize], &keys[b as usize]);
+                rank[a.account as usize]
+                    .cmp(&rank[b.account as usize])
+                    .then_with(|| a.lot.cmp(&b.lot))
+            });
+            order
+        };
         let (first, order) = tokio::join!(snapshot.balance_page(None, PAGE), order);
         let mut page = first?;
-        let mut groups = self.groups(&order);
+        let mut groups = Groups {
+            keys,
+            names: &self.names,
+            order: &order,
+            at: 0,
+        };
         let mut found = Vec::new();
         loop {
             // The next page is read while this one is merged.
@@ -830,32 +849,6 @@ impl Scan {
         }
         found.sort_unstable_by(|a, b| (&a.account, &a.lot).cmp(&(&b.account, &b.lot)));
         Ok(found)
-    }
-
-    /// The keys' numbers in (account, lot) order (byte order of the texts). The keys are in
-    /// (account, item, lot) order: within an account, one ordered run of lots per item, which
-    /// a stable sort merges rather than sorts again.
-    fn order_by_account_lot(&self) -> Vec<u32> {
-        let keys = &self.keys;
-        let mut order: Vec<u32> =
-            (0..u32::try_from(keys.len()).expect("fewer than 4 billion keys")).collect();
-        let rank = &self.rank;
-        order.sort_by(|&a, &b| {
-            let (a, b) = (&keys[a as usize], &keys[b as usize]);
-            rank[a.account as usize]
-                .cmp(&rank[b.account as usize])
-                .then_with(|| a.lot.cmp(&b.lot))
-        });
-        order
-    }
-
-    fn groups<'a>(&'a self, order: &'a [u32]) -> Groups<'a> {
-        Groups {
-            keys: &self.keys,
-            names: &self.names,
-            order,
-            at: 0,
-        }
     }
 }
 
