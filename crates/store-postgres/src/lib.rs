@@ -410,30 +410,6 @@ impl Snapshot for PgSnapshot {
         let mut tx = self.tx.lock().await;
         lots_by_number(&mut tx, lots).await
     }
-    async fn balance_page(
-        &self,
-        after: Option<(String, String)>,
-        n: u32,
-    ) -> Result<store::BalancePage> {
-        let (after_account, after_lot) = after.unwrap_or_default();
-        let mut tx = self.tx.lock().await;
-        let rows = sqlx::query(
-            "select account, lot, qty, value from balances
-             where (qty <> 0 or value <> 0) and (account, lot) > ($1, $2)
-             order by account, lot limit $3",
-        )
-        .bind(after_account)
-        .bind(after_lot)
-        .bind(i64::from(n.clamp(1, store::BALANCE_PAGE_MAX)))
-        .fetch_all(&mut **tx)
-        .await
-        .map_err(err)?;
-        let mut page = store::BalancePage::with_capacity(rows.len());
-        for r in &rows {
-            page.push(r.get("account"), r.get("lot"), r.get("qty"), r.get("value"));
-        }
-        Ok(page)
-    }
     /// Parts of [`BALANCE_PART_BLOCKS`] pages of the table, counted from its size now: a
     /// row version this snapshot sees was written before it began, so lies in a page that
     /// existed then; pages added since hold only versions it does not see.

@@ -323,12 +323,19 @@ pub trait Snapshot: Send + Sync {
     /// Every maintained balance that is not zero with `(account, lot) > after`, in byte order
     /// of (account, lot), at most `limit` (at most [`BALANCE_PAGE_MAX`]): [`Self::balances`]
     /// without filters, as stored, for a pass that compares them all. A column that cannot
-    /// be read as its type is a [`StoreError::Corrupt`] naming it.
+    /// be read as its type is a [`StoreError::Corrupt`] naming it. A store reads them either
+    /// so or in parts ([`Self::balance_parts`]), whichever costs it less, and implements
+    /// that one.
     async fn balance_page(
         &self,
         after: Option<(String, String)>,
         limit: u32,
-    ) -> Result<BalancePage>;
+    ) -> Result<BalancePage> {
+        let _ = (after, limit);
+        Err(StoreError::Backend(
+            "balances asked in key order of a store that reads them in parts".into(),
+        ))
+    }
     /// How many parts [`Self::balance_part`] reads every maintained balance that is not zero
     /// in, where the store reads them far faster in the order it keeps them than in key
     /// order: on PostgreSQL key order is an index scan that fetches each row from the table
