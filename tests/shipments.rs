@@ -742,6 +742,26 @@ async fn frontline(backend: Backend) {
         "{}",
         v.text
     );
+    // The other way round: lines with nothing outstanding (as acknowledged again), and a
+    // transit balance that holds goods. The check groups only lines with something
+    // outstanding, so this group comes from the balance alone.
+    app.db
+        .exec("update shipment_lines set acknowledged_qty = acknowledged_qty + 1000 where shipment_id = 'NW-B2'")
+        .await;
+    let v = app.get("/api/v1/verify").await;
+    assert_eq!(v.body["ok"], true, "{}", v.text);
+    app.db
+        .exec("update balances set qty = qty + 2000 where account = 'transit:NW-B2' and lot = 'RC-2-1'")
+        .await;
+    let v = app.get("/api/v1/verify").await;
+    assert_eq!(v.body["ok"], false, "{}", v.text);
+    assert!(
+        v.text.contains(
+            "shipment NW-B2 lot RC-2-1: its lines have 0 outstanding but transit:NW-B2 holds 2"
+        ),
+        "{}",
+        v.text
+    );
     app.stop().await;
 }
 

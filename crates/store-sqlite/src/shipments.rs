@@ -187,15 +187,21 @@ pub(crate) fn write<'a>(script: &mut Script<'a>, changes: &'a [ShipmentChange]) 
 /// the `transit:` balance, both ways: lines without a balance and balances without lines, as
 /// (shipment, lot, outstanding, in transit), read by a snapshot (`journal.rs`). One grouping
 /// over both tables: SQLite runs a full outer join of two grouped subqueries as a nested loop,
-/// quadratic in the number of shipment lines.
-pub(crate) const MISMATCHES_SQL: &str =
-    "select substr(account, 9) as shipment, lot, sum(oq) as oq, sum(tq) as tq from (
-         select 'transit:' || shipment_id as account, lot,
+/// quadratic in the number of shipment lines. Only lines with something outstanding are
+/// grouped (a line adds nothing to its group's sum otherwise, and a group it alone made would
+/// sum to zero, which is what an absent group counts as), and the transit balances are read as
+/// a range of the primary key (`like` is case-insensitive, so cannot use it): at 1.09M
+/// postings this took 62 ms where grouping every line and scanning every balance took 370.
+pub(crate) const MISMATCHES_SQL: &str = "select shipment, lot, sum(oq) as oq, sum(tq) as tq from (
+         select shipment_id as shipment, lot,
                 dispatched_qty - acknowledged_qty - damaged_qty - short_qty as oq, 0 as tq
          from shipment_lines
+         where dispatched_qty - acknowledged_qty - damaged_qty - short_qty <> 0
          union all
-         select account, lot, 0, qty from balances where account like 'transit:%' and qty <> 0)
-     group by account, lot
+         -- ';' is the character after ':', so this is every account that starts 'transit:'.
+         select substr(account, 9), lot, 0, qty from balances
+         where account >= 'transit:' and account < 'transit;' and qty <> 0)
+     group by shipment, lot
      having sum(oq) <> sum(tq)
      order by 1, 2";
 
