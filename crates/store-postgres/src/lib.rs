@@ -394,7 +394,9 @@ impl Snapshot for PgSnapshot {
     async fn journal_page(&self, after: u64, n: u32) -> Result<JournalPage> {
         let (after, limit) = (i64_of(after), i64::from(n.clamp(1, JOURNAL_PAGE_MAX)));
         self.ahead
-            .page(after, limit, |after, limit| self.read_page(after, limit))
+            .page(after, limit, |after, limit, _lane| {
+                self.read_page(after, limit)
+            })
             .await
     }
     async fn balances(
@@ -812,7 +814,7 @@ impl Store for PgStore {
         Ok(Box::new(PgSnapshot {
             head,
             tx: Arc::new(tokio::sync::Mutex::new(tx)),
-            ahead: store::ReadAhead::default(),
+            ahead: store::ReadAhead::new(1),
         }))
     }
     async fn entry(&self, seq: u64) -> Result<Option<StoredEntry>> {

@@ -3,6 +3,8 @@
 //! reading a page costs a handful of allocations instead of several per posting, and nothing
 //! is decoded that the pass does not need decoded.
 
+use std::collections::VecDeque;
+
 /// Most entries one page holds: about 30 000 postings, a few megabytes of text.
 pub const JOURNAL_PAGE_MAX: u32 = 4_096;
 
@@ -297,35 +299,58 @@ impl BalancePage {
 /// A page being read for a full pass: when it is done, what was read or why not.
 pub type PageTask = tokio::task::JoinHandle<crate::Result<JournalPage>>;
 
-/// The page after the last one a snapshot served, read while the pass checks that one, so
-/// that one core decodes a page while the other reads the next. Each backend's snapshot keeps
-/// one and says how to read a page (a task that holds the snapshot's connection meanwhile).
-/// Entries are append-only, and a snapshot sees one moment: a page read early is the page.
-#[derive(Debug, Default)]
+/// Pages read ahead of a full pass, while the pass checks the page before: the next one, and
+/// with more than one lane (a connection each) the pages after it too, each on its own lane, so
+/// that the reads share the cores with the pass instead of queueing on one connection. The
+/// page after the next is a guess, from the sequence having no gaps (invariant 4): when the
+/// next page ends elsewhere, the guess is let finish and dropped, and the right page read then.
+/// Each backend's snapshot keeps one and says how to read a page on a lane (a task that holds
+/// that lane's connection meanwhile). Entries are append-only, and a snapshot sees one moment:
+/// a page read early is the page.
+#[derive(Debug)]
 pub struct ReadAhead {
-    /// (after, limit) the page read ahead was asked for, and the task reading it.
-    slot: std::sync::Mutex<Option<(i64, i64, PageTask)>>,
+    lanes: usize,
+    /// Reads started, in the order the pass will ask for their pages: (after, limit, lane,
+    /// the task reading it). At most one per lane.
+    slots: std::sync::Mutex<VecDeque<(i64, i64, usize, PageTask)>>,
 }
 
 impl ReadAhead {
+    /// Most lanes a snapshot reads on: the pass's own thread is then the bound.
+    pub const LANES_MAX: usize = 4;
+
+    /// A read-ahead over `lanes` connections (1 to [`Self::LANES_MAX`]).
+    pub fn new(lanes: usize) -> ReadAhead {
+        assert!((1..=Self::LANES_MAX).contains(&lanes), "1 to 4 lanes");
+        ReadAhead {
+            lanes,
+            slots: std::sync::Mutex::new(VecDeque::new()),
+        }
+    }
+
     /// The page of at most `limit` entries after `after`: the one read ahead when it is that
-    /// one, else one `read` now. A full page starts the read of the next with `read`.
+    /// one, else one read now. A full page starts the reads of the pages after it, one per
+    /// free lane, with `read(after, limit, lane)`.
     pub async fn page(
         &self,
         after: i64,
         limit: i64,
-        read: impl Fn(i64, i64) -> PageTask,
+        read: impl Fn(i64, i64, usize) -> PageTask,
     ) -> crate::Result<JournalPage> {
-        let ahead = self.slot.lock().ok().and_then(|mut a| a.take());
-        let task = match ahead {
-            Some((a, l, task)) if (a, l) == (after, limit) => task,
-            other => {
-                // A page read ahead for another call is let finish (a read cancelled half-way
+        let mut slots = self
+            .slots
+            .lock()
+            .map(|mut s| std::mem::take(&mut *s))
+            .unwrap_or_default();
+        let task = match slots.pop_front() {
+            Some((a, l, _, task)) if (a, l) == (after, limit) => task,
+            first => {
+                // Pages read ahead for other calls are let finish (a read cancelled half-way
                 // could leave its connection mid-answer) and dropped.
-                if let Some((_, _, stale)) = other {
+                for (_, _, _, stale) in first.into_iter().chain(slots.drain(..)) {
                     let _ = stale.await;
                 }
-                read(after, limit)
+                read(after, limit, 0)
             }
         };
         let page = task
@@ -333,10 +358,23 @@ impl ReadAhead {
             .map_err(|e| crate::StoreError::Backend(format!("journal reader: {e}")))??;
         let full = i64::try_from(page.len()).is_ok_and(|n| n == limit);
         if let (true, Some(last)) = (full, page.last_seq()) {
-            let next = read(last, limit);
-            if let Ok(mut slot) = self.slot.lock() {
-                *slot = Some((last, limit, next));
+            if slots.front().is_none_or(|s| (s.0, s.1) != (last, limit)) {
+                for (_, _, _, stale) in slots.drain(..) {
+                    let _ = stale.await;
+                }
             }
+            // The next page, then guesses, each on a lane no read holds.
+            let mut next = slots.back().map_or(last, |s| s.0.saturating_add(limit));
+            while slots.len() < self.lanes {
+                let lane = (0..self.lanes)
+                    .find(|&l| slots.iter().all(|s| s.2 != l))
+                    .expect("fewer reads than lanes leave a lane free");
+                slots.push_back((next, limit, lane, read(next, limit, lane)));
+                next = next.saturating_add(limit);
+            }
+        }
+        if let Ok(mut s) = self.slots.lock() {
+            *s = slots;
         }
         Ok(page)
     }
@@ -402,6 +440,76 @@ mod tests {
         );
         assert_eq!(page.last_seq(), Some(5));
         assert_eq!(page.len(), 2);
+    }
+
+    /// Reads the journal of entries `seqs` a page of `limit` at a time, as a full pass does,
+    /// through a read-ahead of `lanes`: the entries it got in order, and how many reads it
+    /// started. Every read checks that no other read holds its lane.
+    async fn read_all(seqs: &[i64], lanes: usize, limit: i64) -> (Vec<i64>, usize) {
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        use std::sync::Arc;
+        let journal: Arc<Vec<i64>> = Arc::new(seqs.to_vec());
+        let busy: Arc<Vec<AtomicBool>> = Arc::new(
+            (0..ReadAhead::LANES_MAX)
+                .map(|_| AtomicBool::new(false))
+                .collect(),
+        );
+        let reads = Arc::new(AtomicUsize::new(0));
+        let ahead = ReadAhead::new(lanes);
+        let (mut after, mut got) = (0, Vec::new());
+        loop {
+            let page = ahead
+                .page(after, limit, |a, l, lane| {
+                    assert!(lane < lanes, "lane {lane} of {lanes}");
+                    reads.fetch_add(1, Ordering::SeqCst);
+                    let (journal, busy) = (journal.clone(), busy.clone());
+                    tokio::spawn(async move {
+                        assert!(
+                            !busy[lane].swap(true, Ordering::SeqCst),
+                            "lane {lane} twice"
+                        );
+                        // Let the other reads and the caller run while this one "reads".
+                        tokio::task::yield_now().await;
+                        let mut page = JournalPage::with_capacity(2);
+                        let n = usize::try_from(l).expect("a positive limit");
+                        for &seq in journal.iter().filter(|&&s| s > a).take(n) {
+                            page.push_entry(entry(seq, ""));
+                        }
+                        busy[lane].store(false, Ordering::SeqCst);
+                        Ok(page)
+                    })
+                })
+                .await
+                .expect("a page");
+            let Some(last) = page.last_seq() else { break };
+            got.extend(page.entries().map(|(e, _)| e.seq));
+            after = last;
+        }
+        (got, reads.load(Ordering::SeqCst))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn pages_read_ahead_on_lanes_are_the_journal_in_order() {
+        let gapless: Vec<i64> = (1..=10).collect();
+        // One lane: the next page only, one read a page (the last one empty, as the pass asks
+        // for pages until one is).
+        assert_eq!(read_all(&gapless, 1, 3).await, (gapless.clone(), 5));
+        // Two lanes: the guess of the page after the next holds where nothing is missing; the
+        // one read too many is the guess past the end.
+        assert_eq!(read_all(&gapless, 2, 3).await, (gapless.clone(), 6));
+        // A journal with gaps (a damaged one): a wrong guess is dropped and the right page
+        // read, so the pass still gets every entry once, in order.
+        let gaps = vec![1, 2, 3, 5, 6, 7, 8, 10, 14, 15, 16, 17];
+        for lanes in 1..=ReadAhead::LANES_MAX {
+            for limit in 1..=5 {
+                let (got, reads) = read_all(&gaps, lanes, limit).await;
+                assert_eq!(got, gaps, "{lanes} lanes, pages of {limit}");
+                assert!(
+                    reads >= gaps.len().div_ceil(limit as usize),
+                    "{reads} reads"
+                );
+            }
+        }
     }
 
     #[test]
