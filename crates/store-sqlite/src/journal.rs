@@ -414,7 +414,8 @@ fn read_shipment_mismatches(conn: &Connection) -> Result<Vec<ShipmentMismatch>> 
     rows.collect::<std::result::Result<_, _>>().map_err(err)
 }
 
-/// One page: the entries, then their postings, in the snapshot's read transaction.
+/// One page: the entries after `after` up to `through` (the snapshot's head), then their
+/// postings, in a read transaction of the snapshot's lane.
 fn read(conn: &Connection, after: i64, limit: i64, through: i64) -> Result<JournalPage> {
     assert!(!conn.is_autocommit(), "a page is read inside a snapshot");
     let mut page = JournalPage::with_capacity(usize::try_from(limit).unwrap_or(0));
