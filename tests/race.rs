@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use ppe_tests::{backends, mask_master_data, spawn_app, Backend, TestApp};
+use ppe_tests::{backends, mask_master_data, pages_of_one, spawn_app, Backend, TestApp};
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -256,13 +256,7 @@ async fn a_snapshot_does_not_see_what_is_written_after_it() {
             // Page by page: each page is full, so each read starts the next one's ahead; then
             // from the start again, past a page read ahead for another call. The same entries.
             for round in 0..2 {
-                let (mut seqs, mut after) = (Vec::new(), 0);
-                loop {
-                    let page = s.journal_page(after, 1).await.expect("a page");
-                    let Some(last) = page.last_seq() else { break };
-                    seqs.push(last);
-                    after = u64::try_from(last).expect("a positive seq");
-                }
+                let seqs = pages_of_one(&**s).await;
                 let all: Vec<i64> = (1..=i64::try_from(entries).unwrap()).collect();
                 assert_eq!(seqs, all, "{backend:?} {name}: pages of one, round {round}");
             }
@@ -356,14 +350,7 @@ async fn a_pass_reads_only_its_snapshots_entries_on_every_connection() {
         for n in 4..8 {
             app.post_ok("/api/v1/purchases", &purchase(n)).await;
         }
-        let (mut seqs, mut after) = (Vec::new(), 0);
-        loop {
-            let page = s.journal_page(after, 1).await.expect("a page");
-            let Some(last) = page.last_seq() else { break };
-            seqs.push(last);
-            after = u64::try_from(last).expect("a positive seq");
-        }
-        assert_eq!(seqs, vec![1, 2, 3, 4], "{backend:?}");
+        assert_eq!(pages_of_one(&*s).await, vec![1, 2, 3, 4], "{backend:?}");
         drop(s);
         stop(vec![app]).await;
     }

@@ -5,7 +5,7 @@
 //! first affected sequence number. A maintained balance changed under the journal is
 //! reported as a balance mismatch.
 
-use ppe_tests::{backends, spawn_app, Backend, TestApp};
+use ppe_tests::{backends, pages_of_one, spawn_app, Backend, TestApp};
 use serde_json::json;
 
 /// The ledger every case tampers with: five entries (purchases, one in USD, and a reversal).
@@ -265,6 +265,36 @@ async fn any_single_tampered_row_is_reported_with_the_first_bad_entry() {
         for c in cases(backend) {
             tamper(&app, backend, &c).await;
         }
+        app.stop().await;
+    }
+}
+
+/// A full pass reads the journal a page ahead of itself, on SQLite partly on a second
+/// connection that reads only up to the head. Entries appended past the head (the head not
+/// moved) are in the snapshot all the same, and must reach the pass: a page the second
+/// connection finds short is read again on the snapshot's own. Pages of one entry put the
+/// page after entry 6 on the second connection.
+#[tokio::test]
+async fn entries_past_the_head_reach_the_pass_whatever_reads_them() {
+    for backend in backends() {
+        let app = spawn_app(backend).await;
+        ledger(&app).await;
+        let mut sql = app.db.unguarded().to_owned();
+        for seq in [6, 7] {
+            sql.push_str(&format!(
+                "\ninsert into entries (seq, date, kind, document, actor, reverses, memo, hash, recorded_at)
+                 select {seq}, date, kind, document, actor, null, memo, hash, recorded_at from entries where seq = 5;"
+            ));
+        }
+        app.db.exec(&sql).await;
+        let s = app.service.store().snapshot().await.expect("a snapshot");
+        assert_eq!(s.head().seq, 5, "{backend:?}");
+        assert_eq!(
+            pages_of_one(&*s).await,
+            vec![1, 2, 3, 4, 5, 6, 7],
+            "{backend:?}"
+        );
+        drop(s);
         app.stop().await;
     }
 }

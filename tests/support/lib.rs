@@ -40,6 +40,20 @@ pub fn mask_master_data() -> [(&'static str, Value); 4] {
     ]
 }
 
+/// The entries of a snapshot's journal, read as a full pass reads it but a page of one entry
+/// at a time: every page full, so every read starts the next ones ahead, on SQLite the page
+/// after the next on a second connection (every other page from the third on).
+pub async fn pages_of_one(s: &dyn store::Snapshot) -> Vec<i64> {
+    let (mut seqs, mut after) = (Vec::new(), 0);
+    loop {
+        let page = s.journal_page(after, 1).await.expect("a page");
+        let Some(last) = page.last_seq() else { break };
+        seqs.push(last);
+        after = u64::try_from(last).expect("a positive seq");
+    }
+    seqs
+}
+
 /// The backends to run a story on: SQLite always, PostgreSQL when `PPE_TEST_POSTGRES_URL` is
 /// set. With `PPE_TEST_REQUIRE_POSTGRES=1` (set by `.ci/run`), a missing URL fails the test
 /// instead of quietly running SQLite alone.

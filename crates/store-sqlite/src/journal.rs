@@ -37,7 +37,8 @@ pub(crate) struct SqliteSnapshot {
     conn: Arc<Mutex<Connection>>,
     /// The second lane of a full pass's reads: a connection of its own, opened by its first
     /// page, whose read transaction begins after this one's. It reads only entries up to the
-    /// head, which are append-only, so it reads them as this snapshot would.
+    /// head, which are append-only, so it reads them as this snapshot would; a page it finds
+    /// short is read again on the snapshot's connection.
     lane: Arc<Mutex<Option<Connection>>>,
     reader: JournalReader,
     /// The pages after the one the caller checks, read on both lanes meanwhile.
@@ -225,24 +226,36 @@ impl Snapshot for SqliteSnapshot {
             crate::i64_of(after),
             i64::from(n.clamp(1, JOURNAL_PAGE_MAX)),
         );
-        let through = crate::i64_of(self.head.seq);
+        let head = crate::i64_of(self.head.seq);
         self.ahead
             .page(after, limit, |after, limit, lane| {
+                let conn = self.conn.clone();
                 if lane == 0 {
-                    let conn = self.conn.clone();
-                    tokio::task::spawn_blocking(move || read(&*lock(&conn)?, after, limit, through))
-                } else {
-                    let (slot, reader) = (self.lane.clone(), self.reader.clone());
-                    tokio::task::spawn_blocking(move || {
+                    return tokio::task::spawn_blocking(move || {
+                        read(&*lock(&conn)?, after, limit, i64::MAX)
+                    });
+                }
+                let (slot, reader) = (self.lane.clone(), self.reader.clone());
+                tokio::task::spawn_blocking(move || {
+                    let page = {
                         let mut slot = lock(&slot)?;
                         if slot.is_none() {
                             let c = reader.open()?;
                             c.execute_batch("begin").map_err(err)?;
                             *slot = Some(c);
                         }
-                        read(slot.as_ref().expect("opened above"), after, limit, through)
-                    })
-                }
+                        read(slot.as_ref().expect("opened above"), after, limit, head)?
+                    };
+                    // A full page lies wholly under the head. A short one may have been cut
+                    // there, and entries past the head in the snapshot itself (appended
+                    // without moving it) are a finding: the snapshot's own connection reads
+                    // that page again.
+                    if i64::try_from(page.len()).is_ok_and(|n| n == limit) {
+                        Ok(page)
+                    } else {
+                        read(&*lock(&conn)?, after, limit, i64::MAX)
+                    }
+                })
             })
             .await
     }
@@ -414,8 +427,8 @@ fn read_shipment_mismatches(conn: &Connection) -> Result<Vec<ShipmentMismatch>> 
     rows.collect::<std::result::Result<_, _>>().map_err(err)
 }
 
-/// One page: the entries after `after` up to `through` (the snapshot's head), then their
-/// postings, in a read transaction of the snapshot's lane.
+/// One page: at most `limit` entries after `after` and up to `through`, then their postings,
+/// in the read transaction of the connection given.
 fn read(conn: &Connection, after: i64, limit: i64, through: i64) -> Result<JournalPage> {
     assert!(!conn.is_autocommit(), "a page is read inside a snapshot");
     let mut page = JournalPage::with_capacity(usize::try_from(limit).unwrap_or(0));
