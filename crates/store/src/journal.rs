@@ -316,7 +316,7 @@ pub struct ReadAhead {
 }
 
 impl ReadAhead {
-    /// Most lanes a snapshot reads on: the pass's own thread is then the bound.
+    /// Most lanes a read-ahead takes: each holds a connection and a page of a few megabytes.
     pub const LANES_MAX: usize = 4;
 
     /// A read-ahead over `lanes` connections (1 to [`Self::LANES_MAX`]).
