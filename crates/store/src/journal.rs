@@ -310,9 +310,23 @@ pub type PageTask = tokio::task::JoinHandle<crate::Result<JournalPage>>;
 #[derive(Debug)]
 pub struct ReadAhead {
     lanes: usize,
-    /// Reads started, in the order the pass will ask for their pages: (after, limit, lane,
-    /// the task reading it). At most one per lane.
-    slots: std::sync::Mutex<VecDeque<(i64, i64, usize, PageTask)>>,
+    /// Reads started, in the order the pass will ask for their pages; at most one per lane.
+    slots: std::sync::Mutex<VecDeque<Read>>,
+}
+
+/// A page read ahead: the call it answers, the lane it holds, and the task reading it.
+#[derive(Debug)]
+struct Read {
+    after: i64,
+    limit: i64,
+    lane: usize,
+    task: PageTask,
+}
+
+impl Read {
+    fn answers(&self, after: i64, limit: i64) -> bool {
+        (self.after, self.limit) == (after, limit)
+    }
 }
 
 impl ReadAhead {
@@ -343,12 +357,12 @@ impl ReadAhead {
             .map(|mut s| std::mem::take(&mut *s))
             .unwrap_or_default();
         let task = match slots.pop_front() {
-            Some((a, l, _, task)) if (a, l) == (after, limit) => task,
+            Some(r) if r.answers(after, limit) => r.task,
             first => {
                 // Pages read ahead for other calls are let finish (a read cancelled half-way
                 // could leave its connection mid-answer) and dropped.
-                for (_, _, _, stale) in first.into_iter().chain(slots.drain(..)) {
-                    let _ = stale.await;
+                for stale in first.into_iter().chain(slots.drain(..)) {
+                    let _ = stale.task.await;
                 }
                 read(after, limit, 0)
             }
@@ -358,18 +372,23 @@ impl ReadAhead {
             .map_err(|e| crate::StoreError::Backend(format!("journal reader: {e}")))??;
         let full = i64::try_from(page.len()).is_ok_and(|n| n == limit);
         if let (true, Some(last)) = (full, page.last_seq()) {
-            if slots.front().is_none_or(|s| (s.0, s.1) != (last, limit)) {
-                for (_, _, _, stale) in slots.drain(..) {
-                    let _ = stale.await;
+            if slots.front().is_none_or(|r| !r.answers(last, limit)) {
+                for stale in slots.drain(..) {
+                    let _ = stale.task.await;
                 }
             }
             // The next page, then guesses, each on a lane no read holds.
-            let mut next = slots.back().map_or(last, |s| s.0.saturating_add(limit));
+            let mut next = slots.back().map_or(last, |r| r.after.saturating_add(limit));
             while slots.len() < self.lanes {
                 let lane = (0..self.lanes)
-                    .find(|&l| slots.iter().all(|s| s.2 != l))
+                    .find(|&l| slots.iter().all(|r| r.lane != l))
                     .expect("fewer reads than lanes leave a lane free");
-                slots.push_back((next, limit, lane, read(next, limit, lane)));
+                slots.push_back(Read {
+                    after: next,
+                    limit,
+                    lane,
+                    task: read(next, limit, lane),
+                });
                 next = next.saturating_add(limit);
             }
         }
