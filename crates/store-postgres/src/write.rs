@@ -163,6 +163,13 @@ impl WriteTx for PgWriteTx {
             }
         }
         if !n.groups.is_empty() {
+            // The domain picks lots only out of stock accounts, and the index the lookup goes
+            // through holds only guarded balances (migration 0008): a group of any other
+            // account would silently come back empty.
+            assert!(
+                n.groups.iter().all(|(a, _)| a.guarded()),
+                "lots are picked only from guarded accounts"
+            );
             let accounts: Vec<String> = n.groups.iter().map(|(a, _)| a.to_string()).collect();
             let skus = strings(n.groups.iter().map(|(_, s)| s.as_str()));
             let rows = sqlx::query(
@@ -171,7 +178,7 @@ impl WriteTx for PgWriteTx {
                  cross join lateral (
                      select b.account as g_account, l.*, b.qty as bq, b.value as bv
                      from balances b join lots l on l.lot = b.lot
-                     where b.account = k.account and b.sku = k.sku
+                     where b.account = k.account and b.sku = k.sku and b.guarded
                        and (b.qty <> 0 or b.value <> 0)
                      offset 0
                  ) x",

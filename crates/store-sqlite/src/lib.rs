@@ -28,6 +28,11 @@ mod production;
 mod shipments;
 mod write;
 
+/// The writer's lookup of the lots to pick from, public for the test that holds its plan to the
+/// index of guarded balances (`tests/open.rs`).
+#[doc(hidden)]
+pub use write::LOT_GROUPS_SQL;
+
 use write::SqliteWriteTx;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqlite");

@@ -1,6 +1,7 @@
 //! Opening `SqliteStore`: a file is opened and readable by every connection of the store,
 //! and a database that would live only in memory is refused by name; and the SQLite built in
-//! is the one configured for the workspace.
+//! is the one configured for the workspace; and the writer's lookups read the indexes meant
+//! for them.
 
 use store::{Store, StoreError};
 use store_sqlite::SqliteStore;
@@ -54,5 +55,37 @@ fn sqlite_is_built_without_memory_statistics() {
     assert!(
         options.iter().any(|o| o == "DEFAULT_MEMSTATUS=0"),
         "{options:?}"
+    );
+}
+
+/// First-expiry-first picking finds a location's open lots of an item through the index of
+/// guarded balances (migration 0007), the only balances it picks from, and not by the primary
+/// key, which reads every balance the account ever had, of every item: the answer would be
+/// the same, only slower as the ledger grows, so the plan is what is checked.
+#[tokio::test]
+async fn lots_to_pick_are_found_through_the_index_of_guarded_balances() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.db");
+    SqliteStore::open(&format!("sqlite://{}", path.display()))
+        .await
+        .expect("a file opens and migrates");
+    let conn = rusqlite::Connection::open(&path).expect("the migrated file");
+    let sql = format!(
+        "explain query plan with k (account, sku) as (values ('stock:DEPOT', 'MASK')) {}",
+        store_sqlite::LOT_GROUPS_SQL
+    );
+    let mut st = conn.prepare(&sql).expect("the lookup prepares");
+    let plan: Vec<String> = st
+        .query_map([], |r| r.get("detail"))
+        .expect("the plan")
+        .collect::<Result<_, _>>()
+        .expect("each step");
+    let balances: Vec<&String> = plan.iter().filter(|d| d.contains(" b ")).collect();
+    assert!(
+        !balances.is_empty()
+            && balances
+                .iter()
+                .all(|d| d.contains("USING INDEX balances_guarded_account_sku")),
+        "{plan:?}"
     );
 }
