@@ -7,18 +7,63 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use async_trait::async_trait;
 use ledger::{Needs, State};
-use sqlx::{Postgres, Row, Transaction};
+use sqlx::postgres::PgConnection;
+use sqlx::Row;
 use store::decode;
 use store::{Delta, DocumentRecord, Head, IdempotencyRecord, Result, WriteBatch, WriteTx};
+use tokio::sync::OwnedMutexGuard;
 
 use crate::{
     document_row, entries_between, err, i64_of, idempotency_row, item_row, location_row, lot_row,
-    party_row, production, shipments,
+    party_row, production, rollback, shipments, WriterConn,
 };
 
+/// A batch's transaction on the writer's connection, which it holds until it commits or is
+/// dropped.
 pub(crate) struct PgWriteTx {
-    pub(crate) tx: Transaction<'static, Postgres>,
-    pub(crate) head: Head,
+    /// Taken only by the drop.
+    w: Option<OwnedMutexGuard<WriterConn>>,
+    head: Head,
+}
+
+impl PgWriteTx {
+    /// A transaction begun on `w` (`open` set), whose head is `head`.
+    pub(crate) fn new(w: OwnedMutexGuard<WriterConn>, head: Head) -> PgWriteTx {
+        assert!(
+            w.open && w.conn.is_some(),
+            "a batch runs in a transaction begun"
+        );
+        PgWriteTx { w: Some(w), head }
+    }
+
+    fn conn(&mut self) -> &mut PgConnection {
+        conn_of(&mut self.w)
+    }
+}
+
+/// The connection a transaction holds, borrowing only that field (the writes also update the
+/// head beside it).
+fn conn_of(w: &mut Option<OwnedMutexGuard<WriterConn>>) -> &mut PgConnection {
+    w.as_mut()
+        .and_then(|w| w.conn.as_mut())
+        .expect("the connection is held until the drop")
+}
+
+impl Drop for PgWriteTx {
+    /// A batch given up (a failed statement, a panic, an aborted task) is rolled back at once,
+    /// on a task of its own that holds the connection until it is done, so that the head's
+    /// lock is freed (another process's writer may be waiting for it) and the next batch finds
+    /// no transaction open. Without a runtime to run that task, `open` stays set and the next
+    /// batch rolls back first.
+    fn drop(&mut self) {
+        let Some(mut w) = self.w.take() else { return };
+        if !w.open {
+            return;
+        }
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move { rollback(&mut w).await });
+        }
+    }
 }
 
 fn strings<'a>(it: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
@@ -59,7 +104,7 @@ impl WriteTx for PgWriteTx {
         if n.is_empty() {
             return Ok(());
         }
-        let conn = &mut *self.tx;
+        let conn = conn_of(&mut self.w);
         if !n.items.is_empty() {
             let keys = strings(n.items.iter().map(|k| k.as_str()));
             let rows = sqlx::query("select * from items where sku = any($1)")
@@ -301,7 +346,7 @@ impl WriteTx for PgWriteTx {
         )
         .bind(&namespaces)
         .bind(&ids)
-        .fetch_all(&mut *self.tx)
+        .fetch_all(self.conn())
         .await
         .map_err(err)?;
         rows.iter().map(document_row).collect()
@@ -321,14 +366,14 @@ impl WriteTx for PgWriteTx {
         )
         .bind(&actors)
         .bind(&names)
-        .fetch_all(&mut *self.tx)
+        .fetch_all(self.conn())
         .await
         .map_err(err)?;
         rows.iter().map(idempotency_row).collect()
     }
 
     async fn write(&mut self, b: &WriteBatch) -> Result<()> {
-        let conn = &mut *self.tx;
+        let conn = conn_of(&mut self.w);
         // Order matters for the foreign keys: entries, then the lots they create, then postings.
         if !b.entries.is_empty() {
             let e = &b.entries;
@@ -565,8 +610,16 @@ impl WriteTx for PgWriteTx {
         Ok(())
     }
 
-    async fn commit(self: Box<Self>) -> Result<()> {
-        self.tx.commit().await.map_err(err)
+    async fn commit(mut self: Box<Self>) -> Result<()> {
+        // A failed commit leaves `open` set: the drop rolls back whatever the server kept.
+        sqlx::query("commit")
+            .execute(self.conn())
+            .await
+            .map_err(err)?;
+        if let Some(w) = self.w.as_mut() {
+            w.open = false;
+        }
+        Ok(())
     }
 }
 

@@ -1,6 +1,6 @@
 //! Opens `PgStore` on a fresh database of the server named by `PPE_TEST_POSTGRES_URL` and
-//! checks a first write end to end, and the plan of a writer's lookup on tables without
-//! statistics. Skipped (with a message) when the variable is unset.
+//! checks a first write end to end, the writer's own connection, and the plan of a writer's
+//! lookup on tables without statistics. Skipped (with a message) when the variable is unset.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -325,6 +325,58 @@ fn database_name_replaced_in_url() {
         with_database("postgres://u@h/test?sslmode=disable", "x"),
         "postgres://u@h/x?sslmode=disable"
     );
+}
+
+/// The writer keeps one connection from batch to batch, out of the pool. One that broke while
+/// it waited (here its session is ended by the server, as a restart would) is replaced when
+/// the next batch begins, which then goes through; and a batch dropped without committing
+/// frees the head's lock at once, not when the next batch comes: another process's writer
+/// (a second store) gets it before its lock timeout, which would fail its begin as busy.
+#[tokio::test]
+async fn the_writers_connection_is_replaced_when_broken_and_freed_when_a_batch_is_dropped() {
+    let Some((mut admin, name, db_url)) = scratch_database().await else {
+        return;
+    };
+    let store = PgStore::open(&db_url).await.expect("open");
+    let head = |seq| Head {
+        seq,
+        hash: Hash::GENESIS,
+        closed_through: None,
+    };
+    let first = store.begin().await.expect("a first batch begins");
+    assert_eq!(first.head(), &head(0));
+    first.commit().await.expect("and commits");
+
+    let ended: Vec<bool> = sqlx::query_scalar(
+        "select pg_terminate_backend(pid) from pg_stat_activity where datname = $1",
+    )
+    .bind(&name)
+    .fetch_all(&mut admin)
+    .await
+    .expect("end the database's sessions");
+    assert!(!ended.is_empty() && ended.iter().all(|x| *x), "{ended:?}");
+    let again = store
+        .begin()
+        .await
+        .expect("a batch begins on a new connection");
+    assert_eq!(again.head(), &head(0));
+    again.commit().await.expect("and commits");
+
+    let dropped = store.begin().await.expect("a batch begins");
+    drop(dropped);
+    let other = PgStore::open(&db_url).await.expect("a second store");
+    let theirs = other
+        .begin()
+        .await
+        .expect("the head's lock was freed by the drop");
+    theirs.commit().await.expect("their batch commits");
+
+    store.pool().close().await;
+    other.pool().close().await;
+    sqlx::query(&format!("drop database {name} with (force)"))
+        .execute(&mut admin)
+        .await
+        .expect("drop database");
 }
 
 /// Runs `sql` (one `text[]` parameter) for `keys` and returns how many rows it found, once
