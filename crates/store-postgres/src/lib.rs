@@ -31,6 +31,10 @@ use write::PgWriteTx;
 /// primary key where the planner has no statistics (`tests/open.rs`).
 #[doc(hidden)]
 pub use shipments::BY_IDS_SQL as SHIPMENTS_BY_IDS_SQL;
+/// A shipment's acknowledgements, public for the test that holds its plan to the keys
+/// (`tests/open.rs`).
+#[doc(hidden)]
+pub use shipments::DOCUMENTS_FOR_SQL;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/postgres");
 

@@ -420,11 +420,13 @@ async fn looked_up_by_key(
         .len()
 }
 
-/// The writer looks a batch's shipments and lots up by primary key even where the planner
-/// has no statistics (this server may never analyse its tables): with `where s.id = any($1)`
-/// it read every shipment for each batch instead (a sequential scan at 390 000 shipments, a
-/// full scan of the dispatch index at 50 000), about 1 s a batch at 10M postings; with
-/// `where lot = any($1)`, every lot once a batch named a few thousand.
+/// The writer looks a batch's shipments and lots up by primary key, and a shipment's
+/// acknowledgements are found by key, even where the planner has no statistics (this server
+/// may never analyse its tables): with `where s.id = any($1)` it read every shipment for each
+/// batch instead (a sequential scan at 390 000 shipments, a full scan of the dispatch index at
+/// 50 000), about 1 s a batch at 10M postings; with `where lot = any($1)`, every lot once a
+/// batch named a few thousand; and a page of a shipment's acknowledgements hashed every
+/// acknowledgement in the ledger.
 #[tokio::test]
 async fn a_batch_of_shipments_and_lots_is_looked_up_by_key_without_statistics() {
     let Some((mut admin, name, db_url)) = scratch_database().await else {
@@ -470,6 +472,44 @@ async fn a_batch_of_shipments_and_lots_is_looked_up_by_key_without_statistics() 
         looked_up_by_key(&mut conn, sql, &lots, "lots").await,
         lots.len()
     );
+    // A shipment's acknowledgements, among 50 000 documents of their kind: from the
+    // shipment's entries to their documents by key, not through every document of the kind.
+    sqlx::query(
+        "insert into documents (namespace, id, kind, body_hash, body, response, entry_seq)
+         select 'acknowledgement', 'A-' || i, 'acknowledgement', '', '{}', '{}', i
+         from generate_series(1, 50000) i",
+    )
+    .execute(&mut *conn)
+    .await
+    .expect("documents");
+    let plan: Vec<String> = sqlx::query_scalar(&format!(
+        "explain {}",
+        store_postgres::DOCUMENTS_FOR_SQL
+            .replace("$1", "'acknowledgement'")
+            .replace("$2", "'B-49999'")
+            .replace("$3", "0")
+            .replace("$4", "50")
+    ))
+    .fetch_all(&mut *conn)
+    .await
+    .expect("explain");
+    let reads = |what: &str| plan.iter().any(|l| l.contains(what));
+    assert!(
+        reads("Index Scan on documents_entry")
+            && !reads("documents_kind")
+            && !reads("Seq Scan on documents"),
+        "{}",
+        plan.join("\n")
+    );
+    let found = sqlx::query(store_postgres::DOCUMENTS_FOR_SQL)
+        .bind("acknowledgement")
+        .bind("B-49999")
+        .bind(0_i64)
+        .bind(50_i64)
+        .fetch_all(&mut *conn)
+        .await
+        .expect("the shipment's acknowledgements");
+    assert_eq!(found.len(), 1);
 
     drop(conn);
     store.pool().close().await;

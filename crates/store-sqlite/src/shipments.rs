@@ -205,6 +205,16 @@ pub(crate) const MISMATCHES_SQL: &str = "select shipment, lot, sum(oq) as oq, su
      having sum(oq) <> sum(tq)
      order by 1, 2";
 
+/// Documents of one kind whose entries carry one document id, in recorded order: from the
+/// entries that carry the id (a shipment's dispatch, acknowledgements and closing) to their
+/// documents, whatever the ledger's size. The join's order and indexes are named: without
+/// statistics SQLite read every document of the kind in order instead, keeping those whose
+/// entry carries the id (43 ms a page at 12 000 acknowledgements).
+pub(crate) const DOCUMENTS_FOR_SQL: &str = "select d.* from entries e indexed by entries_document
+     cross join documents d indexed by documents_entry
+     where e.document = ?2 and d.entry_seq = e.seq and d.kind = ?1 and d.pos > ?3
+     order by d.pos limit ?4";
+
 /// Documents of one kind whose entries carry one document id, in recorded order.
 pub(crate) async fn documents_for(
     conn: &mut SqliteConnection,
@@ -213,17 +223,14 @@ pub(crate) async fn documents_for(
     after: Option<u64>,
     limit: i64,
 ) -> Result<Vec<(u64, store::DocumentRecord)>> {
-    let rows = sqlx::query(
-        "select d.* from documents d join entries e on e.seq = d.entry_seq
-         where d.kind = ? and e.document = ? and d.pos > ? order by d.pos limit ?",
-    )
-    .bind(kind)
-    .bind(document)
-    .bind(after.map_or(0, i64_of))
-    .bind(limit)
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(err)?;
+    let rows = sqlx::query(DOCUMENTS_FOR_SQL)
+        .bind(kind)
+        .bind(document)
+        .bind(after.map_or(0, i64_of))
+        .bind(limit)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(err)?;
     rows.iter()
         .map(|r| Ok((decode::seq(r.get("pos")), crate::document_row(r)?)))
         .collect()
