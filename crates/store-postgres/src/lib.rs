@@ -796,9 +796,18 @@ impl Store for PgStore {
         let mut reused = w.conn.is_some();
         loop {
             if w.conn.is_none() {
+                // Bounded as the pool's acquire was: an unreachable server is reported, not
+                // waited for.
+                let connect = <PgConnection as sqlx::Connection>::connect_with(&self.options);
+                let timeout = std::time::Duration::from_millis(CONNECT_TIMEOUT_MS);
                 w.conn = Some(
-                    <PgConnection as sqlx::Connection>::connect_with(&self.options)
+                    tokio::time::timeout(timeout, connect)
                         .await
+                        .map_err(|_| {
+                            StoreError::Backend(format!(
+                                "no connection to the server within {CONNECT_TIMEOUT_MS} ms"
+                            ))
+                        })?
                         .map_err(err)?,
                 );
             }

@@ -10,7 +10,9 @@ use ledger::{Needs, State};
 use sqlx::postgres::PgConnection;
 use sqlx::Row;
 use store::decode;
-use store::{Delta, DocumentRecord, Head, IdempotencyRecord, Result, WriteBatch, WriteTx};
+use store::{
+    Delta, DocumentRecord, Head, IdempotencyRecord, Result, StoredEntry, WriteBatch, WriteTx,
+};
 use tokio::sync::OwnedMutexGuard;
 
 use crate::{
@@ -133,9 +135,11 @@ struct PostingArrays<'a> {
     value: Vec<i64>,
 }
 
-impl PostingArrays<'_> {
-    fn with_capacity(n: usize) -> Self {
-        PostingArrays {
+impl<'a> PostingArrays<'a> {
+    /// The postings of `entries`, in sequence and line order.
+    fn of(entries: &'a [StoredEntry]) -> Self {
+        let n: usize = entries.iter().map(|x| x.entry.postings().len()).sum();
+        let mut a = PostingArrays {
             seq: Vec::with_capacity(n),
             idx: Vec::with_capacity(n),
             account: Vec::with_capacity(n),
@@ -143,7 +147,19 @@ impl PostingArrays<'_> {
             lot: Vec::with_capacity(n),
             qty: Vec::with_capacity(n),
             value: Vec::with_capacity(n),
+        };
+        for x in entries {
+            for (i, p) in x.entry.postings().iter().enumerate() {
+                a.seq.push(i64_of(x.entry.seq()));
+                a.idx.push(i64::try_from(i).expect("posting index fits"));
+                a.account.push(p.account.to_string());
+                a.sku.push(p.sku.as_str());
+                a.lot.push(p.lot.as_str());
+                a.qty.push(p.qty.scaled());
+                a.value.push(p.value.scaled());
+            }
         }
+        a
     }
 }
 
@@ -435,21 +451,7 @@ impl WriteTx for PgWriteTx {
         let l = &b.lots;
         let d = &b.documents;
         let i = &b.idempotency;
-        let count: usize = e.iter().map(|x| x.entry.postings().len()).sum();
-        let mut posting = PostingArrays::with_capacity(count);
-        for x in e {
-            for (n, p) in x.entry.postings().iter().enumerate() {
-                posting.seq.push(i64_of(x.entry.seq()));
-                posting
-                    .idx
-                    .push(i64::try_from(n).expect("posting index fits"));
-                posting.account.push(p.account.to_string());
-                posting.sku.push(p.sku.as_str());
-                posting.lot.push(p.lot.as_str());
-                posting.qty.push(p.qty.scaled());
-                posting.value.push(p.value.scaled());
-            }
-        }
+        let posting = PostingArrays::of(e);
         let new = BalanceColumns::of(&b.new_balances);
         if !e.is_empty()
             || !l.is_empty()
