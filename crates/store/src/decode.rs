@@ -153,12 +153,35 @@ pub fn entry_header(e: &EntryColumns<'_>) -> Result<EntryHeader> {
 
 /// Decodes where a posting of entry `seq` goes: its account, item and lot.
 pub fn posting_key(seq: u64, account: &str, sku: &str, lot: &str) -> Result<(Account, Sku, LotNo)> {
-    let bad = |message: String| StoreError::CorruptEntry { seq, message };
     Ok((
-        Account::parse(account).ok_or_else(|| bad(format!("account {account:?}")))?,
-        Sku::parse(sku).map_err(|e| bad(format!("sku {e}")))?,
-        LotNo::parse(lot).map_err(|e| bad(format!("lot {e}")))?,
+        posting_account(seq, account)?,
+        posting_sku(seq, sku)?,
+        posting_lot(seq, lot)?,
     ))
+}
+
+/// Decodes the account of a posting of entry `seq` (one part of [`posting_key`]).
+pub fn posting_account(seq: u64, account: &str) -> Result<Account> {
+    Account::parse(account).ok_or_else(|| StoreError::CorruptEntry {
+        seq,
+        message: format!("account {account:?}"),
+    })
+}
+
+/// Decodes the item of a posting of entry `seq` (one part of [`posting_key`]).
+pub fn posting_sku(seq: u64, sku: &str) -> Result<Sku> {
+    Sku::parse(sku).map_err(|e| StoreError::CorruptEntry {
+        seq,
+        message: format!("sku {e}"),
+    })
+}
+
+/// Decodes the lot of a posting of entry `seq` (one part of [`posting_key`]).
+pub fn posting_lot(seq: u64, lot: &str) -> Result<LotNo> {
+    LotNo::parse(lot).map_err(|e| StoreError::CorruptEntry {
+        seq,
+        message: format!("lot {e}"),
+    })
 }
 
 /// Decodes an entry's stored hash.
