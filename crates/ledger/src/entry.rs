@@ -304,17 +304,19 @@ pub fn check_balanced(postings: &[Posting]) -> Result<(), Rejection> {
 /// Each byte's value as a hex digit (either case), or 0xff for a byte that is not one.
 const HEX_DIGIT: [u8; 256] = {
     let mut t = [0xff; 256];
-    let mut c = 0;
-    while c < 256 {
-        t[c] = match c as u8 {
-            d @ b'0'..=b'9' => d - b'0',
-            d @ b'a'..=b'f' => d - b'a' + 10,
-            d @ b'A'..=b'F' => d - b'A' + 10,
+    let mut c: u8 = 0;
+    loop {
+        t[c as usize] = match c {
+            b'0'..=b'9' => c - b'0',
+            b'a'..=b'f' => c - b'a' + 10,
+            b'A'..=b'F' => c - b'A' + 10,
             _ => 0xff,
         };
+        if c == u8::MAX {
+            break t;
+        }
         c += 1;
     }
-    t
 };
 
 /// A SHA-256 digest in the chain.
