@@ -148,6 +148,12 @@ async fn the_one_pass_reconciliation_agrees_with_the_separate_reports() {
                 "a posting's value",
                 "update postings set value = value - 5 where seq = 4 and idx = 0",
             ),
+            // One account then holds lot PO-3-1 as two items: two of the pass's keys share
+            // one maintained balance (account, lot), and are compared with it as one.
+            (
+                "a lot posted as two items in one account",
+                "update postings set sku = 'PC' where seq = 4 and idx = 1",
+            ),
             // Postings with no balance, and a balance with no postings: the directions a
             // lookup of each balance among the pass's keys (PostgreSQL) must both find.
             (

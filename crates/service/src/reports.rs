@@ -576,7 +576,9 @@ impl Service {
     /// Trial balance, conservation and verify from one read of the journal (`crate::scan`),
     /// where the three separate reports read it once each. The conservation checks that need
     /// other tables (lot items, maintained balances) are added to the pass's own. A journal
-    /// with an unreadable row falls back to the SQL of the separate reports, which read past it.
+    /// with an unreadable row falls back to the SQL of the separate reports, which read past it;
+    /// one with a lot posted as two items, to their conservation checks, which judge balances
+    /// per (account, lot) as they are kept.
     async fn reconciliation(
         &self,
         snapshot: &dyn store::Snapshot,
@@ -584,7 +586,13 @@ impl Service {
         let store = self.store();
         let scan = crate::scan::run(snapshot, &|_, _| {}).await?;
         let (verify, mismatches) = crate::verify::report(store, snapshot, &scan).await?;
-        let (rows, violations) = if scan.complete {
+        let (rows, violations) = if scan.complete && scan.lot_of_two_items {
+            // A damaged ledger: the SQL checks judge its balances as they are kept.
+            (
+                Arc::new(scan.into_trial_balance()) as Arc<dyn BalanceRows>,
+                store.conservation_violations().await?,
+            )
+        } else if scan.complete {
             let mut violations = scan.violations();
             violations.extend(scan.lot_item_violations(snapshot, store).await?);
             for m in mismatches {

@@ -36,21 +36,59 @@ struct Sum {
     value: i128,
 }
 
-/// One (account, item, lot) the journal posts to: its written forms, decoded once when the
-/// pass first meets it, and its sums. Kept small (accounts and items by number, no rare
-/// fields): a ledger of 10M postings has millions of keys (4.3M, naming 0.5M accounts).
+/// One (account, item, lot) the journal posts to, by numbers, and its sums. Kept small
+/// (no texts, no rare fields): a ledger of 10M postings has millions of keys (4.3M, naming
+/// 0.5M accounts and 1.3M lots).
 #[derive(Debug, Default)]
 struct Key {
     /// The account as the chain writes it (`stock:RAW`), by its number in [`Names`].
     account: u32,
     /// The item, by its number in [`Names`].
     sku: u32,
-    lot: Box<str>,
+    /// Which (item, lot) this is, by its number in [`Lots`]: the number the per-entry check of
+    /// invariant 1 nets by.
+    item_lot: u32,
     /// Whether the account may never go negative (invariant 2).
     guarded: bool,
-    /// Which (item, lot) this is: the number the per-entry check of invariant 1 nets by.
-    item_lot: u32,
     sum: Sum,
+}
+
+/// The (item, lot) pairs the keys name, numbered in the order the pass meets them: each lot's
+/// text once, however many accounts hold it, in one buffer.
+#[derive(Debug, Default)]
+struct Lots {
+    text: String,
+    /// Where each lot's text ends in `text`, by number.
+    ends: Vec<usize>,
+    /// Each lot's item, by its number in [`Names`].
+    skus: Vec<u32>,
+}
+
+impl Lots {
+    fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// Adds a pair and gives its number.
+    fn push(&mut self, sku: u32, lot: &str) -> u32 {
+        let n = u32::try_from(self.ends.len()).expect("fewer than 4 billion lots");
+        self.text.push_str(lot);
+        self.ends.push(self.text.len());
+        self.skus.push(sku);
+        n
+    }
+
+    /// The lot text of pair `n`.
+    fn lot(&self, n: u32) -> &str {
+        let n = n as usize;
+        let start = if n == 0 { 0 } else { self.ends[n - 1] };
+        &self.text[start..self.ends[n]]
+    }
+
+    /// The item of pair `n`, by its number in [`Names`].
+    fn sku(&self, n: u32) -> u32 {
+        self.skus[n as usize]
+    }
 }
 
 /// The accounts and items the keys name, each text numbered once. A ledger has a few hundred.
@@ -83,6 +121,7 @@ impl std::ops::Index<u32> for Names {
 pub(crate) struct TrialBalance {
     keys: Vec<Key>,
     names: Names,
+    lots: Lots,
 }
 
 impl crate::reports::BalanceRows for TrialBalance {
@@ -94,7 +133,7 @@ impl crate::reports::BalanceRows for TrialBalance {
         crate::reports::BalanceRef {
             account: &self.names[k.account],
             sku: &self.names[k.sku],
-            lot: &k.lot,
+            lot: self.lots.lot(k.item_lot),
             quantity: ledger::Qty::from_scaled(narrow(k.sum.qty)),
             value: ledger::Money::from_scaled(narrow(k.sum.value)),
         }
@@ -119,10 +158,14 @@ pub(crate) struct Scan {
     /// lots, of two items in a damaged ledger, share one), by (item, lot) number (empty until
     /// the pass ends): the balances' (account, lot) order is of these.
     lot_rank: Vec<u32>,
-    /// A key of each (item, lot), in (lot, item) order (empty until the pass ends).
-    lot_keys: Vec<u32>,
-    /// How many distinct (item, lot) the keys name.
-    item_lots: u32,
+    /// Every (item, lot) the keys name.
+    lots: Lots,
+    /// The (item, lot) numbers in (lot, item) order (empty until the pass ends).
+    lot_order: Vec<u32>,
+    /// Whether a lot is posted as two items (only in a damaged ledger): the running balances
+    /// the pass judges per (account, item, lot) then differ from the maintained ones, which
+    /// are per (account, lot), and the reconciliation takes the SQL checks' word instead.
+    pub lot_of_two_items: bool,
     /// Guarded balances that went negative (invariant 2), ordered as the SQL check orders them.
     negative: Vec<Violation>,
     entry_quantity: Vec<Violation>,
@@ -141,11 +184,8 @@ struct Walk {
     /// posted to. The table holds numbers only; a lookup compares the key they name.
     keys: HashTable<u32>,
     hasher: foldhash::fast::RandomState,
-    /// Every (item, lot)'s number, found by the item's number and the lot's text: a lookup
-    /// compares the key that first named it.
+    /// Every (item, lot)'s number, found by the item's number and the lot's text.
     item_lots: HashTable<u32>,
-    /// That key, by (item, lot) number.
-    lot_keys: Vec<u32>,
     /// Per key that is guarded and went negative: the first entry after which it was
     /// negative in quantity or value, and the lowest running quantity among such entries
     /// (what the SQL check reports). Rare, so kept apart from the keys; made into violations
@@ -185,8 +225,9 @@ pub(crate) async fn run(
         names: Names::default(),
         rank: Vec::new(),
         lot_rank: Vec::new(),
-        lot_keys: Vec::new(),
-        item_lots: 0,
+        lots: Lots::default(),
+        lot_order: Vec::new(),
+        lot_of_two_items: false,
         negative: Vec::new(),
         entry_quantity: Vec::new(),
         entry_value: Vec::new(),
@@ -252,7 +293,7 @@ pub(crate) async fn run(
                 seq: Some(seq),
                 account: Some(s.names[k.account].to_owned()),
                 sku: Some(s.names[k.sku].to_owned()),
-                lot: Some(k.lot.to_string()),
+                lot: Some(s.lots.lot(k.item_lot).to_owned()),
                 is_value: false,
                 expected: 0,
                 found: narrow(low),
@@ -271,8 +312,9 @@ pub(crate) async fn run(
     let (shipments, ()) = tokio::join!(snapshot.shipment_mismatches(), order);
     s.shipments = shipments?;
     debug_assert!(s.keys.windows(2).all(|w| {
-        let n = &s.names;
-        (&n[w[0].account], &n[w[0].sku], &w[0].lot) < (&n[w[1].account], &n[w[1].sku], &w[1].lot)
+        let (n, l) = (&s.names, &s.lots);
+        let text = |k: &Key| (&n[k.account], &n[k.sku], l.lot(k.item_lot));
+        text(&w[0]) < text(&w[1])
     }));
     Ok(s)
 }
@@ -431,52 +473,48 @@ impl Scan {
     /// pointers took 1.2 s, and the balances' order 0.7 s more.
     fn order(&mut self) {
         self.rank = self.names.ranks();
-        let lots = self.item_lots as usize;
-        let (keys, rank) = (&self.keys, &self.rank);
-        // The (item, lot) pairs in (lot, item) order, each by a key that names it. A lot's
-        // first 16 bytes, as a number, decide most comparisons; texts are compared only
-        // when those are equal.
-        let mut by_lot: Vec<(u128, u32, u32)> = first_keys(keys, lots)
-            .into_iter()
-            .map(|k| {
-                let key = &keys[k as usize];
-                (prefix(&key.lot), rank[key.sku as usize], k)
-            })
+        let (rank, lots) = (&self.rank, &self.lots);
+        // The (item, lot) pairs in (lot, item) order. A lot's first 16 bytes, as a number,
+        // decide most comparisons; texts are compared only when those are equal.
+        let mut by_lot: Vec<(u128, u32, u32)> = (0..index(lots.len()))
+            .map(|n| (prefix(lots.lot(n)), rank[lots.sku(n) as usize], n))
             .collect();
         by_lot.sort_unstable_by(|a, b| {
             a.0.cmp(&b.0)
-                .then_with(|| keys[a.2 as usize].lot.cmp(&keys[b.2 as usize].lot))
+                .then_with(|| lots.lot(a.2).cmp(lots.lot(b.2)))
                 .then(a.1.cmp(&b.1))
         });
         // Each lot's dense rank (a lot of two items, only in a damaged ledger, has one), and
         // each (item, lot)'s place in (item, lot) order: the (lot, item) order sorted again
         // by item alone, stably.
-        let mut lot_rank = vec![0u32; lots];
+        let mut lot_rank = vec![0u32; lots.len()];
         let mut r = 0u32;
         for (i, x) in by_lot.iter().enumerate() {
-            let same = |p: &(u128, u32, u32)| {
-                p.0 == x.0 && keys[p.2 as usize].lot == keys[x.2 as usize].lot
-            };
-            if i > 0 && !same(&by_lot[i - 1]) {
-                r += 1;
+            if i > 0 {
+                let before = &by_lot[i - 1];
+                if before.0 == x.0 && lots.lot(before.2) == lots.lot(x.2) {
+                    self.lot_of_two_items = true;
+                } else {
+                    r += 1;
+                }
             }
-            lot_rank[keys[x.2 as usize].item_lot as usize] = r;
+            lot_rank[x.2 as usize] = r;
         }
-        let lot_order: Vec<u32> = by_lot.iter().map(|x| keys[x.2 as usize].item_lot).collect();
+        let lot_order: Vec<u32> = by_lot.iter().map(|x| x.2).collect();
         let mut by_item: Vec<(u32, u32)> = by_lot.iter().map(|x| (x.1, x.2)).collect();
         drop(by_lot);
         by_item.sort_by_key(|x| x.0);
-        let mut item_lot_rank = vec![0u32; lots];
-        for (place, &(_, k)) in by_item.iter().enumerate() {
-            item_lot_rank[keys[k as usize].item_lot as usize] = index(place);
+        let mut item_lot_rank = vec![0u32; lots.len()];
+        for (place, &(_, n)) in by_item.iter().enumerate() {
+            item_lot_rank[n as usize] = index(place);
         }
         drop(by_item);
         // The keys in (account, item, lot) order, moved into a second vector: for a moment
-        // the keys take twice their memory (550 MB at 10M postings, 4.3M keys). Moving them
+        // the keys take twice their memory (400 MB at 10M postings, 4.3M keys). Moving them
         // along the permutation's cycles in place took 0.84 s there against 0.32 s (a chain
         // of dependent cache misses), and reading them in place through the order made the
         // answer's serialization 1 s slower (a cache miss a row).
-        let from = sorted_by(keys, |k| {
+        let from = sorted_by(&self.keys, |k| {
             (rank[k.account as usize], item_lot_rank[k.item_lot as usize])
         });
         let mut old = std::mem::take(&mut self.keys);
@@ -485,8 +523,7 @@ impl Scan {
             .map(|k| std::mem::take(&mut old[k as usize]))
             .collect();
         drop(old);
-        let first = first_keys(&self.keys, lots);
-        self.lot_keys = lot_order.into_iter().map(|l| first[l as usize]).collect();
+        self.lot_order = lot_order;
         self.lot_rank = lot_rank;
     }
 
@@ -541,43 +578,37 @@ impl Scan {
         let (account, guarded) = self.names.account(seq, p.account)?;
         let sku = self.names.sku(seq, p.sku)?;
         let lot_hash = walk.hasher.hash_one((sku, p.lot));
-        let (keys, lot_keys) = (&self.keys, &walk.lot_keys);
-        let names_lot = |&n: &u32| {
-            let key = &keys[lot_keys[n as usize] as usize];
-            key.sku == sku && *key.lot == *p.lot
+        let lots = &mut self.lots;
+        let names_lot = |&n: &u32| lots.sku(n) == sku && lots.lot(n) == p.lot;
+        let item_lot = match walk.item_lots.find(lot_hash, names_lot) {
+            Some(&n) => n,
+            None => {
+                let lot = decode::posting_lot(seq, p.lot)?;
+                assert_eq!(
+                    lot.as_str(),
+                    p.lot,
+                    "entry {seq}: a posting's lot does not round-trip"
+                );
+                let n = lots.push(sku, p.lot);
+                let hasher = &walk.hasher;
+                walk.item_lots.insert_unique(lot_hash, n, |&n| {
+                    hasher.hash_one((lots.sku(n), lots.lot(n)))
+                });
+                n
+            }
         };
-        let known = walk.item_lots.find(lot_hash, names_lot).copied();
-        if known.is_none() {
-            let lot = decode::posting_lot(seq, p.lot)?;
-            assert_eq!(
-                lot.as_str(),
-                p.lot,
-                "entry {seq}: a posting's lot does not round-trip"
-            );
-        }
         let k = u32::try_from(self.keys.len()).expect("fewer than 4 billion keys");
-        let item_lot = known.unwrap_or(self.item_lots);
         self.keys.push(Key {
             guarded,
             account,
             sku,
-            lot: p.lot.into(),
             item_lot,
             sum: Sum::default(),
         });
-        let (keys, names, hasher) = (&self.keys, &self.names, &walk.hasher);
-        if known.is_none() {
-            self.item_lots += 1;
-            walk.lot_keys.push(k);
-            let lot_keys = &walk.lot_keys;
-            walk.item_lots.insert_unique(lot_hash, item_lot, |&n| {
-                let key = &keys[lot_keys[n as usize] as usize];
-                hasher.hash_one((key.sku, &*key.lot))
-            });
-        }
+        let (keys, names, lots, hasher) = (&self.keys, &self.names, &self.lots, &walk.hasher);
         walk.keys.insert_unique(hash, k, |&k| {
             let key = &keys[k as usize];
-            hasher.hash_one((&names[key.account], &names[key.sku], &*key.lot))
+            hasher.hash_one((&names[key.account], &names[key.sku], lots.lot(key.item_lot)))
         });
         Ok(k)
     }
@@ -585,7 +616,9 @@ impl Scan {
     /// Whether key `k` is (account, item, lot) as written.
     fn names_key(&self, k: u32, (account, sku, lot): (&str, &str, &str)) -> bool {
         let key = &self.keys[k as usize];
-        *key.lot == *lot && self.names[key.account] == *account && self.names[key.sku] == *sku
+        self.lots.lot(key.item_lot) == lot
+            && self.names[key.account] == *account
+            && self.names[key.sku] == *sku
     }
 
     /// Adds the current entry's postings: invariant 1 for the entry, the running guarded
@@ -628,14 +661,10 @@ impl Scan {
         }
         self.ledger_value += value;
         if per_lot.iter().any(|x| x.2 != 0) {
-            let keys = &self.keys;
             let mut off: Vec<(&str, &str, i128)> = per_lot
                 .iter()
                 .filter(|x| x.2 != 0)
-                .map(|&(_, k, q)| {
-                    let k = &keys[k as usize];
-                    (&self.names[k.sku], &*k.lot, q)
-                })
+                .map(|&(n, _, q)| (&self.names[self.lots.sku(n)], self.lots.lot(n), q))
                 .collect();
             off.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
             for (sku, lot, q) in off {
@@ -672,6 +701,7 @@ impl Scan {
         TrialBalance {
             keys: self.keys,
             names: self.names,
+            lots: self.lots,
         }
     }
 
@@ -682,18 +712,18 @@ impl Scan {
         let mut out = self.entry_quantity.clone();
         out.extend(self.entry_value.iter().cloned());
         out.extend(self.negative.iter().cloned());
-        // Each (item, lot) summed over its accounts, with a key that names it.
-        let mut lots: Vec<(i128, i128, Option<&Key>)> = vec![(0, 0, None); self.item_lots as usize];
+        // Each (item, lot) summed over its accounts.
+        let mut sums: Vec<(i128, i128)> = vec![(0, 0); self.lots.len()];
         for k in &self.keys {
-            let x = &mut lots[k.item_lot as usize];
+            let x = &mut sums[k.item_lot as usize];
             x.0 += k.sum.qty;
             x.1 += k.sum.value;
-            x.2.get_or_insert(k);
         }
-        let mut off: Vec<(&str, &str, i128, i128)> = lots
-            .into_iter()
-            .filter(|x| x.0 != 0 || x.1 != 0)
-            .filter_map(|(q, v, k)| k.map(|k| (&self.names[k.sku], &*k.lot, q, v)))
+        let lots = &self.lots;
+        let mut off: Vec<(&str, &str, i128, i128)> = (0u32..)
+            .zip(sums)
+            .filter(|(_, x)| x.0 != 0 || x.1 != 0)
+            .map(|(n, (q, v))| (&self.names[lots.sku(n)], lots.lot(n), q, v))
             .collect();
         off.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
         for (sku, lot, q, v) in off {
@@ -744,14 +774,11 @@ impl Scan {
         // postings).
         const PAGE: u32 = store::LOT_ITEMS_PAGE_MAX;
         let pairs = async {
-            // One key of each (item, lot), in (lot, item) order (see [`Scan::order`]).
+            // Every (item, lot), in (lot, item) order (see [`Scan::order`]).
             let posted: Vec<(&str, &str)> = self
-                .lot_keys
+                .lot_order
                 .iter()
-                .map(|&k| {
-                    let k = &self.keys[k as usize];
-                    (&*k.lot, &self.names[k.sku])
-                })
+                .map(|&n| (self.lots.lot(n), &self.names[self.lots.sku(n)]))
                 .collect();
             debug_assert!(posted.windows(2).all(|w| w[0] < w[1]));
             posted
@@ -834,6 +861,7 @@ impl Scan {
         let mut groups = Groups {
             keys,
             names: &self.names,
+            lots: &self.lots,
             lot_rank: &self.lot_rank,
             order: &order,
             at: 0,
@@ -886,12 +914,12 @@ impl Scan {
         snapshot: &dyn Snapshot,
         parts: u32,
     ) -> Result<Vec<BalanceMismatch>> {
-        let (keys, names) = (&self.keys, &self.names);
+        let (keys, names, lots) = (&self.keys, &self.names, &self.lots);
         let hasher = foldhash::fast::RandomState::default();
         let hash = |account: &str, lot: &str| hasher.hash_one((account, lot));
         let texts = |k: u32| {
             let k = &keys[k as usize];
-            (&names[k.account], &*k.lot)
+            (&names[k.account], lots.lot(k.item_lot))
         };
         // Every key by its (account, lot), built while the first part is read. Two keys
         // share one only in a damaged ledger (a lot posted as two items): both are listed.
@@ -984,22 +1012,6 @@ fn sorted_by(keys: &[Key], place: impl Fn(&Key) -> (u32, u32)) -> Vec<u32> {
         .collect()
 }
 
-/// The first key of each (item, lot), by (item, lot) number.
-fn first_keys(keys: &[Key], lots: usize) -> Vec<u32> {
-    let mut first = vec![u32::MAX; lots];
-    for (i, k) in keys.iter().enumerate() {
-        let x = &mut first[k.item_lot as usize];
-        if *x == u32::MAX {
-            *x = index(i);
-        }
-    }
-    assert!(
-        first.iter().all(|&k| k != u32::MAX),
-        "every (item, lot) is numbered for a key that names it"
-    );
-    first
-}
-
 /// A text's first 16 bytes as a big-endian number (zeros past its end): two texts' numbers
 /// are in the texts' byte order, or equal.
 fn prefix(text: &str) -> u128 {
@@ -1026,6 +1038,7 @@ fn mismatch(account: &str, lot: &str, x: [i128; 4]) -> Option<BalanceMismatch> {
 struct Groups<'a> {
     keys: &'a [Key],
     names: &'a Names,
+    lots: &'a Lots,
     /// Each (item, lot)'s lot rank: keys of one (account, lot) share an account and a rank.
     lot_rank: &'a [u32],
     order: &'a [u32],
@@ -1049,7 +1062,7 @@ impl<'a> Groups<'a> {
     ) -> Option<(&'a str, &'a str, i128, i128)> {
         let (keys, names) = (self.keys, self.names);
         let first = &keys[*self.order.get(self.at)? as usize];
-        let (account, lot) = (&names[first.account], &*first.lot);
+        let (account, lot) = (&names[first.account], self.lots.lot(first.item_lot));
         if !take((account, lot)) {
             return None;
         }
