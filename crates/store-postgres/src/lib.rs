@@ -412,23 +412,70 @@ async fn lots_by_number(conn: &mut PgConnection, lots: &[String]) -> Result<Vec<
 /// about 400 000 balances.
 const BALANCE_PART_BLOCKS: u64 = 4_096;
 
+/// The second connection a snapshot reads the journal on.
+enum Lane {
+    /// Not asked for yet.
+    Untried,
+    Open(sqlx::pool::PoolConnection<sqlx::Postgres>),
+    /// The pool had none to spare, or it broke: the snapshot's own transaction reads every
+    /// page.
+    Unavailable,
+}
+
+/// How long a snapshot waits for its second connection before it reads on its own one.
+const LANE_ACQUIRE_MS: u64 = 100;
+
 /// A read-only `repeatable read` transaction: every statement of it sees the database as its
 /// first (the head's) did. It takes no lock a writer waits for.
 struct PgSnapshot {
     head: Head,
     /// Used by one read at a time: the caller's, or the page being read ahead.
     tx: Arc<tokio::sync::Mutex<sqlx::Transaction<'static, sqlx::Postgres>>>,
-    /// The next page, read while the caller checks the current one.
+    /// A second connection of the pool, outside the snapshot, that reads every other page of
+    /// the journal ahead (taken at its first page): two server processes select and send
+    /// pages, and two tasks take them in, while the caller checks the current one. Entries
+    /// and postings are append-only, so those up to the snapshot's head read the same from
+    /// any later snapshot.
+    lane: Arc<tokio::sync::Mutex<Lane>>,
+    pool: PgPool,
+    /// The next two pages, one on each connection.
     ahead: store::ReadAhead,
 }
 
 impl PgSnapshot {
-    /// Reads a page on the snapshot's transaction in a task of its own.
-    fn read_page(&self, after: i64, limit: i64) -> store::PageTask {
-        let tx = self.tx.clone();
+    /// Reads a page in a task of its own: on the snapshot's transaction (lane 0), or on the
+    /// second connection (lane 1) up to the snapshot's head. A page that comes back short
+    /// there may have been cut at the head, and entries past the head in the snapshot itself
+    /// are a finding: the snapshot's transaction reads it again.
+    fn read_page(&self, after: i64, limit: i64, lane: usize) -> store::PageTask {
+        let (tx, second, pool) = (self.tx.clone(), self.lane.clone(), self.pool.clone());
+        let head = i64_of(self.head.seq);
         tokio::spawn(async move {
-            let mut tx = tx.lock().await;
-            journal_between(&mut tx, after, limit).await
+            if lane == 1 {
+                let mut second = second.lock().await;
+                if let Lane::Untried = *second {
+                    let wait = std::time::Duration::from_millis(LANE_ACQUIRE_MS);
+                    *second = match tokio::time::timeout(wait, pool.acquire()).await {
+                        Ok(Ok(conn)) => Lane::Open(conn),
+                        _ => Lane::Unavailable,
+                    };
+                }
+                if let Lane::Open(conn) = &mut *second {
+                    match journal_between(conn, after, limit, head).await {
+                        Ok((page, postings)) if i64::try_from(page.len()) == Ok(limit) => {
+                            drop(second);
+                            return with_postings(page, postings);
+                        }
+                        Ok(_) => {}
+                        // The page is read again below, where an error is the caller's.
+                        Err(_) => *second = Lane::Unavailable,
+                    }
+                }
+            }
+            let mut conn = tx.lock().await;
+            let (page, postings) = journal_between(&mut conn, after, limit, i64::MAX).await?;
+            drop(conn);
+            with_postings(page, postings)
         })
     }
 }
@@ -442,8 +489,8 @@ impl Snapshot for PgSnapshot {
     async fn journal_page(&self, after: u64, n: u32) -> Result<JournalPage> {
         let (after, limit) = (i64_of(after), i64::from(n.clamp(1, JOURNAL_PAGE_MAX)));
         self.ahead
-            .page(after, limit, |after, limit, _lane| {
-                self.read_page(after, limit)
+            .page(after, limit, |after, limit, lane| {
+                self.read_page(after, limit, lane)
             })
             .await
     }
@@ -543,13 +590,21 @@ impl Snapshot for PgSnapshot {
 /// query made a row object per posting and decoded each column through it. The server's time
 /// is the same either way; the client's is what this saves (`ppe verify` of 1.09M postings,
 /// alternating: 2.4-3.1 s against 3.0-3.6 s).
-async fn journal_between(conn: &mut PgConnection, after: i64, limit: i64) -> Result<JournalPage> {
+/// The page of at most `limit` entries after `after` and up to `upto`, with its postings as
+/// the server sent them (a binary `COPY` stream, for [`with_postings`]); none when the page is
+/// empty.
+async fn journal_between(
+    conn: &mut PgConnection,
+    after: i64,
+    limit: i64,
+    upto: i64,
+) -> Result<(JournalPage, Option<Vec<u8>>)> {
     // Integers only are formatted into the statements: COPY takes no parameters.
     let entries = copy::binary(
         conn,
         &format!(
             "select seq, date, kind, document, actor, reverses, memo, hash
-             from entries where seq > {after} order by seq limit {limit}"
+             from entries where seq > {after} and seq <= {upto} order by seq limit {limit}"
         ),
     )
     .await?;
@@ -568,7 +623,7 @@ async fn journal_between(conn: &mut PgConnection, after: i64, limit: i64) -> Res
         });
     }
     let Some(last) = page.last_seq() else {
-        return Ok(page);
+        return Ok((page, None));
     };
     drop(entries);
     let postings = copy::binary(
@@ -579,6 +634,16 @@ async fn journal_between(conn: &mut PgConnection, after: i64, limit: i64) -> Res
         ),
     )
     .await?;
+    Ok((page, Some(postings)))
+}
+
+/// The page with the postings of a `COPY` stream of (seq, account, sku, lot, qty, value) rows
+/// added to their entries: outside the connection's lock, so that the connection is free for
+/// the next page's statements while this one's postings, the bulk of it, are taken in.
+fn with_postings(mut page: JournalPage, postings: Option<Vec<u8>>) -> Result<JournalPage> {
+    let Some(postings) = postings else {
+        return Ok(page);
+    };
     let mut rows = copy::Rows::new(&postings, 6)?;
     while rows.next_row()? {
         let seq = rows.int()?;
@@ -904,7 +969,9 @@ impl Store for PgStore {
         Ok(Box::new(PgSnapshot {
             head,
             tx: Arc::new(tokio::sync::Mutex::new(tx)),
-            ahead: store::ReadAhead::new(1),
+            lane: Arc::new(tokio::sync::Mutex::new(Lane::Untried)),
+            pool: self.pool.clone(),
+            ahead: store::ReadAhead::new(2),
         }))
     }
     async fn entry(&self, seq: u64) -> Result<Option<StoredEntry>> {
