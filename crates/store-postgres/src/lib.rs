@@ -585,14 +585,13 @@ impl Snapshot for PgSnapshot {
     }
 }
 
-/// A page of the journal for a full pass: the same two reads as [`entries_between`], each by
-/// a binary `COPY` (see `copy.rs`) copied into the page's buffer column by column, where a
-/// query made a row object per posting and decoded each column through it. The server's time
-/// is the same either way; the client's is what this saves (`ppe verify` of 1.09M postings,
-/// alternating: 2.4-3.1 s against 3.0-3.6 s).
-/// The page of at most `limit` entries after `after` and up to `upto`, with its postings as
-/// the server sent them (a binary `COPY` stream, for [`with_postings`]); none when the page is
-/// empty.
+/// A page of the journal for a full pass, of at most `limit` entries after `after` and up to
+/// `upto`: the same two reads as [`entries_between`], each by a binary `COPY` (see `copy.rs`)
+/// copied into the page's buffer column by column, where a query made a row object per
+/// posting and decoded each column through it. The server's time is the same either way; the
+/// client's is what this saves (`ppe verify` of 1.09M postings, alternating: 2.4-3.1 s against
+/// 3.0-3.6 s). The postings come back as the server sent them, for [`with_postings`] (none
+/// when the page is empty).
 async fn journal_between(
     conn: &mut PgConnection,
     after: i64,
