@@ -432,10 +432,11 @@ struct PgSnapshot {
     /// Used by one read at a time: the caller's, or the page being read ahead.
     tx: Arc<tokio::sync::Mutex<sqlx::Transaction<'static, sqlx::Postgres>>>,
     /// A second connection of the pool, outside the snapshot, that reads every other page of
-    /// the journal ahead (taken at its first page): two server processes select and send
-    /// pages, and two tasks take them in, while the caller checks the current one. Entries
-    /// and postings are append-only, so those up to the snapshot's head read the same from
-    /// any later snapshot.
+    /// the journal ahead: two server processes select and send pages, and two tasks take them
+    /// in, while the caller checks the current one. Entries and postings are append-only, so
+    /// those up to the snapshot's head read the same from any later snapshot. Taken at the
+    /// journal's second page and given back at its end: a snapshot holds two of the pool's
+    /// eight connections only while it reads a long journal.
     lane: Arc<tokio::sync::Mutex<Lane>>,
     pool: PgPool,
     /// The next two pages, one on each connection.
@@ -466,7 +467,9 @@ impl PgSnapshot {
                             drop(second);
                             return with_postings(page, postings);
                         }
-                        Ok(_) => {}
+                        // The journal's end (up to the head): the connection goes back to
+                        // the pool until a pass asks for one again.
+                        Ok(_) => *second = Lane::Untried,
                         // The page is read again below, where an error is the caller's.
                         Err(_) => *second = Lane::Unavailable,
                     }
