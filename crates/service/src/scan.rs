@@ -71,7 +71,7 @@ impl Lots {
 
     /// Adds a pair and gives its number.
     fn push(&mut self, sku: u32, lot: &str) -> u32 {
-        let n = u32::try_from(self.ends.len()).expect("fewer than 4 billion lots");
+        let n = u32_of(self.ends.len());
         self.text.push_str(lot);
         self.ends.push(self.text.len());
         self.skus.push(sku);
@@ -413,7 +413,7 @@ impl Names {
         if let Some(&n) = self.numbers.get(text) {
             return n;
         }
-        let n = u32::try_from(self.texts.len()).expect("fewer than 4 billion names");
+        let n = u32_of(self.texts.len());
         self.texts.push(text.into());
         self.numbers.insert(text.into(), n);
         self.decoded.push(Decoded::default());
@@ -457,11 +457,11 @@ impl Names {
 
     /// Each name's place in the text order of all of them, by number.
     fn ranks(&self) -> Vec<u32> {
-        let mut order: Vec<u32> = (0..u32::try_from(self.texts.len()).expect("fits")).collect();
+        let mut order: Vec<u32> = (0..u32_of(self.texts.len())).collect();
         order.sort_unstable_by(|&a, &b| self[a].cmp(&self[b]));
         let mut rank = vec![0; order.len()];
         for (r, n) in order.into_iter().enumerate() {
-            rank[n as usize] = u32::try_from(r).expect("fits");
+            rank[n as usize] = u32_of(r);
         }
         rank
     }
@@ -478,7 +478,7 @@ impl Scan {
         let (rank, lots) = (&self.rank, &self.lots);
         // The (item, lot) pairs in (lot, item) order. A lot's first 16 bytes, as a number,
         // decide most comparisons; texts are compared only when those are equal.
-        let mut by_lot: Vec<(u128, u32, u32)> = (0..index(lots.len()))
+        let mut by_lot: Vec<(u128, u32, u32)> = (0..u32_of(lots.len()))
             .map(|n| (prefix(lots.lot(n)), rank[lots.sku(n) as usize], n))
             .collect();
         by_lot.sort_unstable_by(|a, b| {
@@ -508,7 +508,7 @@ impl Scan {
         by_item.sort_by_key(|x| x.0);
         let mut item_lot_rank = vec![0u32; lots.len()];
         for (place, &(_, n)) in by_item.iter().enumerate() {
-            item_lot_rank[n as usize] = index(place);
+            item_lot_rank[n as usize] = u32_of(place);
         }
         drop(by_item);
         // The keys in (account, item, lot) order, moved into a second vector: for a moment
@@ -599,7 +599,7 @@ impl Scan {
                 n
             }
         };
-        let k = u32::try_from(self.keys.len()).expect("fewer than 4 billion keys");
+        let k = u32_of(self.keys.len());
         self.keys.push(Key {
             guarded,
             account,
@@ -927,7 +927,7 @@ impl Scan {
         // share one only in a damaged ledger (a lot posted as two items): both are listed.
         let by_balance = async {
             let mut table = HashTable::with_capacity(keys.len());
-            for k in 0..u32::try_from(keys.len()).expect("fewer than 4 billion keys") {
+            for k in 0..u32_of(keys.len()) {
                 let (account, lot) = texts(k);
                 table.insert_unique(hash(account, lot), k, |&k| {
                     let (account, lot) = texts(k);
@@ -981,7 +981,7 @@ impl Scan {
         // Posted to, and no balance (a zero one is not listed).
         for k in 0..keys.len() {
             if !seen[k] {
-                let (account, lot) = texts(u32::try_from(k).expect("fits"));
+                let (account, lot) = texts(u32_of(k));
                 let (pq, pv) = posted(&mut seen, account, lot);
                 found.extend(mismatch(account, lot, [0, 0, pq, pv]));
             }
@@ -991,9 +991,10 @@ impl Scan {
     }
 }
 
-/// A key's number as the pass's u32.
-fn index(i: usize) -> u32 {
-    u32::try_from(i).expect("fewer than 4 billion keys")
+/// A count or place as one of the pass's `u32` numbers (of keys, names, lots): a journal
+/// names far fewer than 4 billion of each.
+fn u32_of(i: usize) -> u32 {
+    u32::try_from(i).expect("fewer than 4 billion keys, names or lots")
 }
 
 /// The keys' numbers ordered by two integers of each: both and the key's number made one
