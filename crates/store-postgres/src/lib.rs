@@ -412,11 +412,12 @@ async fn lots_by_number(conn: &mut PgConnection, lots: &[String]) -> Result<Vec<
 /// about 400 000 balances.
 const BALANCE_PART_BLOCKS: u64 = 4_096;
 
-/// The second connection a snapshot reads the journal on.
+/// The second connection a snapshot reads the journal on, in a transaction of its own that
+/// plans its reads as the snapshot's do ([`plan_reads_in_key_order`]).
 enum Lane {
     /// Not asked for yet.
     Untried,
-    Open(sqlx::pool::PoolConnection<sqlx::Postgres>),
+    Open(sqlx::Transaction<'static, sqlx::Postgres>),
     /// The pool had none to spare, or it broke: the snapshot's own transaction reads every
     /// page.
     Unavailable,
@@ -456,8 +457,8 @@ impl PgSnapshot {
                 let mut second = second.lock().await;
                 if let Lane::Untried = *second {
                     let wait = std::time::Duration::from_millis(LANE_ACQUIRE_MS);
-                    *second = match tokio::time::timeout(wait, pool.acquire()).await {
-                        Ok(Ok(conn)) => Lane::Open(conn),
+                    *second = match tokio::time::timeout(wait, open_lane(&pool)).await {
+                        Ok(Ok(tx)) => Lane::Open(tx),
                         _ => Lane::Unavailable,
                     };
                 }
@@ -469,7 +470,13 @@ impl PgSnapshot {
                         }
                         // The journal's end (up to the head): the connection goes back to
                         // the pool until a pass asks for one again.
-                        Ok(_) => *second = Lane::Untried,
+                        Ok(_) => {
+                            if let Lane::Open(tx) = std::mem::replace(&mut *second, Lane::Untried) {
+                                // Read only: nothing to undo, and a connection that cannot
+                                // end its transaction is closed rather than pooled.
+                                let _ = tx.rollback().await;
+                            }
+                        }
                         // The page is read again below, where an error is the caller's.
                         Err(_) => *second = Lane::Unavailable,
                     }
@@ -588,6 +595,53 @@ impl Snapshot for PgSnapshot {
     }
 }
 
+/// Plans the rest of the transaction's reads as a snapshot's reads must be planned: on the
+/// snapshot's transaction and on the second connection that reads half its journal.
+///
+/// A snapshot reads ranges in key order (journal pages by seq, balances by account and lot):
+/// an index scan returns them in that order. Where the planner has no statistics (tables never
+/// analysed: after a bulk import, and always where autovacuum is off) it estimates a page of
+/// postings at a tenth of its rows and picks a bitmap scan and a sort instead, which spilled
+/// to disk: 41 ms a page of 44 000 postings against 19 ms for the index scan, most of a
+/// pass's time on the server. A page of entries bounded by the head as well as by its limit
+/// is worse: the bitmap scan reads every entry up to the head and sorts them for the first
+/// 4 096, 250 ms a page at 1.3M entries and a pass of 10M postings four times as long (the
+/// second connection had no such setting in session 13).
+async fn plan_reads_in_key_order(conn: &mut PgConnection) -> Result<()> {
+    sqlx::query("set local enable_bitmapscan = off")
+        .execute(conn)
+        .await
+        .map_err(err)?;
+    Ok(())
+}
+
+/// A transaction of the pool's for a snapshot's second connection, planned as the snapshot's
+/// own reads are. Public for the test that holds its journal pages to the primary keys where
+/// the planner has no statistics (`tests/open.rs`).
+#[doc(hidden)]
+pub async fn open_lane(pool: &PgPool) -> Result<sqlx::Transaction<'static, sqlx::Postgres>> {
+    let mut tx = pool.begin().await.map_err(err)?;
+    plan_reads_in_key_order(&mut tx).await?;
+    Ok(tx)
+}
+
+/// A journal page's two statements: its entries (after `after`, up to `upto`, at most
+/// `limit`), and the postings of entries `after + 1 ..= last`. Integers only are formatted
+/// into them: `COPY` takes no parameters. Public for the test of their plans (`tests/open.rs`).
+#[doc(hidden)]
+pub fn journal_page_sql(after: i64, upto: i64, limit: i64, last: i64) -> [String; 2] {
+    [
+        format!(
+            "select seq, date, kind, document, actor, reverses, memo, hash
+             from entries where seq > {after} and seq <= {upto} order by seq limit {limit}"
+        ),
+        format!(
+            "select seq, account, sku, lot, qty, value
+             from postings where seq > {after} and seq <= {last} order by seq, idx"
+        ),
+    ]
+}
+
 /// A page of the journal for a full pass, of at most `limit` entries after `after` and up to
 /// `upto`: the same two reads as [`entries_between`], each by a binary `COPY` (see `copy.rs`)
 /// copied into the page's buffer column by column, where a query made a row object per
@@ -601,15 +655,8 @@ async fn journal_between(
     limit: i64,
     upto: i64,
 ) -> Result<(JournalPage, Option<Vec<u8>>)> {
-    // Integers only are formatted into the statements: COPY takes no parameters.
-    let entries = copy::binary(
-        conn,
-        &format!(
-            "select seq, date, kind, document, actor, reverses, memo, hash
-             from entries where seq > {after} and seq <= {upto} order by seq limit {limit}"
-        ),
-    )
-    .await?;
+    let [entries_sql, _] = journal_page_sql(after, upto, limit, after);
+    let entries = copy::binary(conn, &entries_sql).await?;
     let mut rows = copy::Rows::new(&entries, 8)?;
     let mut page = JournalPage::with_capacity(usize::try_from(limit).unwrap_or(0));
     while rows.next_row()? {
@@ -628,14 +675,8 @@ async fn journal_between(
         return Ok((page, None));
     };
     drop(entries);
-    let postings = copy::binary(
-        conn,
-        &format!(
-            "select seq, account, sku, lot, qty, value
-             from postings where seq > {after} and seq <= {last} order by seq, idx"
-        ),
-    )
-    .await?;
+    let [_, postings_sql] = journal_page_sql(after, upto, limit, last);
+    let postings = copy::binary(conn, &postings_sql).await?;
     Ok((page, Some(postings)))
 }
 
@@ -957,16 +998,7 @@ impl Store for PgStore {
             .execute(&mut *tx)
             .await
             .map_err(err)?;
-        // A snapshot reads ranges in key order (journal pages by seq, balances by account
-        // and lot): an index scan returns them in that order. Where the planner has no
-        // statistics (tables never analysed) it estimates a page of postings at a tenth of
-        // its rows and picks a bitmap scan and a sort instead, which spilled to disk: 41 ms a
-        // page of 44 000 postings against 19 ms for the index scan, most of a pass's time on
-        // the server.
-        sqlx::query("set local enable_bitmapscan = off")
-            .execute(&mut *tx)
-            .await
-            .map_err(err)?;
+        plan_reads_in_key_order(&mut tx).await?;
         let head = read_head(&mut tx, HEAD).await?;
         Ok(Box::new(PgSnapshot {
             head,
