@@ -395,7 +395,20 @@ pub(crate) fn report_response(
     format: Option<&str>,
 ) -> ApiResult<Response> {
     match format {
-        None | Some("json") => Ok(axum::Json(report.body()).into_response()),
+        None | Some("json") => {
+            let mut body = Vec::new();
+            report
+                .write_json(&mut body, false)
+                .expect("a report's JSON writes into memory");
+            Ok((
+                [(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                )],
+                body,
+            )
+                .into_response())
+        }
         Some("csv") => Ok(csv_response(report.to_csv())),
         Some("xlsx") => {
             let bytes = report.to_xlsx()?;

@@ -294,7 +294,7 @@ async fn measure(backend: &str, url: &str, plan: &Plan<'_>) -> anyhow::Result<Me
     let one = service
         .report(service::reports::ReportName::Reconciliation, &params)
         .await?;
-    serde_json::to_writer(std::io::sink(), &one.body())?;
+    one.write_json(&mut std::io::sink(), false)?;
     m.reconcile = t.elapsed();
     let one_ok = one
         .json
@@ -307,7 +307,7 @@ async fn measure(backend: &str, url: &str, plan: &Plan<'_>) -> anyhow::Result<Me
         let tb = service
             .report(service::reports::ReportName::TrialBalance, &params)
             .await?;
-        serde_json::to_writer(std::io::sink(), &tb.body())?;
+        tb.write_json(&mut std::io::sink(), false)?;
         let tb_done = t.elapsed();
         let cons = service
             .report(service::reports::ReportName::Conservation, &params)

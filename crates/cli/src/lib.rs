@@ -666,7 +666,9 @@ pub async fn report(
         match args.format.as_str() {
             "table" => w.write_all(render_table(&report).as_bytes())?,
             "json" => {
-                serde_json::to_writer_pretty(&mut *w, &report.body())?;
+                let started = std::time::Instant::now();
+                report.write_json(&mut *w, true)?;
+                tracing::debug!(write_ms = started.elapsed().as_millis(), "report written");
                 // A line of its own on a terminal, like every other answer.
                 w.write_all(b"\n")?;
             }

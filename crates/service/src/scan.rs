@@ -211,6 +211,7 @@ pub(crate) async fn run(
     snapshot: &dyn Snapshot,
     progress: &(dyn Fn(u64, u64) + Sync),
 ) -> Result<Scan> {
+    let started = std::time::Instant::now();
     let head_seq = snapshot.head().seq;
     // A key per maintained balance in a ledger the service wrote: room for them all at once,
     // rather than the table doubling and copying its way there (at 10M postings the copies
@@ -278,6 +279,7 @@ pub(crate) async fn run(
     }
     drop(to_chain);
     s.chain = chain.await.expect("the chain check does not panic");
+    let read = started.elapsed();
     if let Some((seq, message)) = unreadable {
         s.unreadable(seq, &message);
     }
@@ -311,8 +313,22 @@ pub(crate) async fn run(
     let order = async {
         s.order();
     };
+    let ordered = std::sync::OnceLock::new();
+    let order = async {
+        order.await;
+        let _ = ordered.set(started.elapsed());
+    };
     let (shipments, ()) = tokio::join!(snapshot.shipment_mismatches(), order);
     s.shipments = shipments?;
+    tracing::debug!(
+        journal_ms = read.as_millis(),
+        order_ms = ordered
+            .get()
+            .map_or(0, |t| t.saturating_sub(read).as_millis()),
+        transit_ms = (started.elapsed() - read).as_millis(),
+        keys = s.keys.len(),
+        "the pass read the journal"
+    );
     debug_assert!(s.keys.windows(2).all(|w| {
         let (n, l) = (&s.names, &s.lots);
         let text = |k: &Key| (&n[k.account], &n[k.sku], l.lot(k.item_lot));
