@@ -625,21 +625,24 @@ pub async fn open_lane(pool: &PgPool) -> Result<sqlx::Transaction<'static, sqlx:
     Ok(tx)
 }
 
-/// A journal page's two statements: its entries (after `after`, up to `upto`, at most
-/// `limit`), and the postings of entries `after + 1 ..= last`. Integers only are formatted
-/// into them: `COPY` takes no parameters. Public for the test of their plans (`tests/open.rs`).
+/// A journal page's entries: after `after`, up to `upto`, at most `limit`. Integers only are
+/// formatted into it and into [`postings_page_sql`]: `COPY` takes no parameters. Public for
+/// the test of their plans (`tests/open.rs`).
 #[doc(hidden)]
-pub fn journal_page_sql(after: i64, upto: i64, limit: i64, last: i64) -> [String; 2] {
-    [
-        format!(
-            "select seq, date, kind, document, actor, reverses, memo, hash
-             from entries where seq > {after} and seq <= {upto} order by seq limit {limit}"
-        ),
-        format!(
-            "select seq, account, sku, lot, qty, value
-             from postings where seq > {after} and seq <= {last} order by seq, idx"
-        ),
-    ]
+pub fn entries_page_sql(after: i64, upto: i64, limit: i64) -> String {
+    format!(
+        "select seq, date, kind, document, actor, reverses, memo, hash
+         from entries where seq > {after} and seq <= {upto} order by seq limit {limit}"
+    )
+}
+
+/// The postings of entries `after + 1 ..= last`, in order (see [`entries_page_sql`]).
+#[doc(hidden)]
+pub fn postings_page_sql(after: i64, last: i64) -> String {
+    format!(
+        "select seq, account, sku, lot, qty, value
+         from postings where seq > {after} and seq <= {last} order by seq, idx"
+    )
 }
 
 /// A page of the journal for a full pass, of at most `limit` entries after `after` and up to
@@ -655,8 +658,7 @@ async fn journal_between(
     limit: i64,
     upto: i64,
 ) -> Result<(JournalPage, Option<Vec<u8>>)> {
-    let [entries_sql, _] = journal_page_sql(after, upto, limit, after);
-    let entries = copy::binary(conn, &entries_sql).await?;
+    let entries = copy::binary(conn, &entries_page_sql(after, upto, limit)).await?;
     let mut rows = copy::Rows::new(&entries, 8)?;
     let mut page = JournalPage::with_capacity(usize::try_from(limit).unwrap_or(0));
     while rows.next_row()? {
@@ -675,8 +677,7 @@ async fn journal_between(
         return Ok((page, None));
     };
     drop(entries);
-    let [_, postings_sql] = journal_page_sql(after, upto, limit, last);
-    let postings = copy::binary(conn, &postings_sql).await?;
+    let postings = copy::binary(conn, &postings_page_sql(after, last)).await?;
     Ok((page, Some(postings)))
 }
 

@@ -519,6 +519,20 @@ async fn a_batch_of_shipments_and_lots_is_looked_up_by_key_without_statistics() 
         .expect("drop database");
 }
 
+/// Whether `sql` reads `table` on `conn` through its primary key, in its order (no bitmap
+/// scan, no sort), with the plan.
+async fn read_by_key(conn: &mut sqlx::PgConnection, sql: &str, table: &str) -> (bool, String) {
+    let plan: Vec<String> = sqlx::query_scalar(&format!("explain {sql}"))
+        .fetch_all(conn)
+        .await
+        .expect("explain");
+    let plan = plan.join("\n");
+    let by_key = plan.contains(&format!("Index Scan using {table}_pkey on {table}"))
+        && !plan.contains("Bitmap")
+        && !plan.contains("Sort");
+    (by_key, plan)
+}
+
 /// A snapshot's journal pages are read by index scans on both of its connections where the
 /// tables have no statistics (after a bulk import; always where autovacuum is off). Without
 /// the snapshot's planner settings the planner picks a bitmap scan of every entry up to the
@@ -530,38 +544,29 @@ async fn a_snapshots_second_connection_reads_pages_by_key_without_statistics() {
         return;
     };
     let store = PgStore::open(&db_url).await.expect("open");
-    let [entries, postings] = store_postgres::journal_page_sql(4_096, 1_300_000, 4_096, 8_192);
-    let plan = |plan: &[String], table: &str| {
-        let text = plan.join("\n");
-        let by_key = text.contains(&format!("Index Scan using {table}_pkey on {table}"))
-            && !text.contains("Bitmap")
-            && !text.contains("Sort");
-        (by_key, text)
-    };
+    let pages = [
+        (
+            store_postgres::entries_page_sql(4_096, 1_300_000, 4_096),
+            "entries",
+        ),
+        (store_postgres::postings_page_sql(4_096, 8_192), "postings"),
+    ];
     // The premise: a connection planned as the server pleases scans and sorts.
     let mut bare = store.pool().acquire().await.expect("a connection");
-    for (sql, table) in [(&entries, "entries"), (&postings, "postings")] {
-        let lines: Vec<String> = sqlx::query_scalar(&format!("explain {sql}"))
-            .fetch_all(&mut *bare)
-            .await
-            .expect("explain");
-        let (by_key, text) = plan(&lines, table);
+    for (sql, table) in &pages {
+        let (by_key, plan) = read_by_key(&mut bare, sql, table).await;
         assert!(
             !by_key,
-            "the planner now reads {table} by key unaided; this test no longer tests:\n{text}"
+            "the planner now reads {table} by key unaided; this test no longer tests:\n{plan}"
         );
     }
     drop(bare);
     let mut lane = store_postgres::open_lane(store.pool())
         .await
         .expect("a lane");
-    for (sql, table) in [(&entries, "entries"), (&postings, "postings")] {
-        let lines: Vec<String> = sqlx::query_scalar(&format!("explain {sql}"))
-            .fetch_all(&mut *lane)
-            .await
-            .expect("explain");
-        let (by_key, text) = plan(&lines, table);
-        assert!(by_key, "{table} on the lane:\n{text}");
+    for (sql, table) in &pages {
+        let (by_key, plan) = read_by_key(&mut lane, sql, table).await;
+        assert!(by_key, "{table} on the lane:\n{plan}");
     }
     drop(lane);
     store.pool().close().await;
