@@ -560,42 +560,34 @@ impl Layout {
             out.extend_from_slice(if i == 0 { &self.first } else { &self.between });
             let r = rows.row(i);
             out.push(b'{');
-            for (n, (name, text)) in [
-                ("account", Some(r.account)),
-                ("lot", Some(r.lot)),
-                ("quantity", None),
-                ("sku", Some(r.sku)),
-                ("value", None),
-            ]
-            .into_iter()
-            .enumerate()
-            {
-                out.extend_from_slice(if n == 0 {
-                    &self.field_first
-                } else {
-                    &self.field_between
-                });
-                out.push(b'"');
-                out.extend_from_slice(name.as_bytes());
-                out.push(b'"');
-                out.extend_from_slice(self.colon);
-                match text {
-                    Some(t) => json_str(&mut out, t),
-                    // Numbers are written as text of digits, a sign and a point: nothing to
-                    // escape.
-                    None if name == "quantity" => {
-                        write!(out, "\"{}\"", r.quantity).expect("writes to memory");
-                    }
-                    None => {
-                        write!(out, "\"{}\"", crate::purchase::MoneyText(r.value))
-                            .expect("writes to memory");
-                    }
-                }
-            }
+            self.field(&mut out, "account", true);
+            json_str(&mut out, r.account);
+            self.field(&mut out, "lot", false);
+            json_str(&mut out, r.lot);
+            // Numbers are written as text of digits, a sign and a point: nothing to escape.
+            self.field(&mut out, "quantity", false);
+            write!(out, "\"{}\"", r.quantity).expect("writes to memory");
+            self.field(&mut out, "sku", false);
+            json_str(&mut out, r.sku);
+            self.field(&mut out, "value", false);
+            write!(out, "\"{}\"", crate::purchase::MoneyText(r.value)).expect("writes to memory");
             out.extend_from_slice(&self.fields_end);
             out.push(b'}');
         }
         out
+    }
+
+    /// A field's separator, its name and what separates the name from the value.
+    fn field(&self, out: &mut Vec<u8>, name: &str, first: bool) {
+        out.extend_from_slice(if first {
+            &self.field_first
+        } else {
+            &self.field_between
+        });
+        out.push(b'"');
+        out.extend_from_slice(name.as_bytes());
+        out.push(b'"');
+        out.extend_from_slice(self.colon);
     }
 }
 

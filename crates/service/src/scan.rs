@@ -312,19 +312,13 @@ pub(crate) async fn run(
     // other.
     let order = async {
         s.order();
+        started.elapsed() - read
     };
-    let ordered = std::sync::OnceLock::new();
-    let order = async {
-        order.await;
-        let _ = ordered.set(started.elapsed());
-    };
-    let (shipments, ()) = tokio::join!(snapshot.shipment_mismatches(), order);
+    let (shipments, ordered) = tokio::join!(snapshot.shipment_mismatches(), order);
     s.shipments = shipments?;
     tracing::debug!(
         journal_ms = read.as_millis(),
-        order_ms = ordered
-            .get()
-            .map_or(0, |t| t.saturating_sub(read).as_millis()),
+        order_ms = ordered.as_millis(),
         transit_ms = (started.elapsed() - read).as_millis(),
         keys = s.keys.len(),
         "the pass read the journal"
