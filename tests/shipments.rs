@@ -563,6 +563,36 @@ async fn frontline(backend: Backend) {
             o("NANXIN", "GLOVES", "100"),
         ]
     );
+    // The in-transit report lists what is outstanding, line by line, of open shipments only.
+    let in_transit = || async {
+        let r = app.get("/api/v1/reports/in-transit").await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        r.body["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| {
+                let f = |k: &str| l[k].as_str().unwrap().to_owned();
+                (
+                    f("shipment_id"),
+                    f("destination"),
+                    f("sku"),
+                    f("outstanding"),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let t = |s: &str, d: &str, k: &str, q: &str| {
+        (s.to_owned(), d.to_owned(), k.to_owned(), q.to_owned())
+    };
+    assert_eq!(
+        in_transit().await,
+        vec![
+            t("NW-B1", "NANXIN", "MASK", "50"),
+            t("NW-B1", "ZHANGSHUBU", "MASK", "150"),
+            t("NW-B1", "NANXIN", "GLOVES", "100"),
+        ]
+    );
 
     // Lists filter by kind, status and destination.
     let ids = |v: Value| -> Vec<String> {
@@ -682,6 +712,11 @@ async fn frontline(backend: Backend) {
         post(&coordinator, "/api/v1/batches", &b2).await,
         StatusCode::CREATED
     );
+    // The closed shipment has nothing in transit; the new one has all it carries.
+    assert_eq!(
+        in_transit().await,
+        vec![t("NW-B2", "NANWAN", "GLOVES", "10")]
+    );
     let a = json!({"date":"2020-03-03","lines":[{"destination":"NANWAN","sku":"GLOVES","received_qty":"10"}]});
     assert_eq!(
         post(
@@ -696,6 +731,7 @@ async fn frontline(backend: Backend) {
         post(&coordinator, "/api/v1/shipments/NW-B2/acknowledgements", &a).await,
         StatusCode::CREATED
     );
+    assert!(in_transit().await.is_empty());
     let v = app.get("/api/v1/verify").await;
     assert_eq!(v.body["ok"], true, "{}", v.text);
     // The OpenAPI document describes the new routes.

@@ -84,6 +84,16 @@ impl ShipmentStatus {
         ShipmentStatus::Acknowledged,
         ShipmentStatus::Closed,
     ];
+    /// The statuses in which something is outstanding: acknowledged means every line is,
+    /// and a closing writes off what was left as short.
+    pub const OPEN: &'static [ShipmentStatus] = &[
+        ShipmentStatus::Dispatched,
+        ShipmentStatus::PartlyAcknowledged,
+    ];
+    /// Whether anything may still be outstanding (see [`ShipmentStatus::OPEN`]).
+    pub fn is_open(self) -> bool {
+        ShipmentStatus::OPEN.contains(&self)
+    }
     pub fn as_str(self) -> &'static str {
         match self {
             ShipmentStatus::Dispatched => "dispatched",
@@ -1066,6 +1076,12 @@ mod tests {
         }
     }
 
+    /// An open status (what the in-transit report reads) exactly when a line is outstanding.
+    fn assert_open_when_outstanding(sh: &Shipment) {
+        let outstanding = sh.lines.iter().any(|l| l.outstanding().is_positive());
+        assert_eq!(sh.status().is_open(), outstanding, "{:?}", sh.status());
+    }
+
     fn dispatched() -> State {
         let mut s = state();
         s.put_shipment(id("B-1"), None);
@@ -1101,6 +1117,7 @@ mod tests {
             ]
         );
         assert_eq!(sh.status(), ShipmentStatus::Dispatched);
+        assert_open_when_outstanding(sh);
         let transit = Account::Transit(id("B-1"));
         assert_eq!(
             s.balance(&transit, &LotNo::parse("LATE").unwrap()).value,
@@ -1136,6 +1153,7 @@ mod tests {
             s.shipment(&id("B-1")).unwrap().status(),
             ShipmentStatus::PartlyAcknowledged
         );
+        assert_open_when_outstanding(s.shipment(&id("B-1")).unwrap());
         // More than XC's outstanding 15 is refused, naming what is outstanding.
         let e = ack(vec![("XC", None, "16", "0")]).decide(&s).unwrap_err();
         assert!(
@@ -1166,6 +1184,7 @@ mod tests {
         }
         let sh = s.shipment(&id("B-1")).unwrap();
         assert_eq!(sh.status(), ShipmentStatus::Acknowledged);
+        assert_open_when_outstanding(sh);
         let closing = Closing {
             shipment: id("B-1"),
             date: date!(2020 - 03 - 05),
@@ -1195,6 +1214,7 @@ mod tests {
         commit(&mut s, 3, c);
         let sh = s.shipment(&id("B-1")).unwrap();
         assert_eq!(sh.status(), ShipmentStatus::Closed);
+        assert_open_when_outstanding(sh);
         assert_eq!(sh.closure.as_ref().unwrap().seq, 3);
         assert!(matches!(
             ack(vec![("NX", None, "1", "0")]).decide(&s),

@@ -35,6 +35,9 @@ pub use shipments::BY_IDS_SQL as SHIPMENTS_BY_IDS_SQL;
 /// (`tests/open.rs`).
 #[doc(hidden)]
 pub use shipments::DOCUMENTS_FOR_SQL;
+/// A page of shipments, public for the test that holds its lines' lookup to their key.
+#[doc(hidden)]
+pub use shipments::PAGE_SQL as SHIPMENTS_PAGE_SQL;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/postgres");
 

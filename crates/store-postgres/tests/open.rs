@@ -510,6 +510,32 @@ async fn a_batch_of_shipments_and_lots_is_looked_up_by_key_without_statistics() 
         .await
         .expect("the shipment's acknowledgements");
     assert_eq!(found.len(), 1);
+    // A page of a kind's shipments (a list by kind): the lines of each shipment on the page
+    // by key, not a hash of every line in the ledger.
+    let page_sql = store_postgres::SHIPMENTS_PAGE_SQL
+        .replace("$1", "null::text")
+        .replace("$2", "'batch'")
+        .replace("$3", "null::text")
+        .replace("$4", "null::text")
+        .replace("$5", "0")
+        .replace("$6", "1000");
+    let plan: Vec<String> = sqlx::query_scalar(&format!("explain {page_sql}"))
+        .fetch_all(&mut *conn)
+        .await
+        .expect("explain");
+    let reads = |what: &str| plan.iter().any(|l| l.contains(what));
+    assert!(
+        reads("on shipment_lines_shipment_id_pos_key")
+            && !reads("Seq Scan on shipment_lines")
+            && !reads("Hash"),
+        "{}",
+        plan.join("\n")
+    );
+    let page = sqlx::query(&page_sql)
+        .fetch_all(&mut *conn)
+        .await
+        .expect("a page of shipments");
+    assert_eq!(page.len(), 1000);
 
     drop(conn);
     store.pool().close().await;
