@@ -27,6 +27,14 @@ mod write;
 
 use write::PgWriteTx;
 
+/// A page of production runs, public for the test that holds its generic plan to the index
+/// in entry order (`tests/open.rs`).
+#[doc(hidden)]
+pub use production::runs_page_sql;
+/// The materials of a page of production runs, public for the test that holds their lookup to
+/// the primary key (`tests/open.rs`).
+#[doc(hidden)]
+pub use production::RUN_MATERIALS_SQL;
 /// The writer's lookup of a batch's shipments, public for the test that holds its plan to the
 /// primary key where the planner has no statistics (`tests/open.rs`).
 #[doc(hidden)]

@@ -421,12 +421,13 @@ async fn looked_up_by_key(
 }
 
 /// The writer looks a batch's shipments and lots up by primary key, and a shipment's
-/// acknowledgements are found by key, even where the planner has no statistics (this server
-/// may never analyse its tables): with `where s.id = any($1)` it read every shipment for each
-/// batch instead (a sequential scan at 390 000 shipments, a full scan of the dispatch index at
-/// 50 000), about 1 s a batch at 10M postings; with `where lot = any($1)`, every lot once a
-/// batch named a few thousand; and a page of a shipment's acknowledgements hashed every
-/// acknowledgement in the ledger.
+/// acknowledgements, a page's shipment lines and a page's run materials are found by key, even
+/// where the planner has no statistics (this server may never analyse its tables): with
+/// `where s.id = any($1)` it read every shipment for each batch instead (a sequential scan at
+/// 390 000 shipments, a full scan of the dispatch index at 50 000), about 1 s a batch at 10M
+/// postings; with `where lot = any($1)`, every lot once a batch named a few thousand; a page
+/// of a shipment's acknowledgements hashed every acknowledgement in the ledger; a page of
+/// shipments hashed every shipment line; and a page of runs read every run's materials.
 #[tokio::test]
 async fn a_batch_of_shipments_and_lots_is_looked_up_by_key_without_statistics() {
     let Some((mut admin, name, db_url)) = scratch_database().await else {
@@ -450,6 +451,15 @@ async fn a_batch_of_shipments_and_lots_is_looked_up_by_key_without_statistics() 
                                      acknowledged_qty, damaged_qty, short_qty, dispatched_value)
          select 'B-' || lpad(i::text, 8, '0'), 0, 'COM-1', 'MASK', 'L-' || i, 10, 0, 0, 0, 100
          from generate_series(1, 50000) i",
+        // 50 000 production runs of one material each, one per lot.
+        "insert into boms (product_sku, version, output_qty) values ('MASK', 'v1', 1)",
+        "insert into production_runs (run_id, entry_seq, date, product_sku, bom_version, output_lot,
+                                      good_qty, scrap_qty, material_cost, labor_cost,
+                                      overhead_cost, total_cost, unit_cost)
+         select 'R-' || i, i, '2020-01-01', 'MASK', 'v1', 'L-' || i, 1, 0, 0, 0, 0, 0, 0
+         from generate_series(1, 50000) i",
+        "insert into production_run_materials (run_id, idx, material_sku, standard_qty, actual_qty, actual_cost)
+         select 'R-' || i, 0, 'MASK', 1, 1, 0 from generate_series(1, 50000) i",
         "set plan_cache_mode = force_custom_plan",
     ] {
         sqlx::query(statement)
@@ -472,6 +482,31 @@ async fn a_batch_of_shipments_and_lots_is_looked_up_by_key_without_statistics() 
         looked_up_by_key(&mut conn, sql, &lots, "lots").await,
         lots.len()
     );
+    // The materials of a page of 1 000 production runs (the production report's pages), run
+    // by run through the primary key. Expecting 150 materials a run, the planner reads each
+    // run's as a bitmap of the key's entries, which is still a lookup by key.
+    let runs: Vec<String> = (20_001..=21_000).map(|i| format!("R-{i}")).collect();
+    let plan: Vec<String> = sqlx::query_scalar(&format!(
+        "explain {}",
+        store_postgres::RUN_MATERIALS_SQL.replace("$1", &format!("'{{{}}}'", runs.join(",")))
+    ))
+    .fetch_all(&mut *conn)
+    .await
+    .expect("explain");
+    let reads = |what: &str| plan.iter().any(|l| l.contains(what));
+    assert!(
+        reads("on production_run_materials_pkey")
+            && !reads("Seq Scan on production_run_materials")
+            && !reads("Hash"),
+        "{}",
+        plan.join("\n")
+    );
+    let materials = sqlx::query(store_postgres::RUN_MATERIALS_SQL)
+        .bind(&runs)
+        .fetch_all(&mut *conn)
+        .await
+        .expect("a page's materials");
+    assert_eq!(materials.len(), runs.len());
     // A shipment's acknowledgements, among 50 000 documents of their kind: from the
     // shipment's entries to their documents by key, not through every document of the kind.
     sqlx::query(
@@ -510,6 +545,58 @@ async fn a_batch_of_shipments_and_lots_is_looked_up_by_key_without_statistics() 
         .await
         .expect("the shipment's acknowledgements");
     assert_eq!(found.len(), 1);
+    // A page of production runs, planned generically, as a statement sqlx keeps prepared is
+    // after its fifth execution: by the index in entry order. The premise: one statement for
+    // every filter, each written `$n::text is null or ...`, is planned as a bitmap of every
+    // run after the cursor and a sort.
+    sqlx::query("set plan_cache_mode = force_generic_plan")
+        .execute(&mut *conn)
+        .await
+        .expect("generic plans");
+    let one_for_all = "select r.* from production_runs r
+         where r.entry_seq > $1 and ($2::text is null or r.run_id = $2) and ($3::text is null or r.product_sku = $3)
+         order by r.entry_seq limit $4";
+    for (name, sql, args, in_order) in [
+        (
+            "one_for_all",
+            one_for_all.to_owned(),
+            "25000, null, null, 500",
+            false,
+        ),
+        (
+            "runs_page",
+            store_postgres::runs_page_sql(false, false),
+            "25000, 500",
+            true,
+        ),
+    ] {
+        sqlx::query(&format!("prepare {name} as {sql}"))
+            .execute(&mut *conn)
+            .await
+            .expect("prepare");
+        let plan: Vec<String> = sqlx::query_scalar(&format!("explain execute {name} ({args})"))
+            .fetch_all(&mut *conn)
+            .await
+            .expect("explain");
+        let reads = |what: &str| plan.iter().any(|l| l.contains(what));
+        let by_index = reads("Index Scan using production_runs_entry_seq_key")
+            && !reads("Sort")
+            && !reads("Bitmap");
+        assert_eq!(by_index, in_order, "{name}:\n{}", plan.join("\n"));
+    }
+    // Every combination of filters is a statement that runs.
+    for (by_id, by_product) in [(false, false), (true, false), (false, true), (true, true)] {
+        let sql = store_postgres::runs_page_sql(by_id, by_product);
+        let mut q = sqlx::query(&sql).bind(0_i64);
+        if by_id {
+            q = q.bind("R-7");
+        }
+        if by_product {
+            q = q.bind("MASK");
+        }
+        let found = q.bind(500_i64).fetch_all(&mut *conn).await.expect(&sql);
+        assert_eq!(found.len(), if by_id { 1 } else { 500 }, "{sql}");
+    }
     // A page of a kind's shipments (a list by kind): the lines of each shipment on the page
     // by key, not a hash of every line in the ledger.
     let page_sql = store_postgres::SHIPMENTS_PAGE_SQL
