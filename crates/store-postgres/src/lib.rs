@@ -35,6 +35,9 @@ pub use production::runs_page_sql;
 /// the primary key (`tests/open.rs`).
 #[doc(hidden)]
 pub use production::RUN_MATERIALS_SQL;
+/// A page of shipments, public for the test that holds its plans (`tests/open.rs`).
+#[doc(hidden)]
+pub use shipments::page_sql as shipments_page_sql;
 /// The writer's lookup of a batch's shipments, public for the test that holds its plan to the
 /// primary key where the planner has no statistics (`tests/open.rs`).
 #[doc(hidden)]
@@ -43,9 +46,6 @@ pub use shipments::BY_IDS_SQL as SHIPMENTS_BY_IDS_SQL;
 /// (`tests/open.rs`).
 #[doc(hidden)]
 pub use shipments::DOCUMENTS_FOR_SQL;
-/// A page of shipments, public for the test that holds its lines' lookup to their key.
-#[doc(hidden)]
-pub use shipments::PAGE_SQL as SHIPMENTS_PAGE_SQL;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/postgres");
 
@@ -376,6 +376,25 @@ async fn balances_page(
     .await
     .map_err(err)?;
     Ok(rows.iter().map(balance_row).collect())
+}
+
+/// Appends ` and <clause>` to `sql` for each filter asked for, the clause's `?` numbered as the
+/// next parameter after `$last`, and returns the number of the parameter after them. A page
+/// with optional filters is one statement per combination: PostgreSQL plans a statement sqlx
+/// keeps prepared generically after its fifth execution, and a generic plan of one statement
+/// for all (`$n::text is null or column = $n`) cannot tell which filters are in use, so it
+/// uses no index of theirs.
+pub(crate) fn push_filters(sql: &mut String, last: usize, filters: &[(bool, &str)]) -> usize {
+    let mut n = last;
+    for (wanted, clause) in filters {
+        if *wanted {
+            n += 1;
+            assert_eq!(clause.matches('?').count(), 1, "one parameter a filter");
+            sql.push_str(" and ");
+            sql.push_str(&clause.replace('?', &format!("${n}")));
+        }
+    }
+    n + 1
 }
 
 /// A row of (account, sku, lot, qty, value): a maintained balance or a trial-balance line.

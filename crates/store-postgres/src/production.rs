@@ -235,14 +235,15 @@ pub fn runs_page_sql(by_run_id: bool, by_product: bool) -> String {
          from production_runs r
          where r.entry_seq > $1",
     );
-    let mut n = 1;
-    for (wanted, column) in [(by_run_id, "run_id"), (by_product, "product_sku")] {
-        if wanted {
-            n += 1;
-            sql.push_str(&format!(" and r.{column} = ${n}"));
-        }
-    }
-    sql.push_str(&format!(" order by r.entry_seq limit ${}", n + 1));
+    let limit = crate::push_filters(
+        &mut sql,
+        1,
+        &[
+            (by_run_id, "r.run_id = ?"),
+            (by_product, "r.product_sku = ?"),
+        ],
+    );
+    sql.push_str(&format!(" order by r.entry_seq limit ${limit}"));
     sql
 }
 

@@ -597,32 +597,38 @@ async fn a_batch_of_shipments_and_lots_is_looked_up_by_key_without_statistics() 
         let found = q.bind(500_i64).fetch_all(&mut *conn).await.expect(&sql);
         assert_eq!(found.len(), if by_id { 1 } else { 500 }, "{sql}");
     }
-    // A page of a kind's shipments (a list by kind): the lines of each shipment on the page
-    // by key, not a hash of every line in the ledger.
-    let page_sql = store_postgres::SHIPMENTS_PAGE_SQL
-        .replace("$1", "null::text")
-        .replace("$2", "'batch'")
-        .replace("$3", "null::text")
-        .replace("$4", "null::text")
-        .replace("$5", "0")
-        .replace("$6", "1000");
-    let plan: Vec<String> = sqlx::query_scalar(&format!("explain {page_sql}"))
-        .fetch_all(&mut *conn)
-        .await
-        .expect("explain");
-    let reads = |what: &str| plan.iter().any(|l| l.contains(what));
-    assert!(
-        reads("on shipment_lines_shipment_id_pos_key")
-            && !reads("Seq Scan on shipment_lines")
-            && !reads("Hash"),
-        "{}",
-        plan.join("\n")
-    );
-    let page = sqlx::query(&page_sql)
-        .fetch_all(&mut *conn)
-        .await
-        .expect("a page of shipments");
-    assert_eq!(page.len(), 1000);
+    // Pages of shipments, planned generically too: a kind's (a list by kind, the donations
+    // report) and a kind's of one status (the in-transit report, whose shipments come in
+    // dispatch order from the index of kind and status). Their lines by key, not a hash of
+    // every line.
+    for (name, by_status, args) in [
+        ("kind_page", false, "0, 'batch', 1000"),
+        ("open_page", true, "0, 'batch', 'dispatched', 1000"),
+    ] {
+        let sql = store_postgres::shipments_page_sql(false, true, by_status, false);
+        sqlx::query(&format!("prepare {name} as {sql}"))
+            .execute(&mut *conn)
+            .await
+            .expect("prepare");
+        let plan: Vec<String> = sqlx::query_scalar(&format!("explain execute {name} ({args})"))
+            .fetch_all(&mut *conn)
+            .await
+            .expect("explain");
+        let reads = |what: &str| plan.iter().any(|l| l.contains(what));
+        assert!(
+            (!by_status || reads("Index Scan using shipments_kind_status"))
+                && reads("on shipment_lines_shipment_id_pos_key")
+                && !reads("Seq Scan on shipment_lines")
+                && !reads("Hash"),
+            "{name}:\n{}",
+            plan.join("\n")
+        );
+        let page = sqlx::query(&format!("execute {name} ({args})"))
+            .fetch_all(&mut *conn)
+            .await
+            .expect("a page of shipments");
+        assert_eq!(page.len(), 1000);
+    }
 
     drop(conn);
     store.pool().close().await;
