@@ -645,6 +645,21 @@ async fn plan_reads_in_key_order(conn: &mut PgConnection) -> Result<()> {
     Ok(())
 }
 
+/// Plans the rest of the transaction's reads by index only: a page of a list, whose rows an
+/// index gives in the page's order from the cursor on. Without statistics the planner
+/// expects a filter to keep a few rows, and then prefers reading every row of the table (by a
+/// scan or a bitmap) and sorting them for each page, which makes paging through a list
+/// quadratic in its length.
+#[doc(hidden)]
+pub async fn plan_reads_by_index(conn: &mut PgConnection) -> Result<()> {
+    plan_reads_in_key_order(&mut *conn).await?;
+    sqlx::query("set local enable_seqscan = off")
+        .execute(conn)
+        .await
+        .map_err(err)?;
+    Ok(())
+}
+
 /// A transaction of the pool's for a snapshot's second connection, planned as the snapshot's
 /// own reads are. Public for the test that holds its journal pages to the primary keys where
 /// the planner has no statistics (`tests/open.rs`).
@@ -1315,8 +1330,13 @@ impl Store for PgStore {
         after: Option<u64>,
         n: u32,
     ) -> Result<Vec<Shipment>> {
-        let mut conn = self.pool.acquire().await.map_err(err)?;
-        shipments::select(&mut conn, None, filter, after.map_or(0, i64_of), limit(n)).await
+        // A page of a list: in a transaction of its own whose reads are planned by index.
+        let mut tx = self.pool.begin().await.map_err(err)?;
+        plan_reads_by_index(&mut tx).await?;
+        let page =
+            shipments::select(&mut tx, None, filter, after.map_or(0, i64_of), limit(n)).await?;
+        tx.commit().await.map_err(err)?;
+        Ok(page)
     }
     async fn documents_for(
         &self,

@@ -597,38 +597,68 @@ async fn a_batch_of_shipments_and_lots_is_looked_up_by_key_without_statistics() 
         let found = q.bind(500_i64).fetch_all(&mut *conn).await.expect(&sql);
         assert_eq!(found.len(), if by_id { 1 } else { 500 }, "{sql}");
     }
-    // Pages of shipments, planned generically too: a kind's (a list by kind, the donations
-    // report) and a kind's of one status (the in-transit report, whose shipments come in
-    // dispatch order from the index of kind and status). Their lines by key, not a hash of
-    // every line.
-    for (name, by_status, args) in [
-        ("kind_page", false, "0, 'batch', 1000"),
-        ("open_page", true, "0, 'batch', 'dispatched', 1000"),
+    // Pages of shipments, planned generically too, by index as the store plans them: a
+    // kind's (a list by kind, the donations report) from the index of kind and dispatch order
+    // (migration 0010), and a kind's of one status (the in-transit report) from the index of
+    // kind, status and dispatch order; neither sorts the shipments. Their lines by key, not a
+    // hash of every line.
+    let mut tx = sqlx::Connection::begin(&mut *conn).await.expect("begin");
+    store_postgres::plan_reads_by_index(&mut tx)
+        .await
+        .expect("plan by index");
+    for (name, by_status, args, index) in [
+        (
+            "kind_page",
+            false,
+            "0, 'batch', 1000",
+            "shipments_kind_dispatch",
+        ),
+        (
+            "open_page",
+            true,
+            "0, 'batch', 'dispatched', 1000",
+            "shipments_kind_status",
+        ),
     ] {
         let sql = store_postgres::shipments_page_sql(false, true, by_status, false);
         sqlx::query(&format!("prepare {name} as {sql}"))
-            .execute(&mut *conn)
+            .execute(&mut *tx)
             .await
             .expect("prepare");
         let plan: Vec<String> = sqlx::query_scalar(&format!("explain execute {name} ({args})"))
-            .fetch_all(&mut *conn)
+            .fetch_all(&mut *tx)
             .await
             .expect("explain");
         let reads = |what: &str| plan.iter().any(|l| l.contains(what));
+        let sorted = plan
+            .iter()
+            .any(|l| l.contains("Sort Key: s.dispatch_seq") && !l.contains("x.pos"));
         assert!(
-            (!by_status || reads("Index Scan using shipments_kind_status"))
-                && reads("on shipment_lines_shipment_id_pos_key")
+            reads(&format!("Index Scan using {index} on shipments"))
+                && !sorted
+                && reads("shipment_lines_shipment_id_pos_key")
                 && !reads("Seq Scan on shipment_lines")
                 && !reads("Hash"),
             "{name}:\n{}",
             plan.join("\n")
         );
         let page = sqlx::query(&format!("execute {name} ({args})"))
-            .fetch_all(&mut *conn)
+            .fetch_all(&mut *tx)
             .await
             .expect("a page of shipments");
         assert_eq!(page.len(), 1000);
     }
+    tx.rollback().await.expect("rollback");
+    // Through the store, a page after a cursor starts where it says.
+    let filter = store::ShipmentFilter {
+        kind: Some("batch".into()),
+        ..Default::default()
+    };
+    let page = store::Store::shipments(&store, &filter, Some(20_000), 10)
+        .await
+        .expect("a page of shipments");
+    let seqs: Vec<u64> = page.iter().map(|s| s.dispatch_seq).collect();
+    assert_eq!(seqs, (20_001..=20_010).collect::<Vec<u64>>());
 
     drop(conn);
     store.pool().close().await;
