@@ -212,8 +212,8 @@ fn raw_run(r: &PgRow) -> RawRun {
 /// The materials of a page's runs, each run's looked up by its key (lateral, behind
 /// `offset 0`): with `where run_id in (...)`, where the table has no statistics (this server
 /// may never analyse its tables), the planner read every material of every run for each page
-/// of 1 000 runs, and the production report took 9.2 s at 10M postings. `tests/open.rs`
-/// holds the plan to the primary key.
+/// at 50 000 runs (at 10M postings it chose the index anyway). `tests/open.rs` holds the plan
+/// to the primary key.
 pub const RUN_MATERIALS_SQL: &str =
     "select m.run_id, m.material_sku, m.standard_qty, m.actual_qty, m.actual_cost
      from unnest($1::text[]) as k (run_id)
