@@ -718,90 +718,27 @@ impl Store for SqliteStore {
     }
 
     async fn conservation_violations(&self) -> Result<Vec<Violation>> {
-        use futures_util::{StreamExt, TryStreamExt};
-        let v = |check: &'static str, is_value: bool, r: &sqlx::sqlite::SqliteRow, found: &str| {
-            Violation {
-                check,
-                seq: r.try_get::<i64, _>("seq").ok().map(decode::seq),
-                account: r.try_get("account").ok(),
-                sku: r.try_get("sku").ok(),
-                lot: r.try_get("lot").ok(),
-                is_value,
-                expected: 0,
-                found: r.get(found),
-            }
-        };
+        // The statements are the store crate's; this backend runs them and reads the columns
+        // a finding names, where the statement has them.
         let rows = |sql: &'static str| async move {
-            sqlx::query(sql).fetch_all(&self.reader).await.map_err(err)
+            let found = sqlx::query(sql)
+                .fetch_all(&self.reader)
+                .await
+                .map_err(err)?;
+            Ok(found
+                .iter()
+                .map(|r| store::conservation::CheckRow {
+                    seq: r.try_get("seq").ok(),
+                    account: r.try_get("account").ok(),
+                    sku: r.try_get("sku").ok(),
+                    lot: r.try_get("lot").ok(),
+                    q: r.try_get("q").ok(),
+                    s: r.try_get("s").ok(),
+                })
+                .collect())
         };
-        // Each check is a statement of its own (most a full grouping of the postings), so they
-        // run side by side, `store::CONSERVATION_CHECKS_AT_ONCE` at a time on the readers, and
-        // their findings are kept in this order.
-        let checks: Vec<store::Check<'_>> = vec![
-            // Invariant 1: every entry balances per (item, lot) in quantity, and in value.
-            Box::pin(async move {
-                let found = rows("select seq, sku, lot, cast(sum(qty) as bigint) as q from postings group by seq, sku, lot having sum(qty) <> 0 order by seq, sku, lot").await?;
-                Ok(found
-                    .iter()
-                    .map(|r| v("entry-quantity", false, r, "q"))
-                    .collect())
-            }),
-            Box::pin(async move {
-                let found = rows("select seq, cast(sum(value) as bigint) as s from postings group by seq having sum(value) <> 0 order by seq").await?;
-                Ok(found
-                    .iter()
-                    .map(|r| v("entry-value", true, r, "s"))
-                    .collect())
-            }),
-            // Invariant 2: a guarded balance, summed entry by entry in sequence, never dips
-            // below zero; the first entry at which it does is named.
-            Box::pin(async move {
-                let found = rows(
-                    "with per_entry as (
-                         select account, sku, lot, seq, sum(qty) as q, sum(value) as v from postings
-                         where account like 'stock:%' or account like 'transit:%'
-                         group by account, sku, lot, seq),
-                     running as (
-                         select account, sku, lot, seq,
-                                sum(q) over (partition by account, lot order by seq rows unbounded preceding) as rq,
-                                sum(v) over (partition by account, lot order by seq rows unbounded preceding) as rv
-                         from per_entry)
-                     select account, sku, lot, min(seq) as seq, cast(min(rq) as bigint) as q from running
-                     where rq < 0 or rv < 0 group by account, sku, lot order by account, lot",
-                )
-                .await?;
-                Ok(found
-                    .iter()
-                    .map(|r| v("negative-balance", false, r, "q"))
-                    .collect())
-            }),
-            // Invariant 5: summed over all accounts every lot has quantity and value zero, and
-            // so has the whole ledger's value; and every posting names the item its lot holds.
-            Box::pin(async move {
-                let found = rows(
-                    "select sku, lot, cast(sum(qty) as bigint) as q, cast(sum(value) as bigint) as s from postings group by sku, lot
-                     having sum(qty) <> 0 or sum(value) <> 0 order by sku, lot",
-                )
-                .await?;
-                let mut out = Vec::new();
-                for r in &found {
-                    if r.get::<i64, _>("q") != 0 {
-                        out.push(v("lot-quantity", false, r, "q"));
-                    }
-                    if r.get::<i64, _>("s") != 0 {
-                        out.push(v("lot-value", true, r, "s"));
-                    }
-                }
-                Ok(out)
-            }),
-            Box::pin(async move {
-                let total: Option<i64> =
-                    sqlx::query_scalar("select cast(sum(value) as bigint) from postings")
-                        .fetch_one(&self.reader)
-                        .await
-                        .map_err(err)?;
-                Ok(store::ledger_value_violation(total).into_iter().collect())
-            }),
+        store::conservation::violations(
+            rows,
             Box::pin(self.lot_item_violations()),
             // The maintained balances, compared with the ones recomputed from postings.
             Box::pin(async move {
@@ -811,12 +748,8 @@ impl Store for SqliteStore {
                     .flat_map(BalanceMismatch::violations)
                     .collect())
             }),
-        ];
-        let parts: Vec<Vec<Violation>> = futures_util::stream::iter(checks)
-            .buffered(store::CONSERVATION_CHECKS_AT_ONCE)
-            .try_collect()
-            .await?;
-        Ok(parts.concat())
+        )
+        .await
     }
 
     async fn lot_item_violations(&self) -> Result<Vec<Violation>> {

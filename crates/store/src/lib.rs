@@ -4,6 +4,7 @@
 //! Architecture invariant: this crate names no database driver. Each backend lives in its own
 //! crate (`store-sqlite`, `store-postgres`) and is picked at run time by the URL scheme.
 
+pub mod conservation;
 pub mod decode;
 pub mod journal;
 pub mod production;
@@ -428,31 +429,6 @@ pub struct BalanceMismatch {
     pub maintained_value: i64,
     pub posted_qty: i64,
     pub posted_value: i64,
-}
-
-/// One of the conservation report's checks, run by a backend: its findings, in its order.
-pub type Check<'a> =
-    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Vec<Violation>>> + Send + 'a>>;
-
-/// How many of the conservation report's checks a backend runs side by side. Each is a
-/// statement of its own, most of them a full grouping of the postings, and one at a time they
-/// left a core idle: two, one per core of the machines this serves, without taking every
-/// reader from the requests that arrive meanwhile.
-pub const CONSERVATION_CHECKS_AT_ONCE: usize = 2;
-
-/// The `ledger-value` finding: the whole ledger's value, summed over every posting (`None`
-/// where there are none), is not zero.
-pub fn ledger_value_violation(total: Option<i64>) -> Option<Violation> {
-    total.filter(|t| *t != 0).map(|t| Violation {
-        check: "ledger-value",
-        seq: None,
-        account: None,
-        sku: None,
-        lot: None,
-        is_value: true,
-        expected: 0,
-        found: t,
-    })
 }
 
 impl BalanceMismatch {
