@@ -652,11 +652,14 @@ async fn plan_reads_in_key_order(conn: &mut PgConnection) -> Result<()> {
 /// quadratic in its length.
 #[doc(hidden)]
 pub async fn plan_reads_by_index(conn: &mut PgConnection) -> Result<()> {
-    plan_reads_in_key_order(&mut *conn).await?;
-    sqlx::query("set local enable_seqscan = off")
-        .execute(conn)
-        .await
-        .map_err(err)?;
+    // Both settings in one round trip (`set_config(..., true)` is `set local`): a list's page
+    // pays for its transaction's begin and commit already.
+    sqlx::query(
+        "select set_config('enable_bitmapscan', 'off', true), set_config('enable_seqscan', 'off', true)",
+    )
+    .execute(conn)
+    .await
+    .map_err(err)?;
     Ok(())
 }
 
@@ -1108,19 +1111,8 @@ impl Store for PgStore {
                 })
                 .collect())
         };
-        store::conservation::violations(
-            rows,
-            Box::pin(self.lot_item_violations()),
-            // The maintained balances, compared with the ones recomputed from postings.
-            Box::pin(async move {
-                let found = self.balance_mismatches().await?;
-                Ok(found
-                    .into_iter()
-                    .flat_map(BalanceMismatch::violations)
-                    .collect())
-            }),
-        )
-        .await
+        store::conservation::violations(rows, self.lot_item_violations(), self.balance_mismatches())
+            .await
     }
 
     async fn lot_item_violations(&self) -> Result<Vec<Violation>> {

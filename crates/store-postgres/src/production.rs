@@ -223,12 +223,11 @@ pub const RUN_MATERIALS_SQL: &str =
      order by m.run_id, m.idx";
 
 /// A page of production runs in entry order after `$1`, with only the filters asked for
-/// (`run_id = $2`, then `product_sku = $n`) and the limit last: one statement per combination.
-/// One statement for all, with `($2::text is null or r.run_id = $2)`, was planned generically
-/// after its fifth execution (sqlx keeps statements prepared), and a generic plan cannot know
-/// which filters are null: it read every run after the cursor by a bitmap and sorted them
-/// for each page, 20-30 ms a page of 500 at 130 000 runs, where the index in entry order takes
-/// 0.5 ms. `tests/open.rs` holds the generic plan to that index.
+/// (`run_id = $2`, then `product_sku = $n`) and the limit last: one statement per combination
+/// (see [`crate::push_filters`]). The one statement for all read every run after the cursor
+/// by a bitmap and sorted them for each page once planned generically, 20-30 ms a page of 500
+/// at 130 000 runs, where the index in entry order takes 0.5 ms. `tests/open.rs` holds the
+/// generic plan to that index.
 pub fn runs_page_sql(by_run_id: bool, by_product: bool) -> String {
     let mut sql = String::from(
         "select r.*, (select e.seq from entries e where e.reverses = r.entry_seq) as reversed_by

@@ -45,10 +45,9 @@ fn raw_line(r: &PgRow) -> RawShipmentLine {
 /// Shipments with their lines in one statement, so that a page is one consistent snapshot:
 /// one shipment by id, or a filtered page in dispatch order after `$1`, with only the filters
 /// asked for (id, kind, status, destination, in that order, then the limit): one statement per
-/// combination. One statement for all, each filter written `$n::text is null or ...`, was
-/// planned generically after its fifth execution (sqlx keeps statements prepared), and a
-/// generic plan cannot know which filters are null: it read every shipment after the cursor
-/// and sorted them for each page (the donations report at 10M postings, 35 ms a page). The
+/// combination (see [`crate::push_filters`]). The one statement for all, planned generically,
+/// read every shipment after the cursor and sorted them for each page (the donations report
+/// at 10M postings, 35 ms a page). The
 /// lines are looked up shipment by shipment (lateral, behind `offset 0`): joined plainly, the
 /// planner without statistics (this server may never analyse its tables) hashed every line of
 /// every shipment for each page, 80 ms a page at 150 000 lines, and the in-transit report took

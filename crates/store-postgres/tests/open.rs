@@ -526,6 +526,24 @@ async fn a_batch_of_shipments_and_lots_is_looked_up_by_key_without_statistics() 
         .expect("drop database");
 }
 
+/// The plan of `sql` prepared as `statement` and executed with `args`, as the connection's
+/// settings plan it.
+async fn prepared_plan(
+    conn: &mut sqlx::PgConnection,
+    statement: &str,
+    sql: &str,
+    args: &str,
+) -> Vec<String> {
+    sqlx::query(&format!("prepare {statement} as {sql}"))
+        .execute(&mut *conn)
+        .await
+        .expect("prepare");
+    sqlx::query_scalar(&format!("explain execute {statement} ({args})"))
+        .fetch_all(&mut *conn)
+        .await
+        .expect("explain")
+}
+
 /// 50 000 shipments of one line each and 50 000 production runs of one material each, with
 /// what they refer to, written directly: tables of a size at which a plan that reads a whole
 /// table for each lookup or page shows.
@@ -576,9 +594,9 @@ async fn pages_of_lists_are_read_in_order_without_statistics() {
     let store = PgStore::open(&db_url).await.expect("open");
     let mut conn = store.pool().acquire().await.expect("connection");
     write_shipments_and_runs(&mut conn).await;
-    // A page of production runs, planned generically: by the index in entry order. The premise: one statement for
-    // every filter, each written `$n::text is null or ...`, is planned as a bitmap of every
-    // run after the cursor and a sort.
+    // A page of production runs, planned generically: by the index in entry order. The
+    // premise: one statement for every filter, each written `$n::text is null or ...`, is
+    // planned as a bitmap of every run after the cursor and a sort.
     sqlx::query("set plan_cache_mode = force_generic_plan")
         .execute(&mut *conn)
         .await
@@ -586,7 +604,7 @@ async fn pages_of_lists_are_read_in_order_without_statistics() {
     let one_for_all = "select r.* from production_runs r
          where r.entry_seq > $1 and ($2::text is null or r.run_id = $2) and ($3::text is null or r.product_sku = $3)
          order by r.entry_seq limit $4";
-    for (name, sql, args, in_order) in [
+    for (statement, sql, args, in_order) in [
         (
             "one_for_all",
             one_for_all.to_owned(),
@@ -600,19 +618,12 @@ async fn pages_of_lists_are_read_in_order_without_statistics() {
             true,
         ),
     ] {
-        sqlx::query(&format!("prepare {name} as {sql}"))
-            .execute(&mut *conn)
-            .await
-            .expect("prepare");
-        let plan: Vec<String> = sqlx::query_scalar(&format!("explain execute {name} ({args})"))
-            .fetch_all(&mut *conn)
-            .await
-            .expect("explain");
+        let plan = prepared_plan(&mut conn, statement, &sql, args).await;
         let reads = |what: &str| plan.iter().any(|l| l.contains(what));
         let by_index = reads("Index Scan using production_runs_entry_seq_key")
             && !reads("Sort")
             && !reads("Bitmap");
-        assert_eq!(by_index, in_order, "{name}:\n{}", plan.join("\n"));
+        assert_eq!(by_index, in_order, "{statement}:\n{}", plan.join("\n"));
     }
     // Every combination of filters is a statement that runs.
     for (by_id, by_product) in [(false, false), (true, false), (false, true), (true, true)] {
@@ -636,7 +647,7 @@ async fn pages_of_lists_are_read_in_order_without_statistics() {
     store_postgres::plan_reads_by_index(&mut tx)
         .await
         .expect("plan by index");
-    for (name, by_status, args, index) in [
+    for (statement, by_status, args, index) in [
         (
             "kind_page",
             false,
@@ -651,14 +662,7 @@ async fn pages_of_lists_are_read_in_order_without_statistics() {
         ),
     ] {
         let sql = store_postgres::shipments_page_sql(false, true, by_status, false);
-        sqlx::query(&format!("prepare {name} as {sql}"))
-            .execute(&mut *tx)
-            .await
-            .expect("prepare");
-        let plan: Vec<String> = sqlx::query_scalar(&format!("explain execute {name} ({args})"))
-            .fetch_all(&mut *tx)
-            .await
-            .expect("explain");
+        let plan = prepared_plan(&mut tx, statement, &sql, args).await;
         let reads = |what: &str| plan.iter().any(|l| l.contains(what));
         let sorted = plan
             .iter()
@@ -669,10 +673,10 @@ async fn pages_of_lists_are_read_in_order_without_statistics() {
                 && reads("shipment_lines_shipment_id_pos_key")
                 && !reads("Seq Scan on shipment_lines")
                 && !reads("Hash"),
-            "{name}:\n{}",
+            "{statement}:\n{}",
             plan.join("\n")
         );
-        let page = sqlx::query(&format!("execute {name} ({args})"))
+        let page = sqlx::query(&format!("execute {statement} ({args})"))
             .fetch_all(&mut *tx)
             .await
             .expect("a page of shipments");

@@ -737,19 +737,8 @@ impl Store for SqliteStore {
                 })
                 .collect())
         };
-        store::conservation::violations(
-            rows,
-            Box::pin(self.lot_item_violations()),
-            // The maintained balances, compared with the ones recomputed from postings.
-            Box::pin(async move {
-                let found = self.balance_mismatches().await?;
-                Ok(found
-                    .into_iter()
-                    .flat_map(BalanceMismatch::violations)
-                    .collect())
-            }),
-        )
-        .await
+        store::conservation::violations(rows, self.lot_item_violations(), self.balance_mismatches())
+            .await
     }
 
     async fn lot_item_violations(&self) -> Result<Vec<Violation>> {

@@ -6,7 +6,7 @@ use std::future::Future;
 
 use futures_util::{StreamExt, TryStreamExt};
 
-use crate::{Result, Violation};
+use crate::{BalanceMismatch, Result, Violation};
 
 /// One of the checks, as a backend runs it: its findings, in its order.
 pub type Check<'a> = std::pin::Pin<Box<dyn Future<Output = Result<Vec<Violation>>> + Send + 'a>>;
@@ -67,11 +67,11 @@ fn finding(check: &'static str, is_value: bool, row: &CheckRow, found: Option<i6
 
 /// Every check's findings, in order: the statements above, each run by `rows`, then the
 /// backend's own `lot_items` (every posting names the item its lot holds) and `balances` (the
-/// maintained balances against the postings), `CHECKS_AT_ONCE` at a time.
+/// maintained balances that differ from the postings'), `CHECKS_AT_ONCE` at a time.
 pub async fn violations<'a, F, Fut>(
     rows: F,
-    lot_items: Check<'a>,
-    balances: Check<'a>,
+    lot_items: impl Future<Output = Result<Vec<Violation>>> + Send + 'a,
+    balances: impl Future<Output = Result<Vec<BalanceMismatch>>> + Send + 'a,
 ) -> Result<Vec<Violation>>
 where
     F: Fn(&'static str) -> Fut + Copy + Send + 'a,
@@ -110,8 +110,14 @@ where
                 out.push(finding("ledger-value", true, r, r.s));
             }
         }),
-        lot_items,
-        balances,
+        Box::pin(lot_items),
+        Box::pin(async move {
+            let found = balances.await?;
+            Ok(found
+                .into_iter()
+                .flat_map(BalanceMismatch::violations)
+                .collect())
+        }),
     ];
     let parts: Vec<Vec<Violation>> = futures_util::stream::iter(checks)
         .buffered(CHECKS_AT_ONCE)
