@@ -702,6 +702,72 @@ async fn pages_of_lists_are_read_in_order_without_statistics() {
         .expect("drop database");
 }
 
+/// Updates of shipment lines and balances, the two tables the writer updates, are heap-only
+/// (HOT): the new version of a row goes on the row's own page, and no index gets an entry
+/// for it, because the pages keep room for it (migration 0011). Written full, as by default,
+/// a page has no room, and every update moved its row and added an entry to every index.
+#[tokio::test]
+async fn updates_of_lines_and_balances_stay_on_their_pages() {
+    let Some((mut admin, name, db_url)) = scratch_database().await else {
+        return;
+    };
+    let store = PgStore::open(&db_url).await.expect("open");
+    let mut conn = store.pool().acquire().await.expect("connection");
+    write_shipments_and_runs(&mut conn).await;
+    sqlx::query(
+        "insert into balances (account, lot, sku, qty, value, guarded)
+         select 'stock:DEPOT', 'L-' || i, 'MASK', 10, 100, true from generate_series(1, 50000) i",
+    )
+    .execute(&mut *conn)
+    .await
+    .expect("balances");
+    // One transaction: its own counts of updates, and of heap-only ones, per table.
+    let mut tx = sqlx::Connection::begin(&mut *conn).await.expect("begin");
+    // Every line acknowledged once, as the writer writes it: an upsert of the whole line.
+    sqlx::query(
+        "insert into shipment_lines (shipment_id, pos, destination, sku, lot, dispatched_qty,
+                                     acknowledged_qty, damaged_qty, short_qty, dispatched_value)
+         select shipment_id, pos, destination, sku, lot, dispatched_qty, dispatched_qty,
+                damaged_qty, short_qty, dispatched_value
+         from shipment_lines
+         on conflict (shipment_id, destination, lot) do update
+         set acknowledged_qty = excluded.acknowledged_qty",
+    )
+    .execute(&mut *tx)
+    .await
+    .expect("acknowledge every line");
+    // A tenth of the balances moved, as a batch moves some of the many.
+    sqlx::query(
+        "update balances set qty = qty + 1, value = value + 10 where substr(lot, 3)::int % 10 = 0",
+    )
+    .execute(&mut *tx)
+    .await
+    .expect("move a tenth of the balances");
+    let counts: Vec<(String, i64, i64)> = sqlx::query_as(
+        "select relname::text, n_tup_upd, n_tup_hot_upd from pg_stat_xact_user_tables
+         where relname in ('balances', 'shipment_lines') order by relname",
+    )
+    .fetch_all(&mut *tx)
+    .await
+    .expect("this transaction's counts");
+    assert_eq!(
+        counts,
+        vec![
+            ("balances".to_owned(), 5_000, 5_000),
+            ("shipment_lines".to_owned(), 50_000, 50_000),
+        ],
+        "(table, updates, heap-only updates)"
+    );
+    tx.rollback().await.expect("rollback");
+
+    drop(conn);
+    store.pool().close().await;
+    sqlx::query(&format!("drop database {name} with (force)"))
+        .execute(&mut admin)
+        .await
+        .expect("drop database");
+}
+
 /// Whether `sql` reads `table` on `conn` through its primary key, in its order (no bitmap
 /// scan, no sort), with the plan.
 async fn read_by_key(conn: &mut sqlx::PgConnection, sql: &str, table: &str) -> (bool, String) {
