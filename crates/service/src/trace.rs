@@ -8,9 +8,11 @@
 
 use std::collections::HashMap;
 
+use futures_util::{StreamExt, TryStreamExt};
 use ledger::{Account, Qty};
 use rust_decimal::Decimal;
 use serde::Serialize;
+use store::{LotPosting, StoredEntry};
 use utoipa::ToSchema;
 
 use crate::error::{Result, ServiceError};
@@ -18,6 +20,10 @@ use crate::Service;
 
 /// How far a trace follows runs into runs, so that a cycle in bad data cannot run away.
 const TRACE_DEPTH_MAX: usize = 8;
+/// Reads of one step of a forward trace in flight at once: the entries of the runs that
+/// consumed a lot, then the postings of the lots those runs made. One after another they
+/// were a round trip each, and a trace of a lot that fed 36 runs made 146 of them.
+const TRACE_READS_AT_ONCE: usize = 4;
 
 /// Which way to walk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,22 +101,77 @@ struct Walk<'a> {
     service: &'a Service,
     lots: HashMap<String, Option<ledger::Lot>>,
     parties: HashMap<String, Option<ledger::Party>>,
+    /// Lots' postings read ahead of the walk (`postings_ahead`), each taken when the walk
+    /// reaches its lot.
+    postings: HashMap<String, Vec<LotPosting>>,
     recall: Vec<RecallRow>,
+}
+
+/// A lot's postings with one posting per (entry, account): a dispatch to several destinations
+/// posts the lot into its transit account once per line.
+fn merged(read: Vec<LotPosting>) -> Vec<LotPosting> {
+    let mut postings: Vec<LotPosting> = Vec::with_capacity(read.len());
+    for p in read {
+        match postings.last_mut() {
+            Some(last) if last.seq == p.seq && last.account == p.account => {
+                last.qty += p.qty;
+                last.value += p.value;
+            }
+            _ => postings.push(p),
+        }
+    }
+    postings
 }
 
 impl Walk<'_> {
     async fn lot(&mut self, lot: &str) -> Result<Option<ledger::Lot>> {
-        if !self.lots.contains_key(lot) {
-            let found = self
-                .service
-                .store()
-                .lots(&[lot.to_owned()])
-                .await?
-                .into_iter()
-                .next();
-            self.lots.insert(lot.to_owned(), found);
-        }
+        self.lots_ahead(&[lot.to_owned()]).await?;
         Ok(self.lots[lot].clone())
+    }
+
+    /// Reads the lots of `lots` not read yet, in one query.
+    async fn lots_ahead(&mut self, lots: &[String]) -> Result<()> {
+        let mut missing: Vec<String> = lots
+            .iter()
+            .filter(|l| !self.lots.contains_key(*l))
+            .cloned()
+            .collect();
+        missing.sort_unstable();
+        missing.dedup();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        for lot in self.service.store().lots(&missing).await? {
+            self.lots.insert(lot.lot.to_string(), Some(lot));
+        }
+        for lot in missing {
+            self.lots.entry(lot).or_insert(None);
+        }
+        Ok(())
+    }
+
+    /// A lot's postings, merged: read ahead, or read now.
+    async fn lot_postings(&mut self, lot: &str) -> Result<Vec<LotPosting>> {
+        match self.postings.remove(lot) {
+            Some(p) => Ok(p),
+            None => Ok(merged(self.service.store().lot_postings(lot).await?)),
+        }
+    }
+
+    /// Reads the postings of `lots`, a few lots at once.
+    async fn postings_ahead(&mut self, lots: &[&str]) -> Result<()> {
+        let store = self.service.store();
+        // The reads gathered first: a stream that maps the lots' borrowed texts to reads as it
+        // goes is not `Send` for every lifetime, which the HTTP handler needs.
+        let reads: Vec<_> = lots.iter().map(|lot| store.lot_postings(lot)).collect();
+        let read: Vec<Vec<LotPosting>> = futures_util::stream::iter(reads)
+            .buffered(TRACE_READS_AT_ONCE)
+            .try_collect()
+            .await?;
+        for (lot, postings) in lots.iter().zip(read) {
+            self.postings.insert((*lot).to_owned(), merged(postings));
+        }
+        Ok(())
     }
 
     async fn party(&mut self, code: &str) -> Result<Option<ledger::Party>> {
@@ -202,18 +263,7 @@ impl Walk<'_> {
             return Ok(n);
         };
         n.sku = Some(lot.sku.to_string());
-        // One posting per (entry, account): a dispatch to several destinations posts the lot
-        // into its transit account once per line.
-        let mut postings: Vec<store::LotPosting> = Vec::new();
-        for p in self.service.store().lot_postings(lot_no).await? {
-            match postings.last_mut() {
-                Some(last) if last.seq == p.seq && last.account == p.account => {
-                    last.qty += p.qty;
-                    last.value += p.value;
-                }
-                _ => postings.push(p),
-            }
-        }
+        let postings = self.lot_postings(lot_no).await?;
         let made: Decimal = postings
             .iter()
             .filter(|p| {
@@ -226,22 +276,37 @@ impl Walk<'_> {
             .iter()
             .find(|p| p.seq == lot.origin_seq)
             .map(|p| p.date.to_string());
-        // Consumption by runs.
-        for p in postings.iter().filter(|p| {
-            p.account.starts_with("production:") && p.qty.is_positive() && p.seq != lot.origin_seq
-        }) {
-            let run_id = p.account.trim_start_matches("production:").to_owned();
-            let mut run = node("run", &run_id);
-            run.date = Some(p.date.to_string());
-            run.quantity = Some(shown(p.qty.decimal() * share));
-            if let Some(entry) = self.service.store().entry(p.seq).await? {
-                let account = p.account.clone();
+        // Consumption by runs: their entries read a few at once, then the lots they made in
+        // one query, then the postings of those the walk goes on into, a few at once.
+        let consumed: Vec<&LotPosting> = postings
+            .iter()
+            .filter(|p| {
+                p.account.starts_with("production:")
+                    && p.qty.is_positive()
+                    && p.seq != lot.origin_seq
+            })
+            .collect();
+        let store = self.service.store();
+        let reads: Vec<_> = consumed.iter().map(|p| store.entry(p.seq)).collect();
+        let entries: Vec<Option<StoredEntry>> = futures_util::stream::iter(reads)
+            .buffered(TRACE_READS_AT_ONCE)
+            .try_collect()
+            .await?;
+        // Per run: the part of its output attributed to the traced lot, and the lots its
+        // entry put in stock other than this one.
+        let runs: Vec<Option<(Decimal, Vec<String>)>> = consumed
+            .iter()
+            .zip(&entries)
+            .map(|(p, entry)| {
+                let entry = entry.as_ref()?;
                 let consumed_of_sku: Decimal = entry
                     .entry
                     .postings()
                     .iter()
                     .filter(|x| {
-                        x.account.to_string() == account && x.qty.is_positive() && x.sku == lot.sku
+                        x.account.to_string() == p.account
+                            && x.qty.is_positive()
+                            && x.sku == lot.sku
                     })
                     .map(|x| x.qty.decimal())
                     .sum();
@@ -250,17 +315,43 @@ impl Walk<'_> {
                 } else {
                     share * p.qty.decimal() / consumed_of_sku
                 };
-                // The run's output: the lots this entry created in stock.
-                let outputs: Vec<String> = entry
+                let outputs = entry
                     .entry
                     .postings()
                     .iter()
                     .filter(|x| x.account.guarded() && x.qty.is_positive() && x.lot != lot.lot)
                     .map(|x| x.lot.to_string())
                     .collect();
+                Some((part, outputs))
+            })
+            .collect();
+        let outputs: Vec<String> = runs.iter().flatten().flat_map(|(_, o)| o.clone()).collect();
+        self.lots_ahead(&outputs).await?;
+        // An output is followed where the run created it (not a lot that passed through).
+        let created_here = |walk: &Walk<'_>, out: &str, seq: u64| {
+            walk.lots[out].as_ref().is_some_and(|l| l.origin_seq == seq)
+        };
+        if depth < TRACE_DEPTH_MAX {
+            let followed: Vec<&str> = consumed
+                .iter()
+                .zip(&runs)
+                .filter_map(|(p, run)| Some((p, run.as_ref()?)))
+                .flat_map(|(p, (_, outs))| outs.iter().map(move |o| (o.as_str(), p.seq)))
+                .filter(|&(out, seq)| {
+                    created_here(self, out, seq) && !self.postings.contains_key(out)
+                })
+                .map(|(out, _)| out)
+                .collect();
+            self.postings_ahead(&followed).await?;
+        }
+        for (p, run_read) in consumed.iter().zip(runs) {
+            let run_id = p.account.trim_start_matches("production:").to_owned();
+            let mut run = node("run", &run_id);
+            run.date = Some(p.date.to_string());
+            run.quantity = Some(shown(p.qty.decimal() * share));
+            if let Some((part, outputs)) = run_read {
                 for out in outputs {
-                    let created_here = self.lot(&out).await?.is_some_and(|l| l.origin_seq == p.seq);
-                    if created_here {
+                    if created_here(self, &out, p.seq) {
                         let child = if depth < TRACE_DEPTH_MAX {
                             Box::pin(self.forward(&out, part, depth + 1)).await?
                         } else {
@@ -352,6 +443,7 @@ impl Service {
             service: self,
             lots: HashMap::new(),
             parties: HashMap::new(),
+            postings: HashMap::new(),
             recall: Vec::new(),
         };
         let Some(found) = walk.lot(lot).await? else {
