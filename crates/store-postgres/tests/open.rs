@@ -48,9 +48,18 @@ async fn scratch_database() -> Option<(sqlx::PgConnection, String, String)> {
     Some((admin, name, db_url))
 }
 
+/// Closes the store's connections, then drops its scratch database.
+async fn drop_scratch(mut admin: sqlx::PgConnection, name: &str, store: &PgStore) {
+    store.pool().close().await;
+    sqlx::query(&format!("drop database {name} with (force)"))
+        .execute(&mut admin)
+        .await
+        .expect("drop database");
+}
+
 #[tokio::test]
 async fn opens_migrates_and_writes() {
-    let Some((mut admin, name, db_url)) = scratch_database().await else {
+    let Some((admin, name, db_url)) = scratch_database().await else {
         return;
     };
 
@@ -304,11 +313,7 @@ async fn opens_migrates_and_writes() {
         .expect_err("delete of postings must be refused");
     assert!(refused.to_string().contains("append-only"), "{refused}");
 
-    store.pool().close().await;
-    sqlx::query(&format!("drop database {name} with (force)"))
-        .execute(&mut admin)
-        .await
-        .expect("drop database");
+    drop_scratch(admin, &name, &store).await;
 }
 
 #[test]
@@ -371,12 +376,8 @@ async fn the_writers_connection_is_replaced_when_broken_and_freed_when_a_batch_i
         .expect("the head's lock was freed by the drop");
     theirs.commit().await.expect("their batch commits");
 
-    store.pool().close().await;
     other.pool().close().await;
-    sqlx::query(&format!("drop database {name} with (force)"))
-        .execute(&mut admin)
-        .await
-        .expect("drop database");
+    drop_scratch(admin, &name, &store).await;
 }
 
 /// Runs `sql` (one `text[]` parameter) for `keys` and returns how many rows it found, once
@@ -430,12 +431,9 @@ async fn looked_up_by_key(
 /// runs read every run's materials.
 #[tokio::test]
 async fn a_batch_of_shipments_and_lots_is_looked_up_by_key_without_statistics() {
-    let Some((mut admin, name, db_url)) = scratch_database().await else {
+    let Some((admin, name, store, mut conn)) = store_with_shipments_and_runs().await else {
         return;
     };
-    let store = PgStore::open(&db_url).await.expect("open");
-    let mut conn = store.pool().acquire().await.expect("connection");
-    write_shipments_and_runs(&mut conn).await;
     sqlx::query("set plan_cache_mode = force_custom_plan")
         .execute(&mut *conn)
         .await
@@ -519,11 +517,7 @@ async fn a_batch_of_shipments_and_lots_is_looked_up_by_key_without_statistics() 
         .expect("the shipment's acknowledgements");
     assert_eq!(found.len(), 1);
     drop(conn);
-    store.pool().close().await;
-    sqlx::query(&format!("drop database {name} with (force)"))
-        .execute(&mut admin)
-        .await
-        .expect("drop database");
+    drop_scratch(admin, &name, &store).await;
 }
 
 /// The plan of `sql` prepared as `statement` and executed with `args`, as the connection's
@@ -542,6 +536,22 @@ async fn prepared_plan(
         .fetch_all(&mut *conn)
         .await
         .expect("explain")
+}
+
+/// A scratch database opened as a store, with `write_shipments_and_runs`'s rows: the server's
+/// connection and the database's name (for `drop_scratch`), the store, and one of its
+/// connections. None when `PPE_TEST_POSTGRES_URL` is unset.
+async fn store_with_shipments_and_runs() -> Option<(
+    sqlx::PgConnection,
+    String,
+    PgStore,
+    sqlx::pool::PoolConnection<sqlx::Postgres>,
+)> {
+    let (admin, name, db_url) = scratch_database().await?;
+    let store = PgStore::open(&db_url).await.expect("open");
+    let mut conn = store.pool().acquire().await.expect("connection");
+    write_shipments_and_runs(&mut conn).await;
+    Some((admin, name, store, conn))
 }
 
 /// 50 000 shipments of one line each and 50 000 production runs of one material each, with
@@ -588,12 +598,9 @@ async fn write_shipments_and_runs(conn: &mut sqlx::PgConnection) {
 /// report 45 s, most of it a hash of every shipment line for each page).
 #[tokio::test]
 async fn pages_of_lists_are_read_in_order_without_statistics() {
-    let Some((mut admin, name, db_url)) = scratch_database().await else {
+    let Some((admin, name, store, mut conn)) = store_with_shipments_and_runs().await else {
         return;
     };
-    let store = PgStore::open(&db_url).await.expect("open");
-    let mut conn = store.pool().acquire().await.expect("connection");
-    write_shipments_and_runs(&mut conn).await;
     // A page of production runs, planned generically: by the index in entry order. The
     // premise: one statement for every filter, each written `$n::text is null or ...`, is
     // planned as a bitmap of every run after the cursor and a sort.
@@ -695,11 +702,7 @@ async fn pages_of_lists_are_read_in_order_without_statistics() {
     assert_eq!(seqs, (20_001..=20_010).collect::<Vec<u64>>());
 
     drop(conn);
-    store.pool().close().await;
-    sqlx::query(&format!("drop database {name} with (force)"))
-        .execute(&mut admin)
-        .await
-        .expect("drop database");
+    drop_scratch(admin, &name, &store).await;
 }
 
 /// Updates of shipment lines and balances, the two tables the writer updates, are heap-only
@@ -708,12 +711,9 @@ async fn pages_of_lists_are_read_in_order_without_statistics() {
 /// a page has no room, and every update moved its row and added an entry to every index.
 #[tokio::test]
 async fn updates_of_lines_and_balances_stay_on_their_pages() {
-    let Some((mut admin, name, db_url)) = scratch_database().await else {
+    let Some((admin, name, store, mut conn)) = store_with_shipments_and_runs().await else {
         return;
     };
-    let store = PgStore::open(&db_url).await.expect("open");
-    let mut conn = store.pool().acquire().await.expect("connection");
-    write_shipments_and_runs(&mut conn).await;
     sqlx::query(
         "insert into balances (account, lot, sku, qty, value, guarded)
          select 'stock:DEPOT', 'L-' || i, 'MASK', 10, 100, true from generate_series(1, 50000) i",
@@ -761,11 +761,7 @@ async fn updates_of_lines_and_balances_stay_on_their_pages() {
     tx.rollback().await.expect("rollback");
 
     drop(conn);
-    store.pool().close().await;
-    sqlx::query(&format!("drop database {name} with (force)"))
-        .execute(&mut admin)
-        .await
-        .expect("drop database");
+    drop_scratch(admin, &name, &store).await;
 }
 
 /// Whether `sql` reads `table` on `conn` through its primary key, in its order (no bitmap
@@ -789,7 +785,7 @@ async fn read_by_key(conn: &mut sqlx::PgConnection, sql: &str, table: &str) -> (
 /// reconciliation of 10M postings took four times as long.
 #[tokio::test]
 async fn a_snapshots_second_connection_reads_pages_by_key_without_statistics() {
-    let Some((mut admin, name, db_url)) = scratch_database().await else {
+    let Some((admin, name, db_url)) = scratch_database().await else {
         return;
     };
     let store = PgStore::open(&db_url).await.expect("open");
@@ -818,9 +814,5 @@ async fn a_snapshots_second_connection_reads_pages_by_key_without_statistics() {
         assert!(by_key, "{table} on the lane:\n{plan}");
     }
     drop(lane);
-    store.pool().close().await;
-    sqlx::query(&format!("drop database {name} with (force)"))
-        .execute(&mut admin)
-        .await
-        .expect("drop database");
+    drop_scratch(admin, &name, &store).await;
 }
