@@ -241,6 +241,23 @@ async fn a_material_lot_is_traced_to_every_recipient() {
             out.contains("run RUN-1") && out.contains("supplier SUP"),
             "{out}"
         );
+        // The store's read of several entries at once, which the forward trace reads a
+        // step's runs with: each entry that exists once, in sequence, as read one by one.
+        let store = app.service.store();
+        let all = store.entries(0, 1_000).await.expect("the journal");
+        let head = all.last().expect("entries").entry.seq();
+        let some = store
+            .entries_of(&[head, 1, head + 10, head, 2])
+            .await
+            .expect("entries by number");
+        let expected: Vec<_> = [1, 2, head]
+            .iter()
+            .map(|&seq| all.iter().find(|e| e.entry.seq() == seq).expect("read"))
+            .map(|e| (&e.entry, e.hash))
+            .collect();
+        let found: Vec<_> = some.iter().map(|e| (&e.entry, e.hash)).collect();
+        assert_eq!(found, expected);
+        assert!(store.entries_of(&[]).await.expect("none").is_empty());
         assert_eq!(
             app.get("/api/v1/trace/NO-SUCH").await.status,
             StatusCode::NOT_FOUND

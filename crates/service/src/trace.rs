@@ -20,9 +20,9 @@ use crate::Service;
 
 /// How far a trace follows runs into runs, so that a cycle in bad data cannot run away.
 const TRACE_DEPTH_MAX: usize = 8;
-/// Reads of one step of a forward trace in flight at once: the entries of the runs that
-/// consumed a lot, then the postings of the lots those runs made. One after another they
-/// were a round trip each, and a trace of a lot that fed 36 runs made 146 of them.
+/// Reads of the postings of the lots one step of a forward trace goes on into, in flight at
+/// once. One after another, with the runs' entries and the lots, they were a round trip
+/// each: a trace of a lot that fed 36 runs made 146 of them.
 const TRACE_READS_AT_ONCE: usize = 4;
 
 /// Which way to walk.
@@ -276,8 +276,8 @@ impl Walk<'_> {
             .iter()
             .find(|p| p.seq == lot.origin_seq)
             .map(|p| p.date.to_string());
-        // Consumption by runs: their entries read a few at once, then the lots they made in
-        // one query, then the postings of those the walk goes on into, a few at once.
+        // Consumption by runs: their entries in one read, then the lots they made in one
+        // query, then the postings of those the walk goes on into, a few at once.
         let consumed: Vec<&LotPosting> = postings
             .iter()
             .filter(|p| {
@@ -286,19 +286,21 @@ impl Walk<'_> {
                     && p.seq != lot.origin_seq
             })
             .collect();
-        let store = self.service.store();
-        let reads: Vec<_> = consumed.iter().map(|p| store.entry(p.seq)).collect();
-        let entries: Vec<Option<StoredEntry>> = futures_util::stream::iter(reads)
-            .buffered(TRACE_READS_AT_ONCE)
-            .try_collect()
-            .await?;
+        let seqs: Vec<u64> = consumed.iter().map(|p| p.seq).collect();
+        let entries: HashMap<u64, StoredEntry> = self
+            .service
+            .store()
+            .entries_of(&seqs)
+            .await?
+            .into_iter()
+            .map(|e| (e.entry.seq(), e))
+            .collect();
         // Per run: the part of its output attributed to the traced lot, and the lots its
         // entry put in stock other than this one.
         let runs: Vec<Option<(Decimal, Vec<String>)>> = consumed
             .iter()
-            .zip(&entries)
-            .map(|(p, entry)| {
-                let entry = entry.as_ref()?;
+            .map(|p| {
+                let entry = entries.get(&p.seq)?;
                 let consumed_of_sku: Decimal = entry
                     .entry
                     .postings()

@@ -1065,6 +1065,41 @@ impl Store for PgStore {
             .find(|e| e.entry.seq() == seq))
     }
 
+    async fn entries_of(&self, seqs: &[u64]) -> Result<Vec<StoredEntry>> {
+        let mut seqs: Vec<i64> = seqs.iter().map(|&s| i64_of(s)).collect();
+        seqs.sort_unstable();
+        seqs.dedup();
+        if seqs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut conn = self.pool.acquire().await.map_err(err)?;
+        // Each number looked up by key (lateral, behind `offset 0`), whatever the planner
+        // knows of the tables. Entries and their postings are append-only, so the two
+        // statements agree without a transaction.
+        let rows = sqlx::query(&format!(
+            "select e.* from unnest($1::bigint[]) as s (seq),
+                 lateral (select {ENTRY_COLUMNS} from entries where seq = s.seq offset 0) e
+             order by e.seq"
+        ))
+        .bind(&seqs)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(err)?;
+        let postings = sqlx::query(&format!(
+            "select p.* from unnest($1::bigint[]) as s (seq),
+                 lateral (select {POSTING_COLUMNS}, idx from postings where seq = s.seq offset 0) p
+             order by p.seq, p.idx"
+        ))
+        .bind(&seqs)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(err)?;
+        decode::entries(
+            rows.iter().map(raw_entry).collect(),
+            postings.iter().map(raw_posting).collect(),
+        )
+    }
+
     async fn balances(
         &self,
         f: &BalanceFilter,

@@ -380,6 +380,8 @@ fn raw_posting(r: &sqlx::sqlite::SqliteRow) -> Result<RawPosting> {
 
 const ENTRY_COLUMNS: &str = "seq, date, kind, document, actor, reverses, memo, hash, recorded_at";
 const POSTING_COLUMNS: &str = "seq, account, sku, lot, qty, value";
+/// Sequence numbers per `IN` list of `entries_of`: far below SQLite's limit of variables.
+const ENTRIES_PER_QUERY: usize = 400;
 
 async fn entries_between(
     conn: &mut sqlx::SqliteConnection,
@@ -672,6 +674,43 @@ impl Store for SqliteStore {
             .await?
             .into_iter()
             .find(|e| e.entry.seq() == seq))
+    }
+
+    async fn entries_of(&self, seqs: &[u64]) -> Result<Vec<StoredEntry>> {
+        let mut seqs: Vec<i64> = seqs.iter().map(|&s| i64_of(s)).collect();
+        seqs.sort_unstable();
+        seqs.dedup();
+        let mut conn = self.reader.acquire().await.map_err(err)?;
+        let mut out = Vec::with_capacity(seqs.len());
+        // A chunk's entries, then their postings, each by key. Entries and their postings are
+        // append-only, so the two statements agree without a transaction.
+        for chunk in seqs.chunks(ENTRIES_PER_QUERY) {
+            let list = vec!["?"; chunk.len()].join(", ");
+            let sql =
+                format!("select {ENTRY_COLUMNS} from entries where seq in ({list}) order by seq");
+            let rows = chunk
+                .iter()
+                .fold(sqlx::query(&sql), |q, s| q.bind(*s))
+                .persistent(false)
+                .fetch_all(&mut *conn)
+                .await
+                .map_err(err)?;
+            let sql = format!(
+                "select {POSTING_COLUMNS} from postings where seq in ({list}) order by seq, idx"
+            );
+            let postings = chunk
+                .iter()
+                .fold(sqlx::query(&sql), |q, s| q.bind(*s))
+                .persistent(false)
+                .fetch_all(&mut *conn)
+                .await
+                .map_err(err)?;
+            out.extend(decode::entries(
+                rows.iter().map(raw_entry).collect::<Result<_>>()?,
+                postings.iter().map(raw_posting).collect::<Result<_>>()?,
+            )?);
+        }
+        Ok(out)
     }
 
     async fn balances(
