@@ -344,6 +344,11 @@ async fn entries_between(
     .fetch_all(&mut *conn)
     .await
     .map_err(err)?;
+    entries_of_rows(&rows, &postings)
+}
+
+/// Entries from their rows and their postings' rows, both in sequence.
+fn entries_of_rows(rows: &[PgRow], postings: &[PgRow]) -> Result<Vec<StoredEntry>> {
     decode::entries(
         rows.iter().map(raw_entry).collect(),
         postings.iter().map(raw_posting).collect(),
@@ -1094,10 +1099,7 @@ impl Store for PgStore {
         .fetch_all(&mut *conn)
         .await
         .map_err(err)?;
-        decode::entries(
-            rows.iter().map(raw_entry).collect(),
-            postings.iter().map(raw_posting).collect(),
-        )
+        entries_of_rows(&rows, &postings)
     }
 
     async fn balances(

@@ -383,6 +383,21 @@ const POSTING_COLUMNS: &str = "seq, account, sku, lot, qty, value";
 /// Sequence numbers per `IN` list of `entries_of`: far below SQLite's limit of variables.
 const ENTRIES_PER_QUERY: usize = 400;
 
+/// The rows of `sql`, whose parameters are `seqs` in order. Not kept prepared: the text varies
+/// with the number of them.
+async fn rows_of_seqs(
+    conn: &mut sqlx::SqliteConnection,
+    sql: &str,
+    seqs: &[i64],
+) -> Result<Vec<sqlx::sqlite::SqliteRow>> {
+    seqs.iter()
+        .fold(sqlx::query(sql), |q, s| q.bind(*s))
+        .persistent(false)
+        .fetch_all(conn)
+        .await
+        .map_err(err)
+}
+
 async fn entries_between(
     conn: &mut sqlx::SqliteConnection,
     after: i64,
@@ -686,25 +701,18 @@ impl Store for SqliteStore {
         // append-only, so the two statements agree without a transaction.
         for chunk in seqs.chunks(ENTRIES_PER_QUERY) {
             let list = vec!["?"; chunk.len()].join(", ");
-            let sql =
-                format!("select {ENTRY_COLUMNS} from entries where seq in ({list}) order by seq");
-            let rows = chunk
-                .iter()
-                .fold(sqlx::query(&sql), |q, s| q.bind(*s))
-                .persistent(false)
-                .fetch_all(&mut *conn)
-                .await
-                .map_err(err)?;
-            let sql = format!(
-                "select {POSTING_COLUMNS} from postings where seq in ({list}) order by seq, idx"
-            );
-            let postings = chunk
-                .iter()
-                .fold(sqlx::query(&sql), |q, s| q.bind(*s))
-                .persistent(false)
-                .fetch_all(&mut *conn)
-                .await
-                .map_err(err)?;
+            let rows = rows_of_seqs(
+                &mut conn,
+                &format!("select {ENTRY_COLUMNS} from entries where seq in ({list}) order by seq"),
+                chunk,
+            )
+            .await?;
+            let postings = rows_of_seqs(
+                &mut conn,
+                &format!("select {POSTING_COLUMNS} from postings where seq in ({list}) order by seq, idx"),
+                chunk,
+            )
+            .await?;
             out.extend(decode::entries(
                 rows.iter().map(raw_entry).collect::<Result<_>>()?,
                 postings.iter().map(raw_posting).collect::<Result<_>>()?,
