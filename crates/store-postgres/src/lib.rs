@@ -1062,14 +1062,6 @@ impl Store for PgStore {
             ahead: store::ReadAhead::new(2),
         }))
     }
-    async fn entry(&self, seq: u64) -> Result<Option<StoredEntry>> {
-        let mut conn = self.pool.acquire().await.map_err(err)?;
-        Ok(entries_between(&mut conn, i64_of(seq) - 1, 1)
-            .await?
-            .into_iter()
-            .find(|e| e.entry.seq() == seq))
-    }
-
     async fn entries_of(&self, seqs: &[u64]) -> Result<Vec<StoredEntry>> {
         let mut seqs: Vec<i64> = seqs.iter().map(|&s| i64_of(s)).collect();
         seqs.sort_unstable();

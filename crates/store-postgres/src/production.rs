@@ -255,11 +255,11 @@ pub(crate) async fn runs(
     let mut conn = snapshot(reader).await?;
     let sql = runs_page_sql(f.run_id.is_some(), f.product_sku.is_some());
     let mut q = sqlx::query(&sql).bind(after.map_or(0, i64_of));
-    if let Some(id) = &f.run_id {
-        q = q.bind(id.as_str());
-    }
-    if let Some(sku) = &f.product_sku {
-        q = q.bind(sku.as_str());
+    for value in [f.run_id.as_deref(), f.product_sku.as_deref()]
+        .into_iter()
+        .flatten()
+    {
+        q = q.bind(value);
     }
     let rows = q.bind(limit(n)).fetch_all(&mut *conn).await.map_err(err)?;
     let raw: Vec<RawRun> = rows.iter().map(raw_run).collect();

@@ -228,10 +228,13 @@ pub trait Store: Send + Sync + 'static {
     async fn idempotency(&self, actor: &str, key: &str) -> Result<Option<IdempotencyRecord>>;
     /// Entries with `seq > after`, in order, with their postings.
     async fn entries(&self, after: u64, limit: u32) -> Result<Vec<StoredEntry>>;
-    async fn entry(&self, seq: u64) -> Result<Option<StoredEntry>>;
     /// The entries of these sequence numbers that exist, once each and in sequence, with their
     /// postings: a trace reads a step's runs in one call rather than one each.
     async fn entries_of(&self, seqs: &[u64]) -> Result<Vec<StoredEntry>>;
+    /// One entry with its postings, if it exists.
+    async fn entry(&self, seq: u64) -> Result<Option<StoredEntry>> {
+        Ok(self.entries_of(&[seq]).await?.pop())
+    }
     /// The ledger as it is now, for a pass that reads all of it: see [`Snapshot`].
     async fn snapshot(&self) -> Result<Box<dyn Snapshot>>;
     /// Maintained balances that are not zero, ordered by (account, lot), after the cursor.
