@@ -829,6 +829,25 @@ async fn shipments_story(backend: Backend) {
     assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.text);
     let shipment = app.get("/api/v1/shipments/DON-W-1").await;
     assert_eq!(shipment.body["status"], "acknowledged");
+    // The donation's page lists the entries it made in sequence: its dispatch, then the two
+    // acknowledgements, read in one call.
+    let detail = v.get("/donations/DON-W-1").await;
+    let dispatch = shipment.body["dispatch_seq"].as_u64().unwrap();
+    let at = |seq: u64| detail.text.find(&format!("<tr data-seq=\"{seq}\">"));
+    let rows: Vec<Option<usize>> = [dispatch, entries + 1, entries + 2].map(at).to_vec();
+    assert!(
+        rows.iter().all(Option::is_some) && rows.windows(2).all(|w| w[0] < w[1]),
+        "{rows:?}\n{}",
+        detail.text
+    );
+    let batch = app.get("/api/v1/shipments/B-W-1").await.body["dispatch_seq"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(
+        at(batch),
+        None,
+        "the batch's dispatch is not the donation's"
+    );
     let thanks = r.get(&format!("{don_path}?recorded=1")).await;
     assert!(thanks.text.contains("Thank you"));
     let again = r.get(&don_path).await;

@@ -284,6 +284,27 @@ impl Service {
         }
     }
 
+    /// The entries of these sequence numbers, once each and in sequence, read in one call
+    /// (a shipment's page shows its dispatch, acknowledgements and closing); a number with no
+    /// entry is `NotFound`.
+    pub async fn entries_of(&self, seqs: &[u64]) -> Result<Vec<EntryView>> {
+        let found = self.store().entries_of(seqs).await?;
+        if let Some(missing) = seqs
+            .iter()
+            .find(|&&seq| found.binary_search_by_key(&seq, |e| e.entry.seq()).is_err())
+        {
+            return Err(Rejection::NotFound {
+                what: "entry",
+                id: missing.to_string(),
+            }
+            .into());
+        }
+        Ok(found
+            .iter()
+            .map(|e| views::entry_view(&e.entry, &e.hash, &e.recorded_at))
+            .collect())
+    }
+
     /// Maintained balances that are not zero, filtered.
     pub async fn balances(
         &self,

@@ -260,10 +260,7 @@ pub async fn detail(s: &Service, ctx: &Ctx, v: ShipmentView) -> PageResult {
     let mut seqs = vec![v.dispatch_seq];
     seqs.extend(acks.iter().map(|a| a.entry_seq));
     seqs.extend(v.close_seq);
-    let mut entries = Vec::with_capacity(seqs.len());
-    for seq in seqs {
-        entries.push(s.entry(seq).await.or_page(ctx)?);
-    }
+    let entries = s.entries_of(&seqs).await.or_page(ctx)?;
     let actors: HashMap<u64, String> = entries.iter().map(|e| (e.seq, e.actor.clone())).collect();
     // A donation's flag, as the donations report gives it.
     let flag = if v.kind == "donation" {
