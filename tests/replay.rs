@@ -215,3 +215,69 @@ async fn one_key_and_body_sent_fifty_times_at_once_makes_one_entry() {
         replay_story(backend).await;
     }
 }
+
+/// A batch's first reads in one call (`WriteTx::prefetch`, one round trip on SQLite) find the
+/// documents and keys recorded among ids and keys never used, and load every need, whether
+/// what it names exists or not, as the posted purchase left it.
+#[tokio::test]
+async fn a_batch_prefetch_finds_what_is_recorded_and_loads_every_need() {
+    use ledger::{Account, LocationCode, LotNo, Needs, PartyCode, Qty, Sku, State};
+    for backend in backends() {
+        let app = spawn_app(backend).await;
+        master_data(&app).await;
+        let posted = app
+            .post_keyed("/api/v1/purchases", &purchase("PO-P", "100"), "key-p")
+            .await;
+        assert_eq!(posted.status, StatusCode::CREATED, "{}", posted.text);
+        let lot = LotNo::parse(posted.body["lines"][0]["lot"].as_str().unwrap()).unwrap();
+        let entry = app
+            .get(&format!("/api/v1/entries/{}", posted.body["entry_seq"]))
+            .await;
+        let actor = entry.body["actor"].as_str().unwrap().to_owned();
+        let ids = [("purchase", "PO-NONE"), ("purchase", "PO-P")];
+        let keys = [(actor.as_str(), "key-p"), (actor.as_str(), "key-none")];
+        let (band, none) = (Sku::parse("BAND").unwrap(), Sku::parse("NONE").unwrap());
+        let (raw, no_lot) = (
+            Account::parse("stock:RAW").unwrap(),
+            LotNo::parse("NO-LOT").unwrap(),
+        );
+        let mut needs = Needs::default();
+        needs.items.extend([band.clone(), none.clone()]);
+        needs.parties.insert(PartyCode::parse("SUP").unwrap());
+        needs.locations.insert(LocationCode::parse("RAW").unwrap());
+        needs.lots.extend([lot.clone(), no_lot.clone()]);
+        needs.balances.insert((raw.clone(), lot.clone()));
+        needs.groups.insert((raw.clone(), band.clone()));
+        let store = app.service.store();
+        let mut tx = store.begin().await.unwrap();
+        let mut state = State::new(None);
+        let (documents, keyed) = tx.prefetch(&ids, &keys, &needs, &mut state).await.unwrap();
+        drop(tx);
+        let found: Vec<_> = documents
+            .iter()
+            .map(|d| (d.id.as_str(), d.kind.as_str()))
+            .collect();
+        assert_eq!(found, [("PO-P", "purchase")]);
+        assert_eq!(documents[0].response, posted.body);
+        let found: Vec<_> = keyed.iter().map(|k| (k.key.as_str(), k.status)).collect();
+        assert_eq!(found, [("key-p", 201)]);
+        assert_eq!(keyed[0].response, posted.body);
+        assert!(state.missing(&needs).is_empty(), "every need is loaded");
+        assert!(state.item(&band).is_some() && state.item(&none).is_none());
+        assert!(state.party(&PartyCode::parse("SUP").unwrap()).is_some());
+        assert!(state
+            .location(&LocationCode::parse("RAW").unwrap())
+            .is_some());
+        assert_eq!(state.lot(&lot).map(|l| &l.sku), Some(&band));
+        assert!(state.lot(&no_lot).is_none());
+        let hundred = Qty::parse("100").unwrap();
+        assert_eq!(state.balance(&raw, &lot).qty, hundred);
+        let picked: Vec<_> = state
+            .lots_in(&raw, &band)
+            .into_iter()
+            .map(|(l, b)| (l.lot.clone(), b.qty))
+            .collect();
+        assert_eq!(picked, [(lot.clone(), hundred)]);
+        app.stop().await;
+    }
+}

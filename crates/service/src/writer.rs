@@ -513,21 +513,21 @@ async fn attempt(
 /// overwrites with an older value.
 async fn prefetch(tx: &mut dyn WriteTx, p: &mut Pending, jobs: &[Job]) -> Result<(), StoreError> {
     let ids: Vec<(&str, &str)> = jobs.iter().filter_map(|j| j.doc.id()).collect();
-    for d in tx.documents(&ids).await? {
-        p.recorded.insert((d.namespace.clone(), d.id.clone()), d);
-    }
     let keys: Vec<(&str, &str)> = jobs
         .iter()
         .filter_map(|j| j.idempotency_key.as_deref().map(|k| (j.actor.as_str(), k)))
         .collect();
-    for r in tx.idempotency(&keys).await? {
-        p.keyed.insert((r.actor.clone(), r.key.clone()), r);
-    }
     let mut first = Needs::default();
     for job in jobs {
         first.extend(job.doc.needs());
     }
-    tx.load(&first, &mut p.state).await?;
+    let (recorded, keyed) = tx.prefetch(&ids, &keys, &first, &mut p.state).await?;
+    for d in recorded {
+        p.recorded.insert((d.namespace.clone(), d.id.clone()), d);
+    }
+    for r in keyed {
+        p.keyed.insert((r.actor.clone(), r.key.clone()), r);
+    }
     let mut then = Needs::default();
     for job in jobs {
         then.extend(job.doc.needs_then(&p.state));

@@ -482,6 +482,22 @@ pub trait WriteTx: Send {
     async fn documents(&mut self, keys: &[(&str, &str)]) -> Result<Vec<DocumentRecord>>;
     /// The idempotency records of any of these (actor, key) pairs, for a whole batch at once.
     async fn idempotency(&mut self, keys: &[(&str, &str)]) -> Result<Vec<IdempotencyRecord>>;
+    /// What a batch reads before it decides anything: the documents recorded under `ids`, the
+    /// idempotency records of `keys`, and `needs` loaded into `state`. By default the three
+    /// calls; a store whose round trips cost more than these small reads (SQLite's worker
+    /// thread, under load) sends them together.
+    async fn prefetch(
+        &mut self,
+        ids: &[(&str, &str)],
+        keys: &[(&str, &str)],
+        needs: &Needs,
+        state: &mut State,
+    ) -> Result<(Vec<DocumentRecord>, Vec<IdempotencyRecord>)> {
+        let documents = self.documents(ids).await?;
+        let idempotency = self.idempotency(keys).await?;
+        self.load(needs, state).await?;
+        Ok((documents, idempotency))
+    }
     /// Writes a batch: entries, postings, lots, documents, idempotency records, balance
     /// deltas and the new head.
     async fn write(&mut self, batch: &WriteBatch) -> Result<()>;
