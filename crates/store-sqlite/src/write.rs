@@ -64,22 +64,30 @@ impl Drop for SqliteWriteTx {
 /// which sqlx binds statement after statement in the order the values were pushed, and is
 /// not kept prepared. A full chunk's statement (the same text every time) goes on its own and
 /// stays prepared: re-preparing a 100-row insert for every part of an import cost about a
-/// tenth of its speed. Statements run in the order they were pushed.
+/// tenth of its speed. A small write (an HTTP batch) keeps nothing apart: its full chunks
+/// are one or two, and their round trips cost more than preparing them again. Statements run
+/// in the order they were pushed.
 pub(crate) struct Script<'a> {
     /// Each segment: one round trip, whether it is kept prepared, and its statements.
     segments: Vec<(QueryBuilder<'a, Sqlite>, bool, usize)>,
+    /// Whether full chunks go on their own, kept prepared.
+    keep_prepared: bool,
 }
 
 impl<'a> Script<'a> {
-    pub(crate) fn new() -> Script<'a> {
+    /// A script for a write of `postings` postings: past [`SMALL_WRITE_POSTINGS`], full
+    /// chunks are kept prepared.
+    pub(crate) fn new(postings: usize) -> Script<'a> {
         Script {
             segments: Vec::new(),
+            keep_prepared: postings > SMALL_WRITE_POSTINGS,
         }
     }
 
     /// Starts the next statement with `sql`; the builder binds its values. `recurs`: the
     /// statement's text is the same every time (a full chunk), so it is kept prepared.
     pub(crate) fn statement(&mut self, sql: &str, recurs: bool) -> &mut QueryBuilder<'a, Sqlite> {
+        let recurs = recurs && self.keep_prepared;
         match self.segments.last_mut() {
             Some((q, false, statements)) if !recurs => {
                 q.push(";\n");
@@ -107,6 +115,10 @@ impl<'a> Script<'a> {
         Ok(())
     }
 }
+
+/// Postings of a write small enough to go to SQLite as one script (see [`Script`]): the
+/// HTTP benchmark's batches post about 130 (32 purchases), an import's parts 2 048 and more.
+const SMALL_WRITE_POSTINGS: usize = 512;
 
 /// The documents recorded under (namespace, id) pairs `k`, after `select`.
 const DOCUMENTS_BY_KEY: &str =
@@ -497,7 +509,7 @@ impl WriteTx for SqliteWriteTx {
 
     async fn write(&mut self, b: &WriteBatch) -> Result<()> {
         let head = self.head.seq;
-        let mut script = Script::new();
+        let mut script = Script::new(b.entries.iter().map(|e| e.entry.postings().len()).sum());
         // Order matters for the foreign keys: entries, then the lots they create, then postings.
         for chunk in b.entries.chunks(ROWS_PER_INSERT) {
             let q = script.statement(
