@@ -303,28 +303,15 @@ impl WriteTx for PgWriteTx {
             .fetch_all(&mut *conn)
             .await
             .map_err(err)?;
-            let mut by_group: BTreeMap<(String, String), Vec<ledger::LotNo>> = BTreeMap::new();
-            for r in &rows {
-                let lot = lot_row(r)?;
-                let account: String = r.get("g_account");
-                by_group
-                    .entry((account.clone(), lot.sku.to_string()))
-                    .or_default()
-                    .push(lot.lot.clone());
-                let no = lot.lot.clone();
-                state.put_lot(no.clone(), Some(lot));
-                state.put_balance(
-                    decode::account(&account)?,
-                    no,
-                    decode::balance(r.get("bq"), r.get("bv")),
-                );
-            }
-            for ((account, sku), text) in n.groups.iter().zip(&accounts) {
-                let lots = by_group
-                    .remove(&(text.clone(), sku.to_string()))
-                    .unwrap_or_default();
-                state.put_group(account.clone(), sku.clone(), lots);
-            }
+            decode::put_lot_groups(
+                state,
+                &n.groups,
+                &accounts,
+                rows.iter().map(|r| {
+                    let balance = decode::balance(r.get("bq"), r.get("bv"));
+                    Ok((lot_row(r)?, r.get("g_account"), balance))
+                }),
+            )?;
         }
         if !n.holders.is_empty() {
             let keys = strings(n.holders.iter().map(|k| k.as_str()));

@@ -397,28 +397,15 @@ impl WriteTx for SqliteWriteTx {
                 .unwrap_or_default();
             state.put_balance(account.clone(), lot.clone(), b);
         }
-        let mut by_group: BTreeMap<(String, String), Vec<ledger::LotNo>> = BTreeMap::new();
-        for r in &rows[Read::Groups as usize] {
-            let lot = lot_row(r)?;
-            let account: String = r.get("g_account");
-            by_group
-                .entry((account.clone(), lot.sku.to_string()))
-                .or_default()
-                .push(lot.lot.clone());
-            let no = lot.lot.clone();
-            state.put_lot(no.clone(), Some(lot));
-            state.put_balance(
-                decode::account(&account)?,
-                no,
-                decode::balance(r.get("bq"), r.get("bv")),
-            );
-        }
-        for ((account, sku), text) in n.groups.iter().zip(&group_accounts) {
-            let lots = by_group
-                .remove(&(text.clone(), sku.to_string()))
-                .unwrap_or_default();
-            state.put_group(account.clone(), sku.clone(), lots);
-        }
+        decode::put_lot_groups(
+            state,
+            &n.groups,
+            &group_accounts,
+            rows[Read::Groups as usize].iter().map(|r| {
+                let balance = decode::balance(r.get("bq"), r.get("bv"));
+                Ok((lot_row(r)?, r.get("g_account"), balance))
+            }),
+        )?;
         if !n.holders.is_empty() {
             let keys: Vec<&str> = n.holders.iter().map(|k| k.as_str()).collect();
             // The accounts a lot was ever posted to, by the postings' lot index, then their
