@@ -217,8 +217,9 @@ async fn one_key_and_body_sent_fifty_times_at_once_makes_one_entry() {
 }
 
 /// A batch's first reads in one call (`WriteTx::prefetch`, one round trip on SQLite) find the
-/// documents and keys recorded among ids and keys never used, and load every need, whether
-/// what it names exists or not, as the posted purchase left it.
+/// documents and keys recorded among ids and keys never used, and load every need (where a
+/// lot is held included), whether what it names exists or not, as the posted purchase left
+/// it.
 #[tokio::test]
 async fn a_batch_prefetch_finds_what_is_recorded_and_loads_every_need() {
     use ledger::{Account, LocationCode, LotNo, Needs, PartyCode, Qty, Sku, State};
@@ -248,6 +249,7 @@ async fn a_batch_prefetch_finds_what_is_recorded_and_loads_every_need() {
         needs.lots.extend([lot.clone(), no_lot.clone()]);
         needs.balances.insert((raw.clone(), lot.clone()));
         needs.groups.insert((raw.clone(), band.clone()));
+        needs.holders.insert(lot.clone());
         let store = app.service.store();
         let mut tx = store.begin().await.unwrap();
         let mut state = State::new(None);
@@ -278,6 +280,13 @@ async fn a_batch_prefetch_finds_what_is_recorded_and_loads_every_need() {
             .map(|(l, b)| (l.lot.clone(), b.qty))
             .collect();
         assert_eq!(picked, [(lot.clone(), hundred)]);
+        let held_in_stock: Vec<_> = state
+            .holders(&lot)
+            .iter()
+            .filter(|(a, _)| a.guarded())
+            .map(|(a, b)| (a.clone(), b.qty))
+            .collect();
+        assert_eq!(held_in_stock, [(raw.clone(), hundred)]);
         app.stop().await;
     }
 }

@@ -50,9 +50,10 @@ fn raw_line(r: &PgRow) -> RawShipmentLine {
 /// at 10M postings, 35 ms a page). The lines are looked up shipment by shipment (lateral,
 /// behind `offset 0`): joined plainly, the planner without statistics (this server may never
 /// analyse its tables) hashed every line of every shipment for each page, 80 ms a page at
-/// 150 000 lines, and the in-transit report took 45 s at 10M postings. A page of a kind's shipments comes in order from the index of kind
-/// and dispatch order (migration 0010) when its reads are planned by index only, as
-/// `Store::shipments` plans them (`plan_reads_by_index`). `tests/open.rs` holds the plans.
+/// 150 000 lines, and the in-transit report took 45 s at 10M postings. A page of a kind's
+/// shipments comes in order from the index of kind and dispatch order (migration 0010) when
+/// its reads are planned by index only, as `Store::shipments` plans them
+/// (`plan_reads_by_index`). `tests/open.rs` holds the plans.
 pub fn page_sql(by_id: bool, by_kind: bool, by_status: bool, by_destination: bool) -> String {
     let mut sql = String::from(
         "with page as (

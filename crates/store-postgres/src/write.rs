@@ -3,7 +3,7 @@
 //! `unnest` of key arrays (one query per kind of key and batch, not one per key), and rows are
 //! inserted from `unnest` of column arrays, one statement per table and batch.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 
 use async_trait::async_trait;
 use ledger::{Needs, State};
@@ -163,6 +163,24 @@ impl<'a> PostingArrays<'a> {
     }
 }
 
+/// The rows `sql` finds for (a, b) pairs, bound as two text arrays (`$1`, `$2`); none, and
+/// no statement, for no pairs.
+async fn rows_of_pairs(
+    conn: &mut PgConnection,
+    sql: &str,
+    pairs: &[(&str, &str)],
+) -> Result<Vec<sqlx::postgres::PgRow>> {
+    if pairs.is_empty() {
+        return Ok(Vec::new());
+    }
+    sqlx::query(sql)
+        .bind(strings(pairs.iter().map(|(a, _)| *a)))
+        .bind(strings(pairs.iter().map(|(_, b)| *b)))
+        .fetch_all(conn)
+        .await
+        .map_err(err)
+}
+
 #[async_trait]
 impl WriteTx for PgWriteTx {
     fn head(&self) -> &Head {
@@ -182,15 +200,12 @@ impl WriteTx for PgWriteTx {
                 .fetch_all(&mut *conn)
                 .await
                 .map_err(err)?;
-            let mut found = HashSet::new();
-            for r in &rows {
-                let item = item_row(r)?;
-                found.insert(item.sku().clone());
-                state.put_item(item.sku().clone(), Some(item));
-            }
-            for k in n.items.iter().filter(|k| !found.contains(*k)) {
-                state.put_item(k.clone(), None);
-            }
+            decode::put_found(
+                rows.iter()
+                    .map(|r| item_row(r).map(|x| (x.sku().clone(), x))),
+                &n.items,
+                |k, v| state.put_item(k, v),
+            )?;
         }
         if !n.parties.is_empty() {
             let keys = strings(n.parties.iter().map(|k| k.as_str()));
@@ -199,15 +214,12 @@ impl WriteTx for PgWriteTx {
                 .fetch_all(&mut *conn)
                 .await
                 .map_err(err)?;
-            let mut found = HashSet::new();
-            for r in &rows {
-                let party = party_row(r)?;
-                found.insert(party.code().clone());
-                state.put_party(party.code().clone(), Some(party));
-            }
-            for k in n.parties.iter().filter(|k| !found.contains(*k)) {
-                state.put_party(k.clone(), None);
-            }
+            decode::put_found(
+                rows.iter()
+                    .map(|r| party_row(r).map(|x| (x.code().clone(), x))),
+                &n.parties,
+                |k, v| state.put_party(k, v),
+            )?;
         }
         if !n.locations.is_empty() {
             let keys = strings(n.locations.iter().map(|k| k.as_str()));
@@ -216,15 +228,12 @@ impl WriteTx for PgWriteTx {
                 .fetch_all(&mut *conn)
                 .await
                 .map_err(err)?;
-            let mut found = HashSet::new();
-            for r in &rows {
-                let location = location_row(r)?;
-                found.insert(location.code().clone());
-                state.put_location(location.code().clone(), Some(location));
-            }
-            for k in n.locations.iter().filter(|k| !found.contains(*k)) {
-                state.put_location(k.clone(), None);
-            }
+            decode::put_found(
+                rows.iter()
+                    .map(|r| location_row(r).map(|x| (x.code().clone(), x))),
+                &n.locations,
+                |k, v| state.put_location(k, v),
+            )?;
         }
         let lots: std::collections::BTreeSet<&ledger::LotNo> = n
             .lots
@@ -238,15 +247,11 @@ impl WriteTx for PgWriteTx {
                 .fetch_all(&mut *conn)
                 .await
                 .map_err(err)?;
-            let mut found = HashSet::new();
-            for r in &rows {
-                let lot = lot_row(r)?;
-                found.insert(lot.lot.clone());
-                state.put_lot(lot.lot.clone(), Some(lot));
-            }
-            for k in lots.into_iter().filter(|k| !found.contains(*k)) {
-                state.put_lot(k.clone(), None);
-            }
+            decode::put_found(
+                rows.iter().map(|r| lot_row(r).map(|x| (x.lot.clone(), x))),
+                lots,
+                |k, v| state.put_lot(k, v),
+            )?;
         }
         if !n.balances.is_empty() {
             let accounts: Vec<String> = n.balances.iter().map(|(a, _)| a.to_string()).collect();
@@ -389,44 +394,42 @@ impl WriteTx for PgWriteTx {
         Ok(())
     }
 
-    async fn documents(&mut self, keys: &[(&str, &str)]) -> Result<Vec<DocumentRecord>> {
-        if keys.is_empty() {
-            return Ok(Vec::new());
-        }
-        let namespaces = strings(keys.iter().map(|(n, _)| *n));
-        let ids = strings(keys.iter().map(|(_, i)| *i));
-        let rows = sqlx::query(
+    /// The recorded documents, then the idempotency records, each looked up by key in one
+    /// statement, then `needs` loaded. sqlx sends one statement a round trip here, so each
+    /// read is one (the prefetch is a quarter of an HTTP batch: BENCHMARKS.md, session 17).
+    async fn prefetch(
+        &mut self,
+        ids: &[(&str, &str)],
+        keys: &[(&str, &str)],
+        needs: &Needs,
+        state: &mut State,
+    ) -> Result<(Vec<DocumentRecord>, Vec<IdempotencyRecord>)> {
+        let documents = rows_of_pairs(
+            self.conn(),
             "select d.* from unnest($1::text[], $2::text[]) as k (namespace, id)
              cross join lateral (
                  select * from documents x where x.namespace = k.namespace and x.id = k.id offset 0
              ) d",
+            ids,
         )
-        .bind(&namespaces)
-        .bind(&ids)
-        .fetch_all(self.conn())
-        .await
-        .map_err(err)?;
-        rows.iter().map(document_row).collect()
-    }
-
-    async fn idempotency(&mut self, keys: &[(&str, &str)]) -> Result<Vec<IdempotencyRecord>> {
-        if keys.is_empty() {
-            return Ok(Vec::new());
-        }
-        let actors = strings(keys.iter().map(|(a, _)| *a));
-        let names = strings(keys.iter().map(|(_, k)| *k));
-        let rows = sqlx::query(
+        .await?
+        .iter()
+        .map(document_row)
+        .collect::<Result<Vec<_>>>()?;
+        let idempotency = rows_of_pairs(
+            self.conn(),
             "select i.* from unnest($1::text[], $2::text[]) as k (actor, key)
              cross join lateral (
                  select * from idempotency x where x.actor = k.actor and x.key = k.key offset 0
              ) i",
+            keys,
         )
-        .bind(&actors)
-        .bind(&names)
-        .fetch_all(self.conn())
-        .await
-        .map_err(err)?;
-        rows.iter().map(idempotency_row).collect()
+        .await?
+        .iter()
+        .map(idempotency_row)
+        .collect::<Result<Vec<_>>>()?;
+        self.load(needs, state).await?;
+        Ok((documents, idempotency))
     }
 
     async fn write(&mut self, b: &WriteBatch) -> Result<()> {

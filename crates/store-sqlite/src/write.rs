@@ -3,7 +3,7 @@
 //! batch, not one per key) and rows are inserted with multi-row prepared statements of a fixed
 //! size, which SQLite parses once and sqlx keeps prepared.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use ledger::{Needs, State};
@@ -120,13 +120,6 @@ impl<'a> Script<'a> {
 /// HTTP benchmark's batches post about 130 (32 purchases), an import's parts 2 048 and more.
 const SMALL_WRITE_POSTINGS: usize = 512;
 
-/// The documents recorded under (namespace, id) pairs `k`, after `select`.
-const DOCUMENTS_BY_KEY: &str =
-    "d.* from k join documents d on d.namespace = k.namespace and d.id = k.id";
-/// The idempotency records of (actor, key) pairs `k`, after `select`.
-const IDEMPOTENCY_BY_KEY: &str =
-    "i.* from k join idempotency i on i.actor = k.actor and i.key = k.key";
-
 /// What each statement of a [`Reads`] script reads, and where its rows go.
 #[derive(Clone, Copy)]
 enum Read {
@@ -138,10 +131,11 @@ enum Read {
     Lots,
     Balances,
     Groups,
+    Holders,
 }
 
 /// Kinds of [`Read`].
-const READS: usize = Read::Groups as usize + 1;
+const READS: usize = Read::Holders as usize + 1;
 
 /// Keyed reads sent to SQLite as one script: one round trip to the connection's worker thread
 /// instead of one per table. Under the HTTP benchmark's load a batch's prefetch made six
@@ -166,8 +160,9 @@ impl<'a> Reads<'a> {
         self.q.get_or_insert_with(|| QueryBuilder::new(""))
     }
 
-    /// `select <rest> ?, ?, ...)` for every key, a chunk at a time; `rest` ends inside the `IN`.
-    fn within(&mut self, read: Read, rest: &str, keys: &[&'a str]) {
+    /// `select <rest> ?, ?, ...)<tail>` for every key, a chunk at a time; `rest` ends inside
+    /// the `IN`.
+    fn within(&mut self, read: Read, rest: &str, keys: &[&'a str], tail: &str) {
         for chunk in keys.chunks(KEYS_PER_QUERY) {
             let q = self.statement();
             q.push(format_args!("select {} as _read, {rest}", read as usize));
@@ -176,6 +171,7 @@ impl<'a> Reads<'a> {
                 sep.push_bind(*k);
             }
             q.push(")");
+            q.push(tail);
         }
     }
 
@@ -212,27 +208,6 @@ impl<'a> Reads<'a> {
         }
         Ok(out)
     }
-}
-
-/// Rows of `head (?, ?, ...)` for every key, a chunk at a time; `head` ends inside the `IN`.
-async fn select_in(
-    conn: &mut SqliteConnection,
-    head: &str,
-    tail: &str,
-    keys: &[&str],
-) -> Result<Vec<SqliteRow>> {
-    let mut out = Vec::new();
-    for chunk in keys.chunks(KEYS_PER_QUERY) {
-        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(head);
-        let mut sep = q.separated(", ");
-        for k in chunk {
-            sep.push_bind(*k);
-        }
-        q.push(")");
-        q.push(tail);
-        out.extend(q.build().fetch_all(&mut *conn).await.map_err(err)?);
-    }
-    Ok(out)
 }
 
 /// The open lots of each (account, item) in `k`, with their balances: what first-expiry-first
@@ -273,8 +248,8 @@ impl WriteTx for SqliteWriteTx {
     }
 
     /// The documents, idempotency records and keyed rows of `needs` in one round trip (see
-    /// [`Reads`]); the few reads that depend on one another or order their rows (past
-    /// entries, holders, shipments, bills of materials) follow one by one.
+    /// [`Reads`]); past entries, shipments and bills of materials, which have readers of their
+    /// own, follow.
     async fn prefetch(
         &mut self,
         ids: &[(&str, &str)],
@@ -312,17 +287,34 @@ impl WriteTx for SqliteWriteTx {
             .zip(&n.groups)
             .map(|(a, (_, sku))| (a.as_str(), sku.as_str()))
             .collect();
+        let holders: Vec<&str> = n.holders.iter().map(|k| k.as_str()).collect();
         let mut reads = Reads::new();
-        reads.pairs(Read::Documents, "namespace, id", DOCUMENTS_BY_KEY, ids);
-        reads.pairs(Read::Idempotency, "actor, key", IDEMPOTENCY_BY_KEY, keys);
-        reads.within(Read::Items, "* from items where sku in (", &items);
-        reads.within(Read::Parties, "* from parties where code in (", &parties);
+        reads.pairs(
+            Read::Documents,
+            "namespace, id",
+            "d.* from k join documents d on d.namespace = k.namespace and d.id = k.id",
+            ids,
+        );
+        reads.pairs(
+            Read::Idempotency,
+            "actor, key",
+            "i.* from k join idempotency i on i.actor = k.actor and i.key = k.key",
+            keys,
+        );
+        reads.within(Read::Items, "* from items where sku in (", &items, "");
+        reads.within(
+            Read::Parties,
+            "* from parties where code in (",
+            &parties,
+            "",
+        );
         reads.within(
             Read::Locations,
             "* from locations where code in (",
             &locations,
+            "",
         );
-        reads.within(Read::Lots, "* from lots where lot in (", &lot_keys);
+        reads.within(Read::Lots, "* from lots where lot in (", &lot_keys, "");
         reads.pairs(
             Read::Balances,
             "account, lot",
@@ -337,6 +329,19 @@ impl WriteTx for SqliteWriteTx {
                 .expect("a select statement"),
             &group_keys,
         );
+        // The accounts a lot was ever posted to, by the postings' lot index, then their
+        // balances by key: the balances have no index that starts with the lot, and `where
+        // lot in (...)` on them read the whole table (31 ms at 1.09M postings, under the write
+        // lock; 0.14 ms this way). A balance that is not zero has postings.
+        reads.within(
+            Read::Holders,
+            "b.lot, b.account, b.qty, b.value
+             from (select distinct account, lot from postings where lot in (",
+            &holders,
+            ") p join balances b on b.account = p.account and b.lot = p.lot
+             where b.qty <> 0 or b.value <> 0
+             order by b.lot, b.account",
+        );
         let rows = reads.run(conn).await?;
         let documents = rows[Read::Documents as usize]
             .iter()
@@ -349,42 +354,34 @@ impl WriteTx for SqliteWriteTx {
         if n.is_empty() {
             return Ok((documents, idempotency));
         }
-        let mut found = HashSet::new();
-        for r in &rows[Read::Items as usize] {
-            let item = item_row(r)?;
-            found.insert(item.sku().clone());
-            state.put_item(item.sku().clone(), Some(item));
-        }
-        for k in n.items.iter().filter(|k| !found.contains(*k)) {
-            state.put_item(k.clone(), None);
-        }
-        let mut found = HashSet::new();
-        for r in &rows[Read::Parties as usize] {
-            let party = party_row(r)?;
-            found.insert(party.code().clone());
-            state.put_party(party.code().clone(), Some(party));
-        }
-        for k in n.parties.iter().filter(|k| !found.contains(*k)) {
-            state.put_party(k.clone(), None);
-        }
-        let mut found = HashSet::new();
-        for r in &rows[Read::Locations as usize] {
-            let location = location_row(r)?;
-            found.insert(location.code().clone());
-            state.put_location(location.code().clone(), Some(location));
-        }
-        for k in n.locations.iter().filter(|k| !found.contains(*k)) {
-            state.put_location(k.clone(), None);
-        }
-        let mut found = HashSet::new();
-        for r in &rows[Read::Lots as usize] {
-            let lot = lot_row(r)?;
-            found.insert(lot.lot.clone());
-            state.put_lot(lot.lot.clone(), Some(lot));
-        }
-        for k in lots.into_iter().filter(|k| !found.contains(*k)) {
-            state.put_lot(k.clone(), None);
-        }
+        decode::put_found(
+            rows[Read::Items as usize]
+                .iter()
+                .map(|r| item_row(r).map(|x| (x.sku().clone(), x))),
+            &n.items,
+            |k, v| state.put_item(k, v),
+        )?;
+        decode::put_found(
+            rows[Read::Parties as usize]
+                .iter()
+                .map(|r| party_row(r).map(|x| (x.code().clone(), x))),
+            &n.parties,
+            |k, v| state.put_party(k, v),
+        )?;
+        decode::put_found(
+            rows[Read::Locations as usize]
+                .iter()
+                .map(|r| location_row(r).map(|x| (x.code().clone(), x))),
+            &n.locations,
+            |k, v| state.put_location(k, v),
+        )?;
+        decode::put_found(
+            rows[Read::Lots as usize]
+                .iter()
+                .map(|r| lot_row(r).map(|x| (x.lot.clone(), x))),
+            lots,
+            |k, v| state.put_lot(k, v),
+        )?;
         let mut found = std::collections::HashMap::new();
         for r in &rows[Read::Balances as usize] {
             let key: (String, String) = (r.get("account"), r.get("lot"));
@@ -407,24 +404,9 @@ impl WriteTx for SqliteWriteTx {
             }),
         )?;
         if !n.holders.is_empty() {
-            let keys: Vec<&str> = n.holders.iter().map(|k| k.as_str()).collect();
-            // The accounts a lot was ever posted to, by the postings' lot index, then their
-            // balances by key: the balances have no index that starts with the lot, and
-            // `where lot in (...)` on them read the whole table (31 ms at 1.09M postings, under
-            // the write lock; 0.14 ms this way). A balance that is not zero has postings.
-            let rows = select_in(
-                conn,
-                "select b.lot, b.account, b.qty, b.value
-                 from (select distinct account, lot from postings where lot in (",
-                ") p join balances b on b.account = p.account and b.lot = p.lot
-                 where b.qty <> 0 or b.value <> 0
-                 order by b.lot, b.account",
-                &keys,
-            )
-            .await?;
             let mut by_lot: BTreeMap<String, Vec<(ledger::Account, ledger::Balance)>> =
                 BTreeMap::new();
-            for r in &rows {
+            for r in &rows[Read::Holders as usize] {
                 by_lot.entry(r.get("lot")).or_default().push((
                     decode::account(r.get("account"))?,
                     decode::balance(r.get("qty"), r.get("value")),
@@ -472,26 +454,6 @@ impl WriteTx for SqliteWriteTx {
         }
         production::load_boms(conn, &n.boms, state).await?;
         Ok((documents, idempotency))
-    }
-
-    async fn documents(&mut self, keys: &[(&str, &str)]) -> Result<Vec<DocumentRecord>> {
-        let mut reads = Reads::new();
-        reads.pairs(Read::Documents, "namespace, id", DOCUMENTS_BY_KEY, keys);
-        let rows = reads.run(self.conn()).await?;
-        rows[Read::Documents as usize]
-            .iter()
-            .map(document_row)
-            .collect()
-    }
-
-    async fn idempotency(&mut self, keys: &[(&str, &str)]) -> Result<Vec<IdempotencyRecord>> {
-        let mut reads = Reads::new();
-        reads.pairs(Read::Idempotency, "actor, key", IDEMPOTENCY_BY_KEY, keys);
-        let rows = reads.run(self.conn()).await?;
-        rows[Read::Idempotency as usize]
-            .iter()
-            .map(idempotency_row)
-            .collect()
     }
 
     async fn write(&mut self, b: &WriteBatch) -> Result<()> {

@@ -477,27 +477,17 @@ pub trait WriteTx: Send {
     fn head(&self) -> &Head;
     /// Loads into `state` what `needs` names and it does not hold yet.
     async fn load(&mut self, needs: &Needs, state: &mut State) -> Result<()>;
-    /// The documents recorded under any of these (namespace, id) keys: the writer asks once
-    /// for a whole batch rather than once per document.
-    async fn documents(&mut self, keys: &[(&str, &str)]) -> Result<Vec<DocumentRecord>>;
-    /// The idempotency records of any of these (actor, key) pairs, for a whole batch at once.
-    async fn idempotency(&mut self, keys: &[(&str, &str)]) -> Result<Vec<IdempotencyRecord>>;
-    /// What a batch reads before it decides anything: the documents recorded under `ids`, the
-    /// idempotency records of `keys`, and `needs` loaded into `state`. By default the three
-    /// calls; a store whose round trips cost more than these small reads (SQLite's worker
-    /// thread, under load) sends them together.
+    /// What a batch reads before it decides anything, in one call: the documents recorded
+    /// under any of the (namespace, id) pairs `ids`, the idempotency records of any of the
+    /// (actor, key) pairs `keys`, and `needs` loaded into `state`. A store sends them in as few
+    /// round trips as it can (SQLite: one, to its worker thread).
     async fn prefetch(
         &mut self,
         ids: &[(&str, &str)],
         keys: &[(&str, &str)],
         needs: &Needs,
         state: &mut State,
-    ) -> Result<(Vec<DocumentRecord>, Vec<IdempotencyRecord>)> {
-        let documents = self.documents(ids).await?;
-        let idempotency = self.idempotency(keys).await?;
-        self.load(needs, state).await?;
-        Ok((documents, idempotency))
-    }
+    ) -> Result<(Vec<DocumentRecord>, Vec<IdempotencyRecord>)>;
     /// Writes a batch: entries, postings, lots, documents, idempotency records, balance
     /// deltas and the new head.
     async fn write(&mut self, batch: &WriteBatch) -> Result<()>;
