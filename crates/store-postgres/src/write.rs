@@ -3,13 +3,14 @@
 //! `unnest` of key arrays (one query per kind of key and batch, not one per key), and rows are
 //! inserted from `unnest` of column arrays, one statement per table and batch.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use async_trait::async_trait;
 use ledger::{Needs, State};
-use sqlx::postgres::PgConnection;
+use sqlx::postgres::{PgConnection, PgRow};
 use sqlx::Row;
 use store::decode;
+use store::prefetch::{Found, Lookups};
 use store::{
     Delta, DocumentRecord, Head, IdempotencyRecord, Result, StoredEntry, WriteBatch, WriteTx,
 };
@@ -163,22 +164,256 @@ impl<'a> PostingArrays<'a> {
     }
 }
 
-/// The rows `sql` finds for (a, b) pairs, bound as two text arrays (`$1`, `$2`); none, and
-/// no statement, for no pairs.
-async fn rows_of_pairs(
-    conn: &mut PgConnection,
-    sql: &str,
-    pairs: &[(&str, &str)],
-) -> Result<Vec<sqlx::postgres::PgRow>> {
-    if pairs.is_empty() {
-        return Ok(Vec::new());
+/// What each part of the prefetch's one statement ([`prefetch_sql`]) reads: its number is the
+/// part's `_read` column, which tells its rows apart from the other parts'.
+#[derive(Clone, Copy)]
+enum Read {
+    Documents,
+    Idempotency,
+    Items,
+    Parties,
+    Locations,
+    Lots,
+    Balances,
+    Groups,
+    Holders,
+}
+
+/// Kinds of [`Read`].
+const READS: usize = Read::Holders as usize + 1;
+
+/// Every column a row of the prefetch's statement has, and its type: the union of what the
+/// parts read. A column's name has one type in every table, so a row fills its own part's
+/// columns under their own names, the decoders read it as they read a row of the table, and
+/// the other parts' columns are null.
+const READ_COLUMNS: [(&str, &str); 32] = [
+    ("namespace", "text"),
+    ("id", "text"),
+    ("kind", "text"),
+    ("body_hash", "text"),
+    ("body", "text"),
+    ("response", "text"),
+    ("entry_seq", "bigint"),
+    ("actor", "text"),
+    ("key", "text"),
+    ("request_hash", "text"),
+    ("status", "bigint"),
+    ("sku", "text"),
+    ("name", "text"),
+    ("unit", "text"),
+    ("decimals", "bigint"),
+    ("shelf_life_days", "bigint"),
+    ("code", "text"),
+    ("country", "text"),
+    ("city", "text"),
+    ("parent", "text"),
+    ("lot", "text"),
+    ("origin_kind", "text"),
+    ("origin_doc", "text"),
+    ("origin_seq", "bigint"),
+    ("expires_on", "text"),
+    ("source", "text"),
+    ("account", "text"),
+    ("qty", "bigint"),
+    ("value", "bigint"),
+    ("g_account", "text"),
+    ("bq", "bigint"),
+    ("bv", "bigint"),
+];
+
+/// The lot columns, which a lot group's rows carry too.
+const LOT_COLUMNS: [&str; 7] = [
+    "lot",
+    "origin_kind",
+    "origin_doc",
+    "origin_seq",
+    "expires_on",
+    "source",
+    "sku",
+];
+
+/// Each part of the prefetch's statement: what it reads, the columns it fills, and its
+/// select, which binds its own text arrays (`$1` to `$13` in all). Keys are joined to the
+/// tables through `unnest` and a lateral probe of the primary key (`offset 0` keeps the probe
+/// a probe), as every keyed read of the writer is.
+const READ_PARTS: [(Read, &[&str], &str); READS] = [
+    (
+        Read::Documents,
+        &[
+            "namespace",
+            "id",
+            "kind",
+            "body_hash",
+            "body",
+            "response",
+            "entry_seq",
+        ],
+        "select d.* from unnest($1::text[], $2::text[]) as k (namespace, id)
+         cross join lateral (
+             select * from documents x where x.namespace = k.namespace and x.id = k.id offset 0
+         ) d",
+    ),
+    (
+        Read::Idempotency,
+        &["actor", "key", "request_hash", "status", "response"],
+        "select i.* from unnest($3::text[], $4::text[]) as k (actor, key)
+         cross join lateral (
+             select * from idempotency x where x.actor = k.actor and x.key = k.key offset 0
+         ) i",
+    ),
+    (
+        Read::Items,
+        &["sku", "name", "kind", "unit", "decimals", "shelf_life_days"],
+        "select * from items where sku = any($5::text[])",
+    ),
+    (
+        Read::Parties,
+        &["code", "name", "kind", "country", "city", "parent"],
+        "select * from parties where code = any($6::text[])",
+    ),
+    (
+        Read::Locations,
+        &["code", "name"],
+        "select * from locations where code = any($7::text[])",
+    ),
+    (
+        Read::Lots,
+        &LOT_COLUMNS,
+        "select x.* from (select distinct lot from unnest($8::text[]) as u (lot)) k
+         cross join lateral (select * from lots l where l.lot = k.lot offset 0) x",
+    ),
+    (
+        Read::Balances,
+        &["account", "lot", "qty", "value"],
+        "select b.account, b.lot, b.qty, b.value
+         from unnest($9::text[], $10::text[]) as k (account, lot)
+         cross join lateral (
+             select * from balances x where x.account = k.account and x.lot = k.lot offset 0
+         ) b",
+    ),
+    (
+        // The open lots of each (account, item), through the index of guarded balances
+        // (migration 0008).
+        Read::Groups,
+        &[
+            "g_account",
+            "lot",
+            "origin_kind",
+            "origin_doc",
+            "origin_seq",
+            "expires_on",
+            "source",
+            "sku",
+            "bq",
+            "bv",
+        ],
+        "select x.* from unnest($11::text[], $12::text[]) as k (account, sku)
+         cross join lateral (
+             select b.account as g_account, l.*, b.qty as bq, b.value as bv
+             from balances b join lots l on l.lot = b.lot
+             where b.account = k.account and b.sku = k.sku and b.guarded
+               and (b.qty <> 0 or b.value <> 0)
+             offset 0
+         ) x",
+    ),
+    (
+        // The accounts a lot was ever posted to, by the postings' lot index, then their
+        // balances by key: the balances have no index that starts with the lot, and `where
+        // lot = any($1)` on them read the whole table. A balance that is not zero has
+        // postings.
+        Read::Holders,
+        &["lot", "account", "qty", "value"],
+        "select b.lot, b.account, b.qty, b.value
+         from (
+             select distinct p.account, p.lot
+             from unnest($13::text[]) as k (lot)
+             cross join lateral (
+                 select account, lot from postings x where x.lot = k.lot offset 0
+             ) p
+         ) h
+         cross join lateral (
+             select * from balances x where x.account = h.account and x.lot = h.lot offset 0
+         ) b
+         where b.qty <> 0 or b.value <> 0",
+    ),
+];
+
+/// The prefetch's one statement: every part, each in the columns of [`READ_COLUMNS`], as one
+/// `union all`. sqlx sends one statement a round trip, and under the HTTP benchmark's load a
+/// batch's reads one by one were a quarter of it (BENCHMARKS.md, session 17). The text is the
+/// same every time, so the statement stays prepared.
+pub fn prefetch_sql() -> &'static str {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| {
+        let parts: Vec<String> = READ_PARTS
+            .iter()
+            .enumerate()
+            .map(|(i, (read, columns, select))| {
+                assert_eq!(
+                    *read as usize, i,
+                    "the parts are in the order of their kinds"
+                );
+                assert!(
+                    columns
+                        .iter()
+                        .all(|c| READ_COLUMNS.iter().any(|(name, _)| name == c)),
+                    "every column a part fills is a column of the statement"
+                );
+                let list: Vec<String> = READ_COLUMNS
+                    .iter()
+                    .map(|(name, ty)| {
+                        if columns.contains(name) {
+                            format!("x.{name}")
+                        } else {
+                            format!("null::{ty} as {name}")
+                        }
+                    })
+                    .collect();
+                format!("select {i} as _read, {} from ({select}) x", list.join(", "))
+            })
+            .collect();
+        parts.join("\nunion all\n")
+    })
+}
+
+/// Past entries (reversals), shipments and bills of materials of `n`, each read by a reader of
+/// its own after the keyed reads.
+async fn load_rest(conn: &mut PgConnection, n: &Needs, state: &mut State) -> Result<()> {
+    // Past entries (reversals) and bills of materials are few per batch: one by one.
+    for seq in &n.entries {
+        let found = entries_between(conn, i64_of(*seq) - 1, 1)
+            .await?
+            .into_iter()
+            .find(|e| e.entry.seq() == *seq);
+        let past = match found {
+            Some(e) => {
+                let by: Option<i64> =
+                    sqlx::query_scalar("select seq from entries where reverses = $1")
+                        .bind(i64_of(*seq))
+                        .fetch_optional(&mut *conn)
+                        .await
+                        .map_err(err)?;
+                Some(ledger::PastEntry {
+                    entry: e.entry,
+                    reversed_by: by.map(decode::seq),
+                })
+            }
+            None => None,
+        };
+        state.put_entry(*seq, past);
     }
-    sqlx::query(sql)
-        .bind(strings(pairs.iter().map(|(a, _)| *a)))
-        .bind(strings(pairs.iter().map(|(_, b)| *b)))
-        .fetch_all(conn)
-        .await
-        .map_err(err)
+    if !n.shipments.is_empty() {
+        let keys = strings(n.shipments.iter().map(|k| k.as_str()));
+        let mut found = HashMap::new();
+        for s in shipments::select_ids(conn, &keys).await? {
+            found.insert(s.id.clone(), s);
+        }
+        for id in &n.shipments {
+            state.put_shipment(id.clone(), found.remove(id));
+        }
+    }
+    production::load_boms(conn, &n.boms, state).await?;
+    Ok(())
 }
 
 #[async_trait]
@@ -188,215 +423,13 @@ impl WriteTx for PgWriteTx {
     }
 
     async fn load(&mut self, needs: &Needs, state: &mut State) -> Result<()> {
-        let n = state.missing(needs);
-        if n.is_empty() {
-            return Ok(());
-        }
-        let conn = conn_of(&mut self.w);
-        if !n.items.is_empty() {
-            let keys = strings(n.items.iter().map(|k| k.as_str()));
-            let rows = sqlx::query("select * from items where sku = any($1)")
-                .bind(&keys)
-                .fetch_all(&mut *conn)
-                .await
-                .map_err(err)?;
-            decode::put_found(
-                rows.iter()
-                    .map(|r| item_row(r).map(|x| (x.sku().clone(), x))),
-                &n.items,
-                |k, v| state.put_item(k, v),
-            )?;
-        }
-        if !n.parties.is_empty() {
-            let keys = strings(n.parties.iter().map(|k| k.as_str()));
-            let rows = sqlx::query("select * from parties where code = any($1)")
-                .bind(&keys)
-                .fetch_all(&mut *conn)
-                .await
-                .map_err(err)?;
-            decode::put_found(
-                rows.iter()
-                    .map(|r| party_row(r).map(|x| (x.code().clone(), x))),
-                &n.parties,
-                |k, v| state.put_party(k, v),
-            )?;
-        }
-        if !n.locations.is_empty() {
-            let keys = strings(n.locations.iter().map(|k| k.as_str()));
-            let rows = sqlx::query("select * from locations where code = any($1)")
-                .bind(&keys)
-                .fetch_all(&mut *conn)
-                .await
-                .map_err(err)?;
-            decode::put_found(
-                rows.iter()
-                    .map(|r| location_row(r).map(|x| (x.code().clone(), x))),
-                &n.locations,
-                |k, v| state.put_location(k, v),
-            )?;
-        }
-        let lots: std::collections::BTreeSet<&ledger::LotNo> = n
-            .lots
-            .iter()
-            .chain(n.balances.iter().map(|(_, l)| l))
-            .collect();
-        if !lots.is_empty() {
-            let keys = strings(lots.iter().map(|k| k.as_str()));
-            let rows = sqlx::query(crate::LOTS_BY_NUMBER_SQL)
-                .bind(&keys)
-                .fetch_all(&mut *conn)
-                .await
-                .map_err(err)?;
-            decode::put_found(
-                rows.iter().map(|r| lot_row(r).map(|x| (x.lot.clone(), x))),
-                lots,
-                |k, v| state.put_lot(k, v),
-            )?;
-        }
-        if !n.balances.is_empty() {
-            let accounts: Vec<String> = n.balances.iter().map(|(a, _)| a.to_string()).collect();
-            let lots = strings(n.balances.iter().map(|(_, l)| l.as_str()));
-            let rows = sqlx::query(
-                "select b.account, b.lot, b.qty, b.value
-                 from unnest($1::text[], $2::text[]) as k (account, lot)
-                 cross join lateral (
-                     select * from balances x
-                     where x.account = k.account and x.lot = k.lot offset 0
-                 ) b",
-            )
-            .bind(&accounts)
-            .bind(&lots)
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(err)?;
-            let mut found = HashMap::new();
-            for r in &rows {
-                let key: (String, String) = (r.get("account"), r.get("lot"));
-                found.insert(key, decode::balance(r.get("qty"), r.get("value")));
-            }
-            for ((account, lot), text) in n.balances.iter().zip(&accounts) {
-                let b = found
-                    .get(&(text.clone(), lot.to_string()))
-                    .copied()
-                    .unwrap_or_default();
-                state.put_balance(account.clone(), lot.clone(), b);
-            }
-        }
-        if !n.groups.is_empty() {
-            // The domain picks lots only out of stock accounts, and the index the lookup goes
-            // through holds only guarded balances (migration 0008): a group of any other
-            // account would silently come back empty.
-            assert!(
-                n.groups.iter().all(|(a, _)| a.guarded()),
-                "lots are picked only from guarded accounts"
-            );
-            let accounts: Vec<String> = n.groups.iter().map(|(a, _)| a.to_string()).collect();
-            let skus = strings(n.groups.iter().map(|(_, s)| s.as_str()));
-            let rows = sqlx::query(
-                "select x.*
-                 from unnest($1::text[], $2::text[]) as k (account, sku)
-                 cross join lateral (
-                     select b.account as g_account, l.*, b.qty as bq, b.value as bv
-                     from balances b join lots l on l.lot = b.lot
-                     where b.account = k.account and b.sku = k.sku and b.guarded
-                       and (b.qty <> 0 or b.value <> 0)
-                     offset 0
-                 ) x",
-            )
-            .bind(&accounts)
-            .bind(&skus)
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(err)?;
-            decode::put_lot_groups(
-                state,
-                &n.groups,
-                &accounts,
-                rows.iter().map(|r| {
-                    let balance = decode::balance(r.get("bq"), r.get("bv"));
-                    Ok((lot_row(r)?, r.get("g_account"), balance))
-                }),
-            )?;
-        }
-        if !n.holders.is_empty() {
-            let keys = strings(n.holders.iter().map(|k| k.as_str()));
-            // The accounts a lot was ever posted to, by the postings' lot index, then their
-            // balances by key: the balances have no index that starts with the lot, and
-            // `where lot = any($1)` on them read the whole table. A balance that is not zero
-            // has postings.
-            let rows = sqlx::query(
-                "select b.lot, b.account, b.qty, b.value
-                 from (
-                     select distinct p.account, p.lot
-                     from unnest($1::text[]) as k (lot)
-                     cross join lateral (
-                         select account, lot from postings x where x.lot = k.lot offset 0
-                     ) p
-                 ) h
-                 cross join lateral (
-                     select * from balances x
-                     where x.account = h.account and x.lot = h.lot offset 0
-                 ) b
-                 where b.qty <> 0 or b.value <> 0
-                 order by b.lot, b.account",
-            )
-            .bind(&keys)
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(err)?;
-            let mut by_lot: BTreeMap<String, Vec<(ledger::Account, ledger::Balance)>> =
-                BTreeMap::new();
-            for r in &rows {
-                by_lot.entry(r.get("lot")).or_default().push((
-                    decode::account(r.get("account"))?,
-                    decode::balance(r.get("qty"), r.get("value")),
-                ));
-            }
-            for lot in &n.holders {
-                let holders = by_lot.remove(lot.as_str()).unwrap_or_default();
-                state.put_holders(lot.clone(), holders);
-            }
-        }
-        // Past entries (reversals) and bills of materials are few per batch: one by one.
-        for seq in &n.entries {
-            let found = entries_between(conn, i64_of(*seq) - 1, 1)
-                .await?
-                .into_iter()
-                .find(|e| e.entry.seq() == *seq);
-            let past = match found {
-                Some(e) => {
-                    let by: Option<i64> =
-                        sqlx::query_scalar("select seq from entries where reverses = $1")
-                            .bind(i64_of(*seq))
-                            .fetch_optional(&mut *conn)
-                            .await
-                            .map_err(err)?;
-                    Some(ledger::PastEntry {
-                        entry: e.entry,
-                        reversed_by: by.map(decode::seq),
-                    })
-                }
-                None => None,
-            };
-            state.put_entry(*seq, past);
-        }
-        if !n.shipments.is_empty() {
-            let keys = strings(n.shipments.iter().map(|k| k.as_str()));
-            let mut found = HashMap::new();
-            for s in shipments::select_ids(conn, &keys).await? {
-                found.insert(s.id.clone(), s);
-            }
-            for id in &n.shipments {
-                state.put_shipment(id.clone(), found.remove(id));
-            }
-        }
-        production::load_boms(conn, &n.boms, state).await?;
+        self.prefetch(&[], &[], needs, state).await?;
         Ok(())
     }
 
-    /// The recorded documents, then the idempotency records, each looked up by key in one
-    /// statement, then `needs` loaded. sqlx sends one statement a round trip here, so each
-    /// read is one (the prefetch is a quarter of an HTTP batch: BENCHMARKS.md, session 17).
+    /// The documents, idempotency records and keyed rows of `needs` in one statement (see
+    /// [`prefetch_sql`]); past entries, shipments and bills of materials, which have readers of
+    /// their own, follow.
     async fn prefetch(
         &mut self,
         ids: &[(&str, &str)],
@@ -404,31 +437,68 @@ impl WriteTx for PgWriteTx {
         needs: &Needs,
         state: &mut State,
     ) -> Result<(Vec<DocumentRecord>, Vec<IdempotencyRecord>)> {
-        let documents = rows_of_pairs(
-            self.conn(),
-            "select d.* from unnest($1::text[], $2::text[]) as k (namespace, id)
-             cross join lateral (
-                 select * from documents x where x.namespace = k.namespace and x.id = k.id offset 0
-             ) d",
-            ids,
-        )
-        .await?
-        .iter()
-        .map(document_row)
-        .collect::<Result<Vec<_>>>()?;
-        let idempotency = rows_of_pairs(
-            self.conn(),
-            "select i.* from unnest($1::text[], $2::text[]) as k (actor, key)
-             cross join lateral (
-                 select * from idempotency x where x.actor = k.actor and x.key = k.key offset 0
-             ) i",
-            keys,
-        )
-        .await?
-        .iter()
-        .map(idempotency_row)
-        .collect::<Result<Vec<_>>>()?;
-        self.load(needs, state).await?;
+        let n = state.missing(needs);
+        let l = Lookups::of(&n);
+        let conn = self.conn();
+        let rows = if ids.is_empty() && keys.is_empty() && l.is_empty() {
+            Vec::new()
+        } else {
+            sqlx::query(prefetch_sql())
+                .bind(strings(ids.iter().map(|(a, _)| *a)))
+                .bind(strings(ids.iter().map(|(_, b)| *b)))
+                .bind(strings(keys.iter().map(|(a, _)| *a)))
+                .bind(strings(keys.iter().map(|(_, b)| *b)))
+                .bind(&l.items)
+                .bind(&l.parties)
+                .bind(&l.locations)
+                .bind(&l.lots)
+                .bind(&l.balance_accounts)
+                .bind(&l.balance_lots)
+                .bind(&l.group_accounts)
+                .bind(&l.group_skus)
+                .bind(&l.holders)
+                .fetch_all(&mut *conn)
+                .await
+                .map_err(err)?
+        };
+        let mut by_read: [Vec<&PgRow>; READS] = Default::default();
+        for r in &rows {
+            let read: i32 = r.get("_read");
+            by_read[usize::try_from(read).expect("a kind of read")].push(r);
+        }
+        let of = |read: Read| by_read[read as usize].iter().copied();
+        let documents = of(Read::Documents)
+            .map(document_row)
+            .collect::<Result<Vec<_>>>()?;
+        let idempotency = of(Read::Idempotency)
+            .map(idempotency_row)
+            .collect::<Result<Vec<_>>>()?;
+        if n.is_empty() {
+            return Ok((documents, idempotency));
+        }
+        let balance = |r: &PgRow| decode::balance(r.get("qty"), r.get("value"));
+        let found = Found {
+            items: of(Read::Items).map(item_row).collect::<Result<_>>()?,
+            parties: of(Read::Parties).map(party_row).collect::<Result<_>>()?,
+            locations: of(Read::Locations)
+                .map(location_row)
+                .collect::<Result<_>>()?,
+            lots: of(Read::Lots).map(lot_row).collect::<Result<_>>()?,
+            balances: of(Read::Balances)
+                .map(|r| (r.get("account"), r.get("lot"), balance(r)))
+                .collect(),
+            groups: of(Read::Groups)
+                .map(|r| {
+                    let b = decode::balance(r.get("bq"), r.get("bv"));
+                    Ok((lot_row(r)?, r.get("g_account"), b))
+                })
+                .collect::<Result<_>>()?,
+            holders: of(Read::Holders)
+                .map(|r| (r.get("lot"), r.get("account"), balance(r)))
+                .collect(),
+        };
+        l.put(found, state)?;
+        load_rest(conn, &n, state).await?;
         Ok((documents, idempotency))
     }
 

@@ -520,6 +520,101 @@ async fn a_batch_of_shipments_and_lots_is_looked_up_by_key_without_statistics() 
     drop_scratch(admin, &name, &store).await;
 }
 
+/// A batch's first read, every kind of key in one statement that stays prepared, probes each
+/// large table by key in the generic plan the server settles on after a statement's fifth
+/// execution, where the planner has no statistics: a scan of the documents, the balances or
+/// the postings would cost each batch a read of the whole table.
+#[tokio::test]
+async fn a_batchs_first_read_probes_every_table_by_key_in_its_generic_plan() {
+    let Some((admin, name, store, mut conn)) = store_with_shipments_and_runs().await else {
+        return;
+    };
+    for statement in [
+        "insert into postings (seq, idx, account, sku, lot, qty, value)
+         select i, 0, 'stock:DEPOT', 'MASK', 'L-' || i, 10, 100 from generate_series(1, 50000) i",
+        "insert into balances (account, lot, sku, qty, value, guarded)
+         select 'stock:DEPOT', 'L-' || i, 'MASK', 10, 100, true from generate_series(1, 50000) i",
+        "insert into documents (namespace, id, kind, body_hash, body, response, entry_seq)
+         select 'batch', 'B-' || i, 'batch', '', '{}', '{}', i from generate_series(1, 50000) i",
+        "insert into idempotency (actor, key, request_hash, status, response)
+         select 't', 'K-' || i, '', 201, '{}' from generate_series(1, 50000) i",
+        "set plan_cache_mode = force_generic_plan",
+    ] {
+        sqlx::query(statement)
+            .execute(&mut *conn)
+            .await
+            .unwrap_or_else(|e| panic!("{statement}: {e}"));
+    }
+    let args = [
+        "'{batch}'",
+        "'{B-7}'",
+        "'{t}'",
+        "'{K-7}'",
+        "'{MASK}'",
+        "'{COM-1}'",
+        "'{DEPOT}'",
+        "'{L-7}'",
+        "'{stock:DEPOT}'",
+        "'{L-8}'",
+        "'{stock:DEPOT}'",
+        "'{MASK}'",
+        "'{L-9}'",
+    ];
+    let plan = prepared_plan(
+        &mut conn,
+        "prefetch",
+        store_postgres::prefetch_sql(),
+        &args.join(", "),
+    )
+    .await;
+    for table in ["documents", "idempotency", "lots", "balances", "postings"] {
+        let scans: Vec<&String> = plan
+            .iter()
+            .filter(|l| l.contains(&format!(" on {table} ")))
+            .collect();
+        assert!(
+            !scans.is_empty() && scans.iter().all(|l| !l.contains("Seq Scan")),
+            "{table} only by key:\n{}",
+            plan.join("\n")
+        );
+    }
+    // Each part finds its own rows: the one document, record, item, party, location and lot
+    // asked for, the one balance, the group's 50 000 open lots, and the lot's one holder.
+    let rows: Vec<(i32, Option<String>, Option<String>)> = sqlx::query_as(&format!(
+        "select _read, lot, account from ({}) r",
+        store_postgres::prefetch_sql()
+    ))
+    .bind(vec!["batch"])
+    .bind(vec!["B-7"])
+    .bind(vec!["t"])
+    .bind(vec!["K-7"])
+    .bind(vec!["MASK"])
+    .bind(vec!["COM-1"])
+    .bind(vec!["DEPOT"])
+    .bind(vec!["L-7"])
+    .bind(vec!["stock:DEPOT"])
+    .bind(vec!["L-8"])
+    .bind(vec!["stock:DEPOT"])
+    .bind(vec!["MASK"])
+    .bind(vec!["L-9"])
+    .fetch_all(&mut *conn)
+    .await
+    .expect("the first read");
+    let count = |read: i32| rows.iter().filter(|r| r.0 == read).count();
+    assert_eq!(
+        (0..9).map(count).collect::<Vec<_>>(),
+        [1, 1, 1, 1, 1, 1, 1, 50_000, 1]
+    );
+    assert!(rows.iter().any(|r| r.0 == 6
+        && r.1.as_deref() == Some("L-8")
+        && r.2.as_deref() == Some("stock:DEPOT")));
+    assert!(rows.iter().any(|r| r.0 == 8
+        && r.1.as_deref() == Some("L-9")
+        && r.2.as_deref() == Some("stock:DEPOT")));
+    drop(conn);
+    drop_scratch(admin, &name, &store).await;
+}
+
 /// The plan of `sql` prepared as `statement` and executed with `args`, as the connection's
 /// settings plan it.
 async fn prepared_plan(

@@ -3,13 +3,12 @@
 //! batch, not one per key) and rows are inserted with multi-row prepared statements of a fixed
 //! size, which SQLite parses once and sqlx keeps prepared.
 
-use std::collections::BTreeMap;
-
 use async_trait::async_trait;
 use ledger::{Needs, State};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 use store::decode;
+use store::prefetch::{Found, Lookups};
 use store::{DocumentRecord, Head, IdempotencyRecord, Result, WriteBatch, WriteTx};
 
 use crate::{
@@ -259,35 +258,9 @@ impl WriteTx for SqliteWriteTx {
     ) -> Result<(Vec<DocumentRecord>, Vec<IdempotencyRecord>)> {
         let n = state.missing(needs);
         let conn = self.conn();
-        let items: Vec<&str> = n.items.iter().map(|k| k.as_str()).collect();
-        let parties: Vec<&str> = n.parties.iter().map(|k| k.as_str()).collect();
-        let locations: Vec<&str> = n.locations.iter().map(|k| k.as_str()).collect();
-        let lots: std::collections::BTreeSet<&ledger::LotNo> = n
-            .lots
-            .iter()
-            .chain(n.balances.iter().map(|(_, l)| l))
-            .collect();
-        let lot_keys: Vec<&str> = lots.iter().map(|k| k.as_str()).collect();
-        let balance_accounts: Vec<(String, &ledger::LotNo)> =
-            n.balances.iter().map(|(a, l)| (a.to_string(), l)).collect();
-        let balance_keys: Vec<(&str, &str)> = balance_accounts
-            .iter()
-            .map(|(a, l)| (a.as_str(), l.as_str()))
-            .collect();
-        // The domain picks lots only out of stock accounts, and the index the lookup goes
-        // through holds only guarded balances (migration 0007): a group of any other account
-        // would silently come back empty.
-        assert!(
-            n.groups.iter().all(|(a, _)| a.guarded()),
-            "lots are picked only from guarded accounts"
-        );
-        let group_accounts: Vec<String> = n.groups.iter().map(|(a, _)| a.to_string()).collect();
-        let group_keys: Vec<(&str, &str)> = group_accounts
-            .iter()
-            .zip(&n.groups)
-            .map(|(a, (_, sku))| (a.as_str(), sku.as_str()))
-            .collect();
-        let holders: Vec<&str> = n.holders.iter().map(|k| k.as_str()).collect();
+        let l = Lookups::of(&n);
+        let balance_keys = l.balance_pairs();
+        let group_keys = l.group_pairs();
         let mut reads = Reads::new();
         reads.pairs(
             Read::Documents,
@@ -301,20 +274,20 @@ impl WriteTx for SqliteWriteTx {
             "i.* from k join idempotency i on i.actor = k.actor and i.key = k.key",
             keys,
         );
-        reads.within(Read::Items, "* from items where sku in (", &items, "");
+        reads.within(Read::Items, "* from items where sku in (", &l.items, "");
         reads.within(
             Read::Parties,
             "* from parties where code in (",
-            &parties,
+            &l.parties,
             "",
         );
         reads.within(
             Read::Locations,
             "* from locations where code in (",
-            &locations,
+            &l.locations,
             "",
         );
-        reads.within(Read::Lots, "* from lots where lot in (", &lot_keys, "");
+        reads.within(Read::Lots, "* from lots where lot in (", &l.lots, "");
         reads.pairs(
             Read::Balances,
             "account, lot",
@@ -337,10 +310,9 @@ impl WriteTx for SqliteWriteTx {
             Read::Holders,
             "b.lot, b.account, b.qty, b.value
              from (select distinct account, lot from postings where lot in (",
-            &holders,
+            &l.holders,
             ") p join balances b on b.account = p.account and b.lot = p.lot
-             where b.qty <> 0 or b.value <> 0
-             order by b.lot, b.account",
+             where b.qty <> 0 or b.value <> 0",
         );
         let rows = reads.run(conn).await?;
         let documents = rows[Read::Documents as usize]
@@ -354,69 +326,29 @@ impl WriteTx for SqliteWriteTx {
         if n.is_empty() {
             return Ok((documents, idempotency));
         }
-        decode::put_found(
-            rows[Read::Items as usize]
-                .iter()
-                .map(|r| item_row(r).map(|x| (x.sku().clone(), x))),
-            &n.items,
-            |k, v| state.put_item(k, v),
-        )?;
-        decode::put_found(
-            rows[Read::Parties as usize]
-                .iter()
-                .map(|r| party_row(r).map(|x| (x.code().clone(), x))),
-            &n.parties,
-            |k, v| state.put_party(k, v),
-        )?;
-        decode::put_found(
-            rows[Read::Locations as usize]
-                .iter()
-                .map(|r| location_row(r).map(|x| (x.code().clone(), x))),
-            &n.locations,
-            |k, v| state.put_location(k, v),
-        )?;
-        decode::put_found(
-            rows[Read::Lots as usize]
-                .iter()
-                .map(|r| lot_row(r).map(|x| (x.lot.clone(), x))),
-            lots,
-            |k, v| state.put_lot(k, v),
-        )?;
-        let mut found = std::collections::HashMap::new();
-        for r in &rows[Read::Balances as usize] {
-            let key: (String, String) = (r.get("account"), r.get("lot"));
-            found.insert(key, decode::balance(r.get("qty"), r.get("value")));
-        }
-        for ((account, lot), (text, _)) in n.balances.iter().zip(&balance_accounts) {
-            let b = found
-                .get(&(text.clone(), lot.to_string()))
-                .copied()
-                .unwrap_or_default();
-            state.put_balance(account.clone(), lot.clone(), b);
-        }
-        decode::put_lot_groups(
-            state,
-            &n.groups,
-            &group_accounts,
-            rows[Read::Groups as usize].iter().map(|r| {
-                let balance = decode::balance(r.get("bq"), r.get("bv"));
-                Ok((lot_row(r)?, r.get("g_account"), balance))
-            }),
-        )?;
-        if !n.holders.is_empty() {
-            let mut by_lot: BTreeMap<String, Vec<(ledger::Account, ledger::Balance)>> =
-                BTreeMap::new();
-            for r in &rows[Read::Holders as usize] {
-                by_lot.entry(r.get("lot")).or_default().push((
-                    decode::account(r.get("account"))?,
-                    decode::balance(r.get("qty"), r.get("value")),
-                ));
-            }
-            for lot in &n.holders {
-                let holders = by_lot.remove(lot.as_str()).unwrap_or_default();
-                state.put_holders(lot.clone(), holders);
-            }
-        }
+        let of = |read: Read| rows[read as usize].iter();
+        let balance = |r: &SqliteRow| decode::balance(r.get("qty"), r.get("value"));
+        let found = Found {
+            items: of(Read::Items).map(item_row).collect::<Result<_>>()?,
+            parties: of(Read::Parties).map(party_row).collect::<Result<_>>()?,
+            locations: of(Read::Locations)
+                .map(location_row)
+                .collect::<Result<_>>()?,
+            lots: of(Read::Lots).map(lot_row).collect::<Result<_>>()?,
+            balances: of(Read::Balances)
+                .map(|r| (r.get("account"), r.get("lot"), balance(r)))
+                .collect(),
+            groups: of(Read::Groups)
+                .map(|r| {
+                    let b = decode::balance(r.get("bq"), r.get("bv"));
+                    Ok((lot_row(r)?, r.get("g_account"), b))
+                })
+                .collect::<Result<_>>()?,
+            holders: of(Read::Holders)
+                .map(|r| (r.get("lot"), r.get("account"), balance(r)))
+                .collect(),
+        };
+        l.put(found, state)?;
         // Past entries (reversals) and bills of materials are few per batch: one by one.
         for seq in &n.entries {
             let found = entries_between(conn, i64_of(*seq) - 1, 1)

@@ -7,6 +7,7 @@
 pub mod conservation;
 pub mod decode;
 pub mod journal;
+pub mod prefetch;
 pub mod production;
 
 use async_trait::async_trait;

@@ -1,0 +1,165 @@
+//! The keys a batch's first read looks up, and what it found put into the writer's state:
+//! shared by both backends, each of which reads every kind of key in one round trip and
+//! keeps only its SQL.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use ledger::{Balance, Item, Location, Lot, LotNo, Needs, Party, State};
+
+use crate::decode;
+use crate::Result;
+
+/// What is missing of a batch's needs, as the text keys the statements bind. The lots are
+/// those asked for and those of the single balances, whose rows name them.
+pub struct Lookups<'n> {
+    needs: &'n Needs,
+    pub items: Vec<&'n str>,
+    pub parties: Vec<&'n str>,
+    pub locations: Vec<&'n str>,
+    lot_set: BTreeSet<&'n LotNo>,
+    pub lots: Vec<&'n str>,
+    /// Each single balance's account as stored, beside its lot in `balance_lots`.
+    pub balance_accounts: Vec<String>,
+    pub balance_lots: Vec<&'n str>,
+    /// Each lot group's account as stored, beside its item in `group_skus`.
+    pub group_accounts: Vec<String>,
+    pub group_skus: Vec<&'n str>,
+    pub holders: Vec<&'n str>,
+}
+
+/// The rows a prefetch read, decoded, kind by kind.
+#[derive(Debug, Default)]
+pub struct Found {
+    pub items: Vec<Item>,
+    pub parties: Vec<Party>,
+    pub locations: Vec<Location>,
+    pub lots: Vec<Lot>,
+    /// (account as stored, lot, balance) of single balances that exist.
+    pub balances: Vec<(String, String, Balance)>,
+    /// Each open lot of a group, with its group's account as stored and its balance there.
+    pub groups: Vec<(Lot, String, Balance)>,
+    /// (lot, account as stored, balance) of each account that holds a lot.
+    pub holders: Vec<(String, String, Balance)>,
+}
+
+impl<'n> Lookups<'n> {
+    /// The keys of `missing` (what [`State::missing`] gave).
+    pub fn of(missing: &'n Needs) -> Lookups<'n> {
+        let n = missing;
+        // The domain picks lots only out of stock accounts, and both backends look groups up
+        // through an index that holds only guarded balances: a group of any other account
+        // would silently come back empty.
+        assert!(
+            n.groups.iter().all(|(a, _)| a.guarded()),
+            "lots are picked only from guarded accounts"
+        );
+        let lot_set: BTreeSet<&LotNo> = n
+            .lots
+            .iter()
+            .chain(n.balances.iter().map(|(_, l)| l))
+            .collect();
+        Lookups {
+            needs: n,
+            items: n.items.iter().map(|k| k.as_str()).collect(),
+            parties: n.parties.iter().map(|k| k.as_str()).collect(),
+            locations: n.locations.iter().map(|k| k.as_str()).collect(),
+            lots: lot_set.iter().map(|k| k.as_str()).collect(),
+            lot_set,
+            balance_accounts: n.balances.iter().map(|(a, _)| a.to_string()).collect(),
+            balance_lots: n.balances.iter().map(|(_, l)| l.as_str()).collect(),
+            group_accounts: n.groups.iter().map(|(a, _)| a.to_string()).collect(),
+            group_skus: n.groups.iter().map(|(_, s)| s.as_str()).collect(),
+            holders: n.holders.iter().map(|k| k.as_str()).collect(),
+        }
+    }
+
+    /// Whether there is no key to look up.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+            && self.parties.is_empty()
+            && self.locations.is_empty()
+            && self.lots.is_empty()
+            && self.balance_lots.is_empty()
+            && self.group_skus.is_empty()
+            && self.holders.is_empty()
+    }
+
+    /// The single balances' keys as (account, lot) pairs.
+    pub fn balance_pairs(&self) -> Vec<(&str, &str)> {
+        pairs(&self.balance_accounts, &self.balance_lots)
+    }
+
+    /// The lot groups' keys as (account, item) pairs.
+    pub fn group_pairs(&self) -> Vec<(&str, &str)> {
+        pairs(&self.group_accounts, &self.group_skus)
+    }
+
+    /// Puts what was found into `state`, and every key looked up and not found as absent
+    /// (a balance as zero, a group or a lot's holders as none).
+    pub fn put(&self, found: Found, state: &mut State) -> Result<()> {
+        let n = self.needs;
+        decode::put_found(
+            found.items.into_iter().map(|x| Ok((x.sku().clone(), x))),
+            &n.items,
+            |k, v| state.put_item(k, v),
+        )?;
+        decode::put_found(
+            found.parties.into_iter().map(|x| Ok((x.code().clone(), x))),
+            &n.parties,
+            |k, v| state.put_party(k, v),
+        )?;
+        decode::put_found(
+            found
+                .locations
+                .into_iter()
+                .map(|x| Ok((x.code().clone(), x))),
+            &n.locations,
+            |k, v| state.put_location(k, v),
+        )?;
+        decode::put_found(
+            found.lots.into_iter().map(|x| Ok((x.lot.clone(), x))),
+            self.lot_set.iter().copied(),
+            |k, v| state.put_lot(k, v),
+        )?;
+        let by_key: HashMap<(String, String), Balance> = found
+            .balances
+            .into_iter()
+            .map(|(account, lot, b)| ((account, lot), b))
+            .collect();
+        for ((account, lot), text) in n.balances.iter().zip(&self.balance_accounts) {
+            let b = by_key
+                .get(&(text.clone(), lot.to_string()))
+                .copied()
+                .unwrap_or_default();
+            state.put_balance(account.clone(), lot.clone(), b);
+        }
+        decode::put_lot_groups(
+            state,
+            &n.groups,
+            &self.group_accounts,
+            found.groups.into_iter().map(Ok),
+        )?;
+        // Each lot's holders in account order, whatever order the rows came in.
+        let mut holders = found.holders;
+        holders.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+        let mut by_lot: BTreeMap<String, Vec<(ledger::Account, Balance)>> = BTreeMap::new();
+        for (lot, account, b) in holders {
+            by_lot
+                .entry(lot)
+                .or_default()
+                .push((decode::account(&account)?, b));
+        }
+        for lot in &n.holders {
+            let holders = by_lot.remove(lot.as_str()).unwrap_or_default();
+            state.put_holders(lot.clone(), holders);
+        }
+        Ok(())
+    }
+}
+
+fn pairs<'a>(a: &'a [String], b: &[&'a str]) -> Vec<(&'a str, &'a str)> {
+    a.iter()
+        .map(String::as_str)
+        .zip(b.iter().copied())
+        .collect()
+}
