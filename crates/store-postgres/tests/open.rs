@@ -380,6 +380,109 @@ async fn the_writers_connection_is_replaced_when_broken_and_freed_when_a_batch_i
     drop_scratch(admin, &name, &store).await;
 }
 
+/// A commit that begins the next batch's transaction (`commit_then_begin`, which the writer
+/// asks for when another batch waits) holds the head's lock for that batch, and the next
+/// `begin` takes it up with the head as committed. When the begin after the commit fails
+/// (here another process's writer was waiting for the lock, gets it first and keeps it past
+/// the lock timeout), the commit still stands, and the next `begin` undoes what is left and
+/// begins on its own.
+#[tokio::test]
+async fn a_commit_begins_the_next_batch_and_a_begin_that_fails_after_it_is_done_again() {
+    let Some((mut admin, name, db_url)) = scratch_database().await else {
+        return;
+    };
+    let store = PgStore::open(&db_url).await.expect("open");
+    let other = PgStore::open(&db_url).await.expect("a second store");
+    let head = |hex: &str| Head {
+        seq: 0,
+        hash: Hash::from_hex(&hex.repeat(32)).expect("a hash"),
+        closed_through: None,
+    };
+    let move_head = |to: Head| WriteBatch {
+        head: Some(to),
+        ..WriteBatch::default()
+    };
+    let stored_hash = |store: &PgStore| {
+        let pool = store.pool().clone();
+        async move {
+            sqlx::query_scalar::<_, String>("select hash from ledger where id = 1")
+                .fetch_one(&pool)
+                .await
+                .expect("the head")
+        }
+    };
+    let take_lock = "select 1 from ledger where id = 1 for update nowait";
+
+    let mut tx = store.begin().await.expect("a batch begins");
+    tx.write(&move_head(head("ab")))
+        .await
+        .expect("moves the head");
+    tx.commit_then_begin().await.expect("commits");
+    assert_eq!(stored_hash(&other).await, "ab".repeat(32), "committed");
+    let refused = sqlx::query(take_lock).execute(other.pool()).await;
+    assert!(
+        refused.is_err(),
+        "the head's lock is held for the next batch"
+    );
+    let next = store
+        .begin()
+        .await
+        .expect("the next batch takes the begun transaction up");
+    assert_eq!(next.head(), &head("ab"));
+    next.commit().await.expect("and commits");
+    sqlx::query(take_lock)
+        .execute(other.pool())
+        .await
+        .expect("the lock is free once that batch commits");
+
+    let mut tx = store.begin().await.expect("a batch begins");
+    tx.write(&move_head(head("cd")))
+        .await
+        .expect("moves the head");
+    let (release, released) = tokio::sync::oneshot::channel::<()>();
+    let theirs = tokio::spawn(async move {
+        let t = other
+            .begin()
+            .await
+            .expect("their batch begins when the lock is free");
+        let _ = released.await;
+        t.commit().await.expect("theirs commits");
+        other
+    });
+    // Their begin waits for the lock before this batch commits.
+    while sqlx::query_scalar::<_, i64>(
+        "select count(*) from pg_stat_activity where datname = $1 and wait_event_type = 'Lock'",
+    )
+    .bind(&name)
+    .fetch_one(&mut admin)
+    .await
+    .expect("who waits")
+        == 0
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    tx.commit_then_begin()
+        .await
+        .expect("the commit stands though the begin after it timed out");
+    let _ = release.send(());
+    let other = theirs.await.expect("their batch");
+    assert_eq!(stored_hash(&other).await, "cd".repeat(32), "committed");
+    let mut again = store
+        .begin()
+        .await
+        .expect("the next batch begins on its own");
+    assert_eq!(again.head(), &head("cd"));
+    again
+        .write(&move_head(head("ef")))
+        .await
+        .expect("on a transaction that works");
+    again.commit().await.expect("and commits");
+    assert_eq!(stored_hash(&other).await, "ef".repeat(32));
+
+    other.pool().close().await;
+    drop_scratch(admin, &name, &store).await;
+}
+
 /// Runs `sql` (one `text[]` parameter) for `keys` and returns how many rows it found, once
 /// its plan for them (the plan made for the batch's own keys, as the first executions of a
 /// statement get) is seen to read `table` only by its primary key: every scan of the table
