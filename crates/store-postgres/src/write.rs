@@ -1,7 +1,7 @@
 //! The write transaction on PostgreSQL: what the writer loads for a batch, and the batch it
 //! writes. Both work a batch at a time: keys are looked up with `= any($1)` arrays or joined to
-//! `unnest` of key arrays (one query per kind of key and batch, not one per key), and rows are
-//! inserted from `unnest` of column arrays, one statement per table and batch.
+//! `unnest` of key arrays (every kind of key in one statement a batch, not a query per key),
+//! and rows are inserted from `unnest` of column arrays, one statement per table and batch.
 
 use std::collections::HashMap;
 
@@ -234,14 +234,15 @@ const LOT_COLUMNS: [&str; 7] = [
     "sku",
 ];
 
-/// Each part of the prefetch's statement: what it reads, the columns it fills, and its
-/// select, which binds its own text arrays (`$1` to `$13` in all). Keys are joined to the
-/// tables through `unnest` and a lateral probe of the primary key (`offset 0` keeps the probe
-/// a probe), as every keyed read of the writer is.
-const READ_PARTS: [(Read, &[&str], &str); READS] = [
+/// Each part of the prefetch's statement: what it reads, the columns it fills (in lists: a
+/// lot group's rows are lots with three columns more), and its select, which binds its own
+/// text arrays (`$1` to `$13` in all). Keys are joined to the tables through `unnest` and a
+/// lateral probe of the primary key (`offset 0` keeps the probe a probe), as every keyed read
+/// of the writer is.
+const READ_PARTS: [(Read, &[&[&str]], &str); READS] = [
     (
         Read::Documents,
-        &[
+        &[&[
             "namespace",
             "id",
             "kind",
@@ -249,7 +250,7 @@ const READ_PARTS: [(Read, &[&str], &str); READS] = [
             "body",
             "response",
             "entry_seq",
-        ],
+        ]],
         "select d.* from unnest($1::text[], $2::text[]) as k (namespace, id)
          cross join lateral (
              select * from documents x where x.namespace = k.namespace and x.id = k.id offset 0
@@ -257,7 +258,7 @@ const READ_PARTS: [(Read, &[&str], &str); READS] = [
     ),
     (
         Read::Idempotency,
-        &["actor", "key", "request_hash", "status", "response"],
+        &[&["actor", "key", "request_hash", "status", "response"]],
         "select i.* from unnest($3::text[], $4::text[]) as k (actor, key)
          cross join lateral (
              select * from idempotency x where x.actor = k.actor and x.key = k.key offset 0
@@ -265,28 +266,28 @@ const READ_PARTS: [(Read, &[&str], &str); READS] = [
     ),
     (
         Read::Items,
-        &["sku", "name", "kind", "unit", "decimals", "shelf_life_days"],
+        &[&["sku", "name", "kind", "unit", "decimals", "shelf_life_days"]],
         "select * from items where sku = any($5::text[])",
     ),
     (
         Read::Parties,
-        &["code", "name", "kind", "country", "city", "parent"],
+        &[&["code", "name", "kind", "country", "city", "parent"]],
         "select * from parties where code = any($6::text[])",
     ),
     (
         Read::Locations,
-        &["code", "name"],
+        &[&["code", "name"]],
         "select * from locations where code = any($7::text[])",
     ),
     (
         Read::Lots,
-        &LOT_COLUMNS,
+        &[&LOT_COLUMNS],
         "select x.* from (select distinct lot from unnest($8::text[]) as u (lot)) k
          cross join lateral (select * from lots l where l.lot = k.lot offset 0) x",
     ),
     (
         Read::Balances,
-        &["account", "lot", "qty", "value"],
+        &[&["account", "lot", "qty", "value"]],
         "select b.account, b.lot, b.qty, b.value
          from unnest($9::text[], $10::text[]) as k (account, lot)
          cross join lateral (
@@ -297,18 +298,7 @@ const READ_PARTS: [(Read, &[&str], &str); READS] = [
         // The open lots of each (account, item), through the index of guarded balances
         // (migration 0008).
         Read::Groups,
-        &[
-            "g_account",
-            "lot",
-            "origin_kind",
-            "origin_doc",
-            "origin_seq",
-            "expires_on",
-            "source",
-            "sku",
-            "bq",
-            "bv",
-        ],
+        &[&LOT_COLUMNS, &["g_account", "bq", "bv"]],
         "select x.* from unnest($11::text[], $12::text[]) as k (account, sku)
          cross join lateral (
              select b.account as g_account, l.*, b.qty as bq, b.value as bv
@@ -324,7 +314,7 @@ const READ_PARTS: [(Read, &[&str], &str); READS] = [
         // lot = any($1)` on them read the whole table. A balance that is not zero has
         // postings.
         Read::Holders,
-        &["lot", "account", "qty", "value"],
+        &[&["lot", "account", "qty", "value"]],
         "select b.lot, b.account, b.qty, b.value
          from (
              select distinct p.account, p.lot
@@ -355,16 +345,18 @@ pub fn prefetch_sql() -> &'static str {
                     *read as usize, i,
                     "the parts are in the order of their kinds"
                 );
+                let fills = |name: &str| columns.iter().any(|c| c.contains(&name));
                 assert!(
                     columns
                         .iter()
+                        .flat_map(|c| c.iter())
                         .all(|c| READ_COLUMNS.iter().any(|(name, _)| name == c)),
                     "every column a part fills is a column of the statement"
                 );
                 let list: Vec<String> = READ_COLUMNS
                     .iter()
                     .map(|(name, ty)| {
-                        if columns.contains(name) {
+                        if fills(name) {
                             format!("x.{name}")
                         } else {
                             format!("null::{ty} as {name}")
@@ -450,15 +442,15 @@ impl WriteTx for PgWriteTx {
                 .bind(strings(ids.iter().map(|(_, b)| *b)))
                 .bind(strings(keys.iter().map(|(a, _)| *a)))
                 .bind(strings(keys.iter().map(|(_, b)| *b)))
-                .bind(&l.items)
-                .bind(&l.parties)
-                .bind(&l.locations)
-                .bind(&l.lots)
-                .bind(&l.balance_accounts)
-                .bind(&l.balance_lots)
-                .bind(&l.group_accounts)
-                .bind(&l.group_skus)
-                .bind(&l.holders)
+                .bind(l.items())
+                .bind(l.parties())
+                .bind(l.locations())
+                .bind(l.lots())
+                .bind(l.balance_accounts())
+                .bind(l.balance_lots())
+                .bind(l.group_accounts())
+                .bind(l.group_skus())
+                .bind(l.holders())
                 .fetch_all(&mut *conn)
                 .await
                 .map_err(err)?

@@ -274,20 +274,20 @@ impl WriteTx for SqliteWriteTx {
             "i.* from k join idempotency i on i.actor = k.actor and i.key = k.key",
             keys,
         );
-        reads.within(Read::Items, "* from items where sku in (", &l.items, "");
+        reads.within(Read::Items, "* from items where sku in (", l.items(), "");
         reads.within(
             Read::Parties,
             "* from parties where code in (",
-            &l.parties,
+            l.parties(),
             "",
         );
         reads.within(
             Read::Locations,
             "* from locations where code in (",
-            &l.locations,
+            l.locations(),
             "",
         );
-        reads.within(Read::Lots, "* from lots where lot in (", &l.lots, "");
+        reads.within(Read::Lots, "* from lots where lot in (", l.lots(), "");
         reads.pairs(
             Read::Balances,
             "account, lot",
@@ -310,7 +310,7 @@ impl WriteTx for SqliteWriteTx {
             Read::Holders,
             "b.lot, b.account, b.qty, b.value
              from (select distinct account, lot from postings where lot in (",
-            &l.holders,
+            l.holders(),
             ") p join balances b on b.account = p.account and b.lot = p.lot
              where b.qty <> 0 or b.value <> 0",
         );

@@ -13,18 +13,18 @@ use crate::Result;
 /// those asked for and those of the single balances, whose rows name them.
 pub struct Lookups<'n> {
     needs: &'n Needs,
-    pub items: Vec<&'n str>,
-    pub parties: Vec<&'n str>,
-    pub locations: Vec<&'n str>,
+    items: Vec<&'n str>,
+    parties: Vec<&'n str>,
+    locations: Vec<&'n str>,
     lot_set: BTreeSet<&'n LotNo>,
-    pub lots: Vec<&'n str>,
+    lots: Vec<&'n str>,
     /// Each single balance's account as stored, beside its lot in `balance_lots`.
-    pub balance_accounts: Vec<String>,
-    pub balance_lots: Vec<&'n str>,
+    balance_accounts: Vec<String>,
+    balance_lots: Vec<&'n str>,
     /// Each lot group's account as stored, beside its item in `group_skus`.
-    pub group_accounts: Vec<String>,
-    pub group_skus: Vec<&'n str>,
-    pub holders: Vec<&'n str>,
+    group_accounts: Vec<String>,
+    group_skus: Vec<&'n str>,
+    holders: Vec<&'n str>,
 }
 
 /// The rows a prefetch read, decoded, kind by kind.
@@ -71,6 +71,38 @@ impl<'n> Lookups<'n> {
             group_skus: n.groups.iter().map(|(_, s)| s.as_str()).collect(),
             holders: n.holders.iter().map(|k| k.as_str()).collect(),
         }
+    }
+
+    pub fn items(&self) -> &[&'n str] {
+        &self.items
+    }
+    pub fn parties(&self) -> &[&'n str] {
+        &self.parties
+    }
+    pub fn locations(&self) -> &[&'n str] {
+        &self.locations
+    }
+    /// The lots asked for and those of the single balances, each once.
+    pub fn lots(&self) -> &[&'n str] {
+        &self.lots
+    }
+    /// The single balances' accounts as stored, beside [`Lookups::balance_lots`].
+    pub fn balance_accounts(&self) -> &[String] {
+        &self.balance_accounts
+    }
+    pub fn balance_lots(&self) -> &[&'n str] {
+        &self.balance_lots
+    }
+    /// The lot groups' accounts as stored, beside [`Lookups::group_skus`].
+    pub fn group_accounts(&self) -> &[String] {
+        &self.group_accounts
+    }
+    pub fn group_skus(&self) -> &[&'n str] {
+        &self.group_skus
+    }
+    /// The lots whose holders are asked for.
+    pub fn holders(&self) -> &[&'n str] {
+        &self.holders
     }
 
     /// Whether there is no key to look up.
