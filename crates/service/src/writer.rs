@@ -207,15 +207,9 @@ async fn run(
             }
             jobs.push(job);
         }
-        // Whether another batch waits once this one commits: then its transaction is begun
-        // with this one's commit.
-        let waiting = || next.is_some() || !rx.is_empty();
-        run_batch(&*store, &base, &config, &clock, jobs, &waiting).await;
+        run_batch(&*store, &base, &config, &clock, jobs).await;
     }
 }
-
-/// Whether another batch is waiting in the writer's queue.
-type Waiting<'a> = &'a (dyn Fn() -> bool + Sync);
 
 async fn run_batch(
     store: &dyn Store,
@@ -223,17 +217,16 @@ async fn run_batch(
     config: &WriterConfig,
     clock: &Clock,
     jobs: Vec<Job>,
-    waiting: Waiting<'_>,
 ) {
-    match guarded_attempt(store, base, config, clock, &jobs, waiting).await {
+    match guarded_attempt(store, base, config, clock, &jobs).await {
         Ok(results) => answer(jobs, results),
         Err(e) if jobs.len() > 1 => {
             // The batch failed as a whole (a constraint the domain should have caught, or a
             // database fault): isolate the culprit by committing each document alone.
             tracing::warn!(error = %e, size = jobs.len(), "batch failed; committing its documents one by one");
             for job in jobs {
-                let one = std::slice::from_ref(&job);
-                let r = guarded_attempt(store, base, config, clock, one, waiting).await;
+                let r =
+                    guarded_attempt(store, base, config, clock, std::slice::from_ref(&job)).await;
                 match r {
                     Ok(mut results) => answer(vec![job], vec![results.remove(0)]),
                     Err(e) => {
@@ -273,10 +266,9 @@ async fn guarded_attempt(
     config: &WriterConfig,
     clock: &Clock,
     jobs: &[Job],
-    waiting: Waiting<'_>,
 ) -> Result<Vec<Result<Outcome, ServiceError>>, StoreError> {
     use futures_util::FutureExt;
-    let attempt = attempt_with_retries(store, base, config, clock, jobs, waiting);
+    let attempt = attempt_with_retries(store, base, config, clock, jobs);
     match std::panic::AssertUnwindSafe(attempt).catch_unwind().await {
         Ok(r) => r,
         Err(panic) => {
@@ -297,11 +289,10 @@ async fn attempt_with_retries(
     config: &WriterConfig,
     clock: &Clock,
     jobs: &[Job],
-    waiting: Waiting<'_>,
 ) -> Result<Vec<Result<Outcome, ServiceError>>, StoreError> {
     let mut tries = 0;
     loop {
-        match attempt(store, base, clock, jobs, waiting).await {
+        match attempt(store, base, clock, jobs).await {
             Err(StoreError::Busy(msg)) if tries < config.retries => {
                 tries += 1;
                 tracing::debug!(%msg, tries, "database busy; retrying the batch");
@@ -447,7 +438,6 @@ async fn attempt(
     base: &str,
     clock: &Clock,
     jobs: &[Job],
-    waiting: Waiting<'_>,
 ) -> Result<Vec<Result<Outcome, ServiceError>>, StoreError> {
     let tx = store.begin().await?;
     let head = tx.head().clone();
@@ -511,11 +501,7 @@ async fn attempt(
     if last.head.is_some() || !last.idempotency.is_empty() || !last.documents.is_empty() {
         tx.write(&last).await?;
     }
-    if waiting() {
-        tx.commit_then_begin().await?;
-    } else {
-        tx.commit().await?;
-    }
+    tx.commit().await?;
     Ok(results)
 }
 

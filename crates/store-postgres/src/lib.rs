@@ -103,10 +103,6 @@ pub(crate) struct WriterConn {
     /// `PgWriteTx` was dropped where no rollback could be started. The next holder rolls it
     /// back first.
     pub(crate) open: bool,
-    /// The head of a transaction the last commit began for the next batch in the same round
-    /// trip (`WriteTx::commit_then_begin`), with the head's lock held: the next batch takes
-    /// it up instead of beginning. Set only with `open`.
-    pub(crate) begun: Option<Head>,
 }
 
 /// Rolls back the transaction a batch left open. A rollback that fails drops the connection:
@@ -120,7 +116,6 @@ pub(crate) async fn rollback(w: &mut WriterConn) {
         }
     }
     w.open = false;
-    w.begun = None;
 }
 
 impl PgStore {
@@ -224,17 +219,13 @@ const HEAD: &str = "select seq, hash, closed_through from ledger where id = 1";
 /// decode).
 const BEGIN_HEAD: &str =
     "begin; select seq, hash, closed_through from ledger where id = 1 for update";
-/// Commits a batch, then begins the next one's transaction and locks and reads the head, in
-/// one round trip (see [`BEGIN_HEAD`]).
-pub(crate) const COMMIT_BEGIN_HEAD: &str =
-    "commit; begin; select seq, hash, closed_through from ledger where id = 1 for update";
 
 async fn read_head(conn: &mut PgConnection, sql: &str) -> Result<Head> {
     let row = sqlx::query(sql).fetch_one(conn).await.map_err(err)?;
     head_row(&row)
 }
 
-pub(crate) fn head_row(row: &PgRow) -> Result<Head> {
+fn head_row(row: &PgRow) -> Result<Head> {
     let hash: String = row.get("hash");
     Ok(Head {
         seq: decode::seq(row.get("seq")),
@@ -972,9 +963,6 @@ impl Store for PgStore {
         // The row lock on the ledger head is held to commit, so what we read is what we write on top of.
         let mut w = self.writer.clone().lock_owned().await;
         if w.open {
-            if let Some(head) = w.begun.take() {
-                return Ok(Box::new(PgWriteTx::new(w, head)));
-            }
             rollback(&mut w).await;
         }
         // A connection kept since the last batch may have broken meanwhile (the server

@@ -12,8 +12,7 @@ use sqlx::Row;
 use store::decode;
 use store::prefetch::{Found, Lookups};
 use store::{
-    Delta, DocumentRecord, Head, IdempotencyRecord, Result, StoreError, StoredEntry, WriteBatch,
-    WriteTx,
+    Delta, DocumentRecord, Head, IdempotencyRecord, Result, StoredEntry, WriteBatch, WriteTx,
 };
 use tokio::sync::OwnedMutexGuard;
 
@@ -61,8 +60,7 @@ impl Drop for PgWriteTx {
     /// batch rolls back first.
     fn drop(&mut self) {
         let Some(mut w) = self.w.take() else { return };
-        // A transaction begun for the next batch is that batch's, not this one's.
-        if !w.open || w.begun.is_some() {
+        if !w.open {
             return;
         }
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
@@ -687,60 +685,6 @@ impl WriteTx for PgWriteTx {
         if let Some(w) = self.w.as_mut() {
             w.open = false;
         }
-        Ok(())
-    }
-
-    /// Under the HTTP benchmark's load a round trip cost the writer about 1 ms whatever the
-    /// statement (the `begin` with the head's lock 1.0-1.4 ms, against microseconds of the
-    /// server's work), a tenth of a batch: the next batch's `begin` rides with this commit.
-    async fn commit_then_begin(mut self: Box<Self>) -> Result<()> {
-        use futures_util::TryStreamExt;
-        use sqlx::Either;
-        let conn = self.conn();
-        // Text without arguments goes by the simple query protocol, which runs the three
-        // statements in order and stops at the first that fails; each one done is reported
-        // before the next runs.
-        let mut results = sqlx::Executor::fetch_many(conn, crate::COMMIT_BEGIN_HEAD);
-        let (mut done, mut head, mut failed) = (0, None, None);
-        loop {
-            match results.try_next().await {
-                Ok(Some(Either::Left(_))) => done += 1,
-                Ok(Some(Either::Right(row))) => head = Some(crate::head_row(&row)),
-                Ok(None) => break,
-                Err(e) => {
-                    failed = Some(e);
-                    break;
-                }
-            }
-        }
-        drop(results);
-        if done == 0 {
-            // The commit itself failed: `open` stays set, and the drop rolls back whatever
-            // the server kept, as after `commit`.
-            return Err(failed.map_or_else(
-                || StoreError::Backend("the server did not answer the commit".into()),
-                err,
-            ));
-        }
-        let w = self
-            .w
-            .as_mut()
-            .expect("the connection is held until the drop");
-        // Committed. The transaction begun after it stays open for the next batch, with its
-        // head; if the begin or the head's read failed, the next `begin` rolls back what is
-        // left and begins as usual.
-        w.open = true;
-        w.begun = match (failed, head) {
-            (None, Some(Ok(head))) => Some(head),
-            (failed, head) => {
-                tracing::debug!(
-                    ?failed,
-                    head_read = head.is_some(),
-                    "the next batch's begin after a commit failed; it begins on its own"
-                );
-                None
-            }
-        };
         Ok(())
     }
 }

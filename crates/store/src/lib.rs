@@ -481,7 +481,7 @@ pub trait WriteTx: Send {
     /// What a batch reads before it decides anything, in one call: the documents recorded
     /// under any of the (namespace, id) pairs `ids`, the idempotency records of any of the
     /// (actor, key) pairs `keys`, and `needs` loaded into `state`. A store sends them in as few
-    /// round trips as it can (one on both backends).
+    /// round trips as it can (SQLite: one, to its worker thread).
     async fn prefetch(
         &mut self,
         ids: &[(&str, &str)],
@@ -493,12 +493,4 @@ pub trait WriteTx: Send {
     /// deltas and the new head.
     async fn write(&mut self, batch: &WriteBatch) -> Result<()>;
     async fn commit(self: Box<Self>) -> Result<()>;
-    /// Commits, and begins the next batch's transaction in the same round trip where the
-    /// store can, for the next [`Store::begin`] to take up at once. The writer asks for it only
-    /// when another batch is waiting, so the head's lock is taken again for that batch and
-    /// not held idle. The result is the commit's: a begin that fails after a commit that
-    /// succeeded is left for the next `begin` to undo and do again.
-    async fn commit_then_begin(self: Box<Self>) -> Result<()> {
-        self.commit().await
-    }
 }
