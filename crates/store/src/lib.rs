@@ -481,7 +481,7 @@ pub trait WriteTx: Send {
     /// What a batch reads before it decides anything, in one call: the documents recorded
     /// under any of the (namespace, id) pairs `ids`, the idempotency records of any of the
     /// (actor, key) pairs `keys`, and `needs` loaded into `state`. A store sends them in as few
-    /// round trips as it can (SQLite: one, to its worker thread).
+    /// round trips as it can (one on both backends).
     async fn prefetch(
         &mut self,
         ids: &[(&str, &str)],

@@ -195,3 +195,49 @@ fn pairs<'a>(a: &'a [String], b: &[&'a str]) -> Vec<(&'a str, &'a str)> {
         .zip(b.iter().copied())
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Everything looked up is loaded after `put`, found or not: an item not found is known
+    /// absent, a balance not found is zero, and a lot's holders come in account order
+    /// whatever order the rows came in.
+    #[test]
+    fn every_key_is_loaded_found_or_not_and_holders_come_in_account_order() {
+        let lot = |s: &str| LotNo::parse(s).expect("a lot");
+        let account = |s: &str| decode::account(s).expect("an account");
+        let mut needs = Needs::default();
+        needs
+            .items
+            .insert(ledger::Sku::parse("NONE").expect("a sku"));
+        needs.balances.insert((account("stock:RAW"), lot("L-2")));
+        needs.holders.insert(lot("L-1"));
+        let mut state = State::new(None);
+        let l = Lookups::of(&needs);
+        assert_eq!(l.lots(), ["L-2"], "a single balance's lot is looked up");
+        let holder = |account: &str, qty| {
+            let b = decode::balance(qty, qty * 10);
+            ("L-1".to_owned(), account.to_owned(), b)
+        };
+        let found = Found {
+            holders: vec![holder("stock:RAW", 3), holder("stock:FG", 5)],
+            ..Found::default()
+        };
+        l.put(found, &mut state).expect("put");
+        assert!(state.missing(&needs).is_empty(), "every key is loaded");
+        assert_eq!(
+            state.balance(&account("stock:RAW"), &lot("L-2")),
+            Balance::default()
+        );
+        let held: Vec<(String, i64)> = state
+            .holders(&lot("L-1"))
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.qty.scaled()))
+            .collect();
+        assert_eq!(
+            held,
+            [("stock:FG".to_owned(), 5), ("stock:RAW".to_owned(), 3)]
+        );
+    }
+}
