@@ -104,6 +104,8 @@ async fn bench_quick_prints_its_table() {
         "--quick",
         "--backends",
         "sqlite",
+        "--clients",
+        "16",
         "--dir",
         dir.path().to_str().unwrap(),
     ])
@@ -112,6 +114,12 @@ async fn bench_quick_prints_its_table() {
     let ok = ppe_cli::run(cli, &mut out).await.expect("the bench runs");
     let text = String::from_utf8(out).unwrap();
     assert!(ok, "{text}");
+    // The HTTP row names the load it ran, not the default's.
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("HTTP documents/s (16 clients) |")),
+        "{text}"
+    );
     for row in [
         "import postings/s",
         "import / baseline",
