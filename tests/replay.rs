@@ -216,7 +216,7 @@ async fn one_key_and_body_sent_fifty_times_at_once_makes_one_entry() {
     }
 }
 
-/// A batch's first reads in one call (`WriteTx::prefetch`, one round trip on SQLite) find the
+/// A batch's first reads in one call (`WriteTx::prefetch`, one round trip) find the
 /// documents and keys recorded among ids and keys never used, and load every need (where a
 /// lot is held included), whether what it names exists or not, as the posted purchase left
 /// it.

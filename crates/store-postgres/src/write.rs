@@ -414,11 +414,6 @@ impl WriteTx for PgWriteTx {
         &self.head
     }
 
-    async fn load(&mut self, needs: &Needs, state: &mut State) -> Result<()> {
-        self.prefetch(&[], &[], needs, state).await?;
-        Ok(())
-    }
-
     /// The documents, idempotency records and keyed rows of `needs` in one statement (see
     /// [`prefetch_sql`]); past entries, shipments and bills of materials, which have readers of
     /// their own, follow.

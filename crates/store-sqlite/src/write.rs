@@ -241,11 +241,6 @@ impl WriteTx for SqliteWriteTx {
         &self.head
     }
 
-    async fn load(&mut self, needs: &Needs, state: &mut State) -> Result<()> {
-        self.prefetch(&[], &[], needs, state).await?;
-        Ok(())
-    }
-
     /// The documents, idempotency records and keyed rows of `needs` in one round trip (see
     /// [`Reads`]); past entries, shipments and bills of materials, which have readers of their
     /// own, follow.

@@ -101,62 +101,6 @@ pub fn balance(qty: i64, value: i64) -> Balance {
     }
 }
 
-/// Puts what a load found into the writer's state, each value under its key, and `None` under
-/// every key of `wanted` it did not find, so that the state knows the key is absent: `put` is
-/// the state's setter for the kind (items, parties, locations, lots).
-pub fn put_found<'w, K, V>(
-    found: impl IntoIterator<Item = Result<(K, V)>>,
-    wanted: impl IntoIterator<Item = &'w K>,
-    mut put: impl FnMut(K, Option<V>),
-) -> Result<()>
-where
-    K: Clone + Eq + std::hash::Hash + 'w,
-{
-    let mut seen = std::collections::HashSet::new();
-    for row in found {
-        let (key, value) = row?;
-        seen.insert(key.clone());
-        put(key, Some(value));
-    }
-    for key in wanted {
-        if !seen.contains(key) {
-            put(key.clone(), None);
-        }
-    }
-    Ok(())
-}
-
-/// Puts the lot groups a batch asked for into `state`, from the rows both backends read for
-/// them: each a lot with the text of its group's account and its balance there. Every group
-/// of `groups` (beside its account's text in `accounts`) is then marked loaded, with no lots
-/// where no row named it.
-pub fn put_lot_groups(
-    state: &mut ledger::State,
-    groups: &std::collections::BTreeSet<(Account, Sku)>,
-    accounts: &[String],
-    rows: impl IntoIterator<Item = Result<(Lot, String, Balance)>>,
-) -> Result<()> {
-    let mut by_group: std::collections::BTreeMap<(String, String), Vec<LotNo>> =
-        std::collections::BTreeMap::new();
-    for row in rows {
-        let (lot, text, balance) = row?;
-        let no = lot.lot.clone();
-        by_group
-            .entry((text.clone(), lot.sku.to_string()))
-            .or_default()
-            .push(no.clone());
-        state.put_lot(no.clone(), Some(lot));
-        state.put_balance(account(&text)?, no, balance);
-    }
-    for ((group, sku), text) in groups.iter().zip(accounts) {
-        let lots = by_group
-            .remove(&(text.clone(), sku.to_string()))
-            .unwrap_or_default();
-        state.put_group(group.clone(), sku.clone(), lots);
-    }
-    Ok(())
-}
-
 pub fn account(s: &str) -> Result<Account> {
     Account::parse(s).ok_or_else(|| corrupt("account", s, "unknown form"))
 }

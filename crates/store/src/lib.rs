@@ -476,8 +476,12 @@ impl BalanceMismatch {
 pub trait WriteTx: Send {
     /// The head as of the start of this transaction.
     fn head(&self) -> &Head;
-    /// Loads into `state` what `needs` names and it does not hold yet.
-    async fn load(&mut self, needs: &Needs, state: &mut State) -> Result<()>;
+    /// Loads into `state` what `needs` names and it does not hold yet: a prefetch of no
+    /// documents and no keys.
+    async fn load(&mut self, needs: &Needs, state: &mut State) -> Result<()> {
+        self.prefetch(&[], &[], needs, state).await?;
+        Ok(())
+    }
     /// What a batch reads before it decides anything, in one call: the documents recorded
     /// under any of the (namespace, id) pairs `ids`, the idempotency records of any of the
     /// (actor, key) pairs `keys`, and `needs` loaded into `state`. A store sends them in as few

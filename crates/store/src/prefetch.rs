@@ -2,9 +2,9 @@
 //! shared by both backends, each of which reads every kind of key in one round trip and
 //! keeps only its SQL.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
-use ledger::{Balance, Item, Location, Lot, LotNo, Needs, Party, State};
+use ledger::{Account, Balance, Item, Location, Lot, LotNo, Needs, Party, Sku, State};
 
 use crate::decode;
 use crate::Result;
@@ -130,29 +130,26 @@ impl<'n> Lookups<'n> {
     /// (a balance as zero, a group or a lot's holders as none).
     pub fn put(&self, found: Found, state: &mut State) -> Result<()> {
         let n = self.needs;
-        decode::put_found(
-            found.items.into_iter().map(|x| Ok((x.sku().clone(), x))),
+        put_found(
+            found.items.into_iter().map(|x| (x.sku().clone(), x)),
             &n.items,
             |k, v| state.put_item(k, v),
-        )?;
-        decode::put_found(
-            found.parties.into_iter().map(|x| Ok((x.code().clone(), x))),
+        );
+        put_found(
+            found.parties.into_iter().map(|x| (x.code().clone(), x)),
             &n.parties,
             |k, v| state.put_party(k, v),
-        )?;
-        decode::put_found(
-            found
-                .locations
-                .into_iter()
-                .map(|x| Ok((x.code().clone(), x))),
+        );
+        put_found(
+            found.locations.into_iter().map(|x| (x.code().clone(), x)),
             &n.locations,
             |k, v| state.put_location(k, v),
-        )?;
-        decode::put_found(
-            found.lots.into_iter().map(|x| Ok((x.lot.clone(), x))),
+        );
+        put_found(
+            found.lots.into_iter().map(|x| (x.lot.clone(), x)),
             self.lot_set.iter().copied(),
             |k, v| state.put_lot(k, v),
-        )?;
+        );
         let by_key: HashMap<(String, String), Balance> = found
             .balances
             .into_iter()
@@ -165,12 +162,7 @@ impl<'n> Lookups<'n> {
                 .unwrap_or_default();
             state.put_balance(account.clone(), lot.clone(), b);
         }
-        decode::put_lot_groups(
-            state,
-            &n.groups,
-            &self.group_accounts,
-            found.groups.into_iter().map(Ok),
-        )?;
+        put_lot_groups(state, &n.groups, &self.group_accounts, found.groups)?;
         // Each lot's holders in account order, whatever order the rows came in.
         let mut holders = found.holders;
         holders.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
@@ -187,6 +179,57 @@ impl<'n> Lookups<'n> {
         }
         Ok(())
     }
+}
+
+/// Puts what a load found into the writer's state, each value under its key, and `None` under
+/// every key of `wanted` it did not find, so that the state knows the key is absent: `put` is
+/// the state's setter for the kind (items, parties, locations, lots).
+fn put_found<'w, K, V>(
+    found: impl IntoIterator<Item = (K, V)>,
+    wanted: impl IntoIterator<Item = &'w K>,
+    mut put: impl FnMut(K, Option<V>),
+) where
+    K: Clone + Eq + std::hash::Hash + 'w,
+{
+    let mut seen = HashSet::new();
+    for (key, value) in found {
+        seen.insert(key.clone());
+        put(key, Some(value));
+    }
+    for key in wanted {
+        if !seen.contains(key) {
+            put(key.clone(), None);
+        }
+    }
+}
+
+/// Puts the lot groups a batch asked for into `state`, from the rows both backends read for
+/// them: each a lot with the text of its group's account and its balance there. Every group
+/// of `groups` (beside its account's text in `accounts`) is then marked loaded, with no lots
+/// where no row named it.
+fn put_lot_groups(
+    state: &mut State,
+    groups: &BTreeSet<(Account, Sku)>,
+    accounts: &[String],
+    rows: Vec<(Lot, String, Balance)>,
+) -> Result<()> {
+    let mut by_group: BTreeMap<(String, String), Vec<LotNo>> = BTreeMap::new();
+    for (lot, text, balance) in rows {
+        let no = lot.lot.clone();
+        by_group
+            .entry((text.clone(), lot.sku.to_string()))
+            .or_default()
+            .push(no.clone());
+        state.put_lot(no.clone(), Some(lot));
+        state.put_balance(decode::account(&text)?, no, balance);
+    }
+    for ((group, sku), text) in groups.iter().zip(accounts) {
+        let lots = by_group
+            .remove(&(text.clone(), sku.to_string()))
+            .unwrap_or_default();
+        state.put_group(group.clone(), sku.clone(), lots);
+    }
+    Ok(())
 }
 
 fn pairs<'a>(a: &'a [String], b: &[&'a str]) -> Vec<(&'a str, &'a str)> {
