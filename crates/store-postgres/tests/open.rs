@@ -911,3 +911,59 @@ async fn a_snapshots_second_connection_reads_pages_by_key_without_statistics() {
     drop(lane);
     drop_scratch(admin, &name, &store).await;
 }
+
+/// The capacity hint a reconciliation sizes its tables by: the number of balances, about,
+/// before the planner has ever counted them (no statistics: autovacuum off, or a bulk import
+/// just done), when its estimate is -1 and the pass's tables doubled their way to every key.
+#[tokio::test]
+async fn the_balances_hint_counts_balances_the_planner_never_counted() {
+    let Some((admin, name, store, mut conn)) = store_with_shipments_and_runs().await else {
+        return;
+    };
+    let balances = 50_000u64;
+    sqlx::query(
+        "insert into balances (account, lot, sku, qty, value, guarded)
+         select 'stock:DEPOT', 'L-' || i, 'MASK', 10, 100, true from generate_series(1, 50000) i",
+    )
+    .execute(&mut *conn)
+    .await
+    .expect("balances");
+    let estimate: f32 =
+        sqlx::query_scalar("select reltuples from pg_class where oid = 'balances'::regclass")
+            .fetch_one(&mut *conn)
+            .await
+            .expect("the planner's estimate");
+    assert!(
+        estimate < 0.0,
+        "the premise: the planner has no estimate of the balances yet, it has {estimate}"
+    );
+    let hint = store
+        .snapshot()
+        .await
+        .expect("snapshot")
+        .balances_hint()
+        .await;
+    let hint = hint.expect("the hint");
+    assert!(
+        (balances..=4 * balances).contains(&hint),
+        "{hint} for {balances} balances the planner never counted"
+    );
+    // Once the planner has counted them, its estimate is the hint, and still room for all.
+    sqlx::query("analyze balances")
+        .execute(&mut *conn)
+        .await
+        .expect("analyze");
+    let hint = store
+        .snapshot()
+        .await
+        .expect("snapshot")
+        .balances_hint()
+        .await;
+    let hint = hint.expect("the hint");
+    assert!(
+        (balances..=4 * balances).contains(&hint),
+        "{hint} for {balances} balances the planner counted"
+    );
+    drop(conn);
+    drop_scratch(admin, &name, &store).await;
+}

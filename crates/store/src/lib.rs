@@ -363,7 +363,7 @@ pub trait Snapshot: Send + Sync {
     /// About how many maintained balances there are, zero ones too: a capacity hint for a pass
     /// that keeps one key per balance, never a fact to check against. SQLite counts them (an
     /// index scan, tens of milliseconds at 5M balances); PostgreSQL gives its planner's
-    /// estimate, 0 before the table was first analysed.
+    /// estimate, or where that is missing or lower, what the table's size allows for.
     async fn balances_hint(&self) -> Result<u64>;
     /// [`Store::lots`] at this moment.
     async fn lots(&self, lots: &[String]) -> Result<Vec<Lot>>;
