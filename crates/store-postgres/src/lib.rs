@@ -622,9 +622,9 @@ impl Snapshot for PgSnapshot {
         let mut tx = self.tx.lock().await;
         // A count would read the table. The planner's estimate is -1 until the table is first
         // analysed, which is never where autovacuum is off and not yet after a bulk import; the
-        // pass's tables then doubled their way to every key (1.15 s against 0.98 s, the median
-        // of five alternating runs of the journal's read at 1.09M postings). So the table's
-        // size gives a floor: a balance row takes at least so many bytes of it ([`BALANCES_HINT_SQL`]).
+        // pass's tables then doubled their way to every key (the journal's read at 1.09M
+        // postings 1.66 s against 1.25 s, medians of six alternating runs). So the table's size
+        // gives a floor: a balance row takes at least so many bytes of it (BALANCES_HINT_SQL).
         let n: i64 = sqlx::query_scalar(BALANCES_HINT_SQL)
             .fetch_one(&mut **tx)
             .await
