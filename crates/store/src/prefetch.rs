@@ -150,14 +150,14 @@ impl<'n> Lookups<'n> {
             self.lot_set.iter().copied(),
             |k, v| state.put_lot(k, v),
         );
-        let by_key: HashMap<(String, String), Balance> = found
+        let by_key: HashMap<(&str, &str), Balance> = found
             .balances
-            .into_iter()
-            .map(|(account, lot, b)| ((account, lot), b))
+            .iter()
+            .map(|(account, lot, b)| ((account.as_str(), lot.as_str()), *b))
             .collect();
         for ((account, lot), text) in n.balances.iter().zip(&self.balance_accounts) {
             let b = by_key
-                .get(&(text.clone(), lot.to_string()))
+                .get(&(text.as_str(), lot.as_str()))
                 .copied()
                 .unwrap_or_default();
             state.put_balance(account.clone(), lot.clone(), b);
