@@ -1017,7 +1017,7 @@ impl Scan {
 /// runtime (where a request's handler runs), such a task waits in that worker's LIFO slot,
 /// which no other worker takes from, until the worker is free again: the next part's read
 /// waited for this part's lookups instead of running beside them (PostgreSQL at 10M postings,
-/// `GET /reports/reconciliation`: the balances 4.1-4.3 s against 2.8-2.9 s as the command).
+/// `GET /api/v1/reports/reconciliation`: the balances 3.9-4.2 s against 2.7-2.9 s once freed).
 /// `block_in_place` first hands the worker's tasks to another thread. Elsewhere (the command's
 /// own thread, a current-thread runtime) `work` just runs.
 fn busy<T>(work: impl FnOnce() -> T) -> T {
