@@ -905,6 +905,74 @@ async fn a_snapshots_second_connection_reads_pages_by_key_without_statistics() {
     drop_scratch(admin, &name, &store).await;
 }
 
+/// A snapshot reads the lots table a page at a time through its primary key where the table
+/// has no statistics. Planned as the snapshot's other reads are, each page read and sorted
+/// every lot (spilling the sort to disk at 140 000 lots); the setting that prevents it is
+/// undone after the page, so the snapshot's other reads are planned as before.
+#[tokio::test]
+async fn a_snapshots_pages_of_lots_are_read_by_key_without_statistics() {
+    let Some((admin, name, store, conn)) = store_with_shipments_and_runs().await else {
+        return;
+    };
+    drop(conn);
+    // Planned as a snapshot's reads are, on a transaction of its own.
+    let mut lane = store_postgres::open_lane(store.pool())
+        .await
+        .expect("a lane");
+    sqlx::query(&format!(
+        "prepare lot_items_page as {}",
+        store_postgres::LOT_ITEMS_PAGE_SQL
+    ))
+    .execute(&mut *lane)
+    .await
+    .expect("prepare");
+    let page = "execute lot_items_page ('L-1', 65536)";
+    // The premise: without the setting the page is a scan and a sort of every lot.
+    let (by_key, plan) = read_by_key(&mut lane, page, "lots").await;
+    assert!(
+        !by_key,
+        "the planner now reads lots by key unaided; this test no longer tests:\n{plan}"
+    );
+    for statement in store_postgres::LOT_ITEMS_BY_KEY {
+        sqlx::query(statement)
+            .execute(&mut *lane)
+            .await
+            .expect(statement);
+    }
+    let (by_key, plan) = read_by_key(&mut lane, page, "lots").await;
+    assert!(by_key, "a page of lots on a snapshot:\n{plan}");
+    sqlx::query(store_postgres::LOT_ITEMS_PLANNED_AS_BEFORE)
+        .execute(&mut *lane)
+        .await
+        .expect("planned as before");
+    for (setting, before) in [("enable_seqscan", "on"), ("enable_bitmapscan", "off")] {
+        let now: String = sqlx::query_scalar(&format!("show {setting}"))
+            .fetch_one(&mut *lane)
+            .await
+            .expect(setting);
+        assert_eq!(now, before, "{setting} after a page of lots");
+    }
+    drop(lane);
+    // The store's own pages: every lot once, in byte order.
+    let snapshot = store.snapshot().await.expect("snapshot");
+    let mut lots = Vec::new();
+    let mut after = String::new();
+    loop {
+        let page = snapshot.lot_items(&after, 20_000).await.expect("a page");
+        let Some((last, _)) = page.last() else { break };
+        after = last.clone();
+        lots.extend(page);
+    }
+    drop(snapshot);
+    assert_eq!(lots.len(), 50_000);
+    assert!(
+        lots.windows(2).all(|w| w[0].0 < w[1].0),
+        "pages in lot order"
+    );
+    assert!(lots.iter().all(|(_, sku)| sku == "MASK"));
+    drop_scratch(admin, &name, &store).await;
+}
+
 /// The capacity hint a reconciliation sizes its tables by: the number of balances, about,
 /// before the planner has ever counted them (no statistics: autovacuum off, or a bulk import
 /// just done), when its estimate is -1 and the pass's tables doubled their way to every key.
