@@ -645,10 +645,12 @@ impl Snapshot for PgSnapshot {
             .fetch_all(&mut **tx)
             .await
             .map_err(err)?;
-        sqlx::query(LOT_ITEMS_PLANNED_AS_BEFORE)
-            .execute(&mut **tx)
-            .await
-            .map_err(err)?;
+        for statement in LOT_ITEMS_PLANNED_AS_BEFORE {
+            sqlx::query(statement)
+                .execute(&mut **tx)
+                .await
+                .map_err(err)?;
+        }
         Ok(page)
     }
     async fn shipment_mismatches(&self) -> Result<Vec<ShipmentMismatch>> {
@@ -671,10 +673,14 @@ pub const LOT_ITEMS_PAGE_SQL: &str =
 /// snapshot's other reads (the transit check's joins) are planned as before.
 #[doc(hidden)]
 pub const LOT_ITEMS_BY_KEY: [&str; 2] = ["savepoint lot_items", "set local enable_seqscan = off"];
-/// Run on a snapshot after [`LOT_ITEMS_PAGE_SQL`]: undoes [`LOT_ITEMS_BY_KEY`]'s setting
-/// (a read-only transaction's savepoint holds nothing else).
+/// Run on a snapshot after [`LOT_ITEMS_PAGE_SQL`]: undoes [`LOT_ITEMS_BY_KEY`]'s setting (a
+/// read-only transaction's savepoint holds nothing else), and ends the savepoint, so that
+/// pages do not pile savepoints up.
 #[doc(hidden)]
-pub const LOT_ITEMS_PLANNED_AS_BEFORE: &str = "rollback to savepoint lot_items";
+pub const LOT_ITEMS_PLANNED_AS_BEFORE: [&str; 2] = [
+    "rollback to savepoint lot_items",
+    "release savepoint lot_items",
+];
 
 /// About how many balances there are: the planner's estimate, or the table's size over the
 /// fewest bytes a balance row can take of it where that says more (no estimate yet, or an old

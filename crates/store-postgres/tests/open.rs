@@ -941,10 +941,12 @@ async fn a_snapshots_pages_of_lots_are_read_by_key_without_statistics() {
     }
     let (by_key, plan) = read_by_key(&mut lane, page, "lots").await;
     assert!(by_key, "a page of lots on a snapshot:\n{plan}");
-    sqlx::query(store_postgres::LOT_ITEMS_PLANNED_AS_BEFORE)
-        .execute(&mut *lane)
-        .await
-        .expect("planned as before");
+    for statement in store_postgres::LOT_ITEMS_PLANNED_AS_BEFORE {
+        sqlx::query(statement)
+            .execute(&mut *lane)
+            .await
+            .expect(statement);
+    }
     for (setting, before) in [("enable_seqscan", "on"), ("enable_bitmapscan", "off")] {
         let now: String = sqlx::query_scalar(&format!("show {setting}"))
             .fetch_one(&mut *lane)
@@ -952,6 +954,12 @@ async fn a_snapshots_pages_of_lots_are_read_by_key_without_statistics() {
             .expect(setting);
         assert_eq!(now, before, "{setting} after a page of lots");
     }
+    // The savepoint ended with the page, so pages do not pile savepoints up: a second release
+    // fails (and aborts the transaction, which is not used again).
+    let again = sqlx::query("release savepoint lot_items")
+        .execute(&mut *lane)
+        .await;
+    assert!(again.is_err(), "the page's savepoint outlived it");
     drop(lane);
     // The store's own pages: every lot once, in byte order.
     let snapshot = store.snapshot().await.expect("snapshot");
