@@ -933,6 +933,15 @@ async fn a_snapshots_pages_of_lots_are_read_by_key_without_statistics() {
         !by_key,
         "the planner now reads lots by key unaided; this test no longer tests:\n{plan}"
     );
+    let settings = ["enable_seqscan", "enable_bitmapscan"];
+    let mut before = Vec::new();
+    for setting in settings {
+        let value: String = sqlx::query_scalar(&format!("show {setting}"))
+            .fetch_one(&mut *lane)
+            .await
+            .expect(setting);
+        before.push(value);
+    }
     for statement in store_postgres::LOT_ITEMS_BY_KEY {
         sqlx::query(statement)
             .execute(&mut *lane)
@@ -947,7 +956,7 @@ async fn a_snapshots_pages_of_lots_are_read_by_key_without_statistics() {
             .await
             .expect(statement);
     }
-    for (setting, before) in [("enable_seqscan", "on"), ("enable_bitmapscan", "off")] {
+    for (setting, before) in settings.into_iter().zip(before) {
         let now: String = sqlx::query_scalar(&format!("show {setting}"))
             .fetch_one(&mut *lane)
             .await
