@@ -460,6 +460,10 @@ async fn lots_by_number(conn: &mut PgConnection, lots: &[String]) -> Result<Vec<
 /// about 400 000 balances.
 const BALANCE_PART_BLOCKS: u64 = 4_096;
 
+/// Room for a part of the balances in a `COPY` stream: about 16 MB at 1.09M postings, half
+/// of the part's 32 MiB of table pages, where about half the balances are zero.
+const BALANCE_PART_STREAM_BYTES: usize = 16 << 20;
+
 /// The second connection a snapshot reads the journal on, in a transaction of its own that
 /// plans its reads as the snapshot's do ([`plan_reads_in_key_order`]).
 enum Lane {
@@ -600,8 +604,7 @@ impl Snapshot for PgSnapshot {
                      where ctid >= '({from},0)'::tid and ctid < '({to},0)'::tid
                        and (qty <> 0 or value <> 0)"
                 ),
-                // About 16 MB a part at 1.09M postings, where about half the balances are zero.
-                usize::try_from(BALANCE_PART_BLOCKS).unwrap_or(0) * 4_096,
+                BALANCE_PART_STREAM_BYTES,
             )
             .await?;
             drop(tx);
@@ -633,24 +636,14 @@ impl Snapshot for PgSnapshot {
     }
     async fn lot_items(&self, after: &str, n: u32) -> Result<Vec<(String, String)>> {
         let mut tx = self.tx.lock().await;
-        for statement in LOT_ITEMS_BY_KEY {
-            sqlx::query(statement)
-                .execute(&mut **tx)
-                .await
-                .map_err(err)?;
-        }
+        execute_each(&mut tx, &LOT_ITEMS_BY_KEY).await?;
         let page = sqlx::query_as(LOT_ITEMS_PAGE_SQL)
             .bind(after)
             .bind(i64::from(n.clamp(1, store::LOT_ITEMS_PAGE_MAX)))
             .fetch_all(&mut **tx)
             .await
             .map_err(err)?;
-        for statement in LOT_ITEMS_PLANNED_AS_BEFORE {
-            sqlx::query(statement)
-                .execute(&mut **tx)
-                .await
-                .map_err(err)?;
-        }
+        execute_each(&mut tx, &LOT_ITEMS_PLANNED_AS_BEFORE).await?;
         Ok(page)
     }
     async fn shipment_mismatches(&self) -> Result<Vec<ShipmentMismatch>> {
@@ -681,6 +674,18 @@ pub const LOT_ITEMS_PLANNED_AS_BEFORE: [&str; 2] = [
     "rollback to savepoint lot_items",
     "release savepoint lot_items",
 ];
+
+/// Runs `statements` one after another, each a round trip of its own (the extended protocol
+/// takes one statement at a time).
+async fn execute_each(conn: &mut PgConnection, statements: &[&str]) -> Result<()> {
+    for statement in statements {
+        sqlx::query(statement)
+            .execute(&mut *conn)
+            .await
+            .map_err(err)?;
+    }
+    Ok(())
+}
 
 /// About how many balances there are: the planner's estimate, or the table's size over the
 /// fewest bytes a balance row can take of it where that says more (no estimate yet, or an old

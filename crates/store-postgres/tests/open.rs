@@ -905,6 +905,14 @@ async fn a_snapshots_second_connection_reads_pages_by_key_without_statistics() {
     drop_scratch(admin, &name, &store).await;
 }
 
+/// The planner's settings a snapshot's reads change: (`enable_seqscan`, `enable_bitmapscan`).
+async fn scan_settings(conn: &mut sqlx::PgConnection) -> (String, String) {
+    sqlx::query_as("select current_setting('enable_seqscan'), current_setting('enable_bitmapscan')")
+        .fetch_one(conn)
+        .await
+        .expect("the scan settings")
+}
+
 /// A snapshot reads the lots table a page at a time through its primary key where the table
 /// has no statistics. Planned as the snapshot's other reads are, each page read and sorted
 /// every lot (spilling the sort to disk at 140 000 lots); the setting that prevents it is
@@ -933,15 +941,7 @@ async fn a_snapshots_pages_of_lots_are_read_by_key_without_statistics() {
         !by_key,
         "the planner now reads lots by key unaided; this test no longer tests:\n{plan}"
     );
-    let settings = ["enable_seqscan", "enable_bitmapscan"];
-    let mut before = Vec::new();
-    for setting in settings {
-        let value: String = sqlx::query_scalar(&format!("show {setting}"))
-            .fetch_one(&mut *lane)
-            .await
-            .expect(setting);
-        before.push(value);
-    }
+    let before = scan_settings(&mut lane).await;
     for statement in store_postgres::LOT_ITEMS_BY_KEY {
         sqlx::query(statement)
             .execute(&mut *lane)
@@ -956,13 +956,11 @@ async fn a_snapshots_pages_of_lots_are_read_by_key_without_statistics() {
             .await
             .expect(statement);
     }
-    for (setting, before) in settings.into_iter().zip(before) {
-        let now: String = sqlx::query_scalar(&format!("show {setting}"))
-            .fetch_one(&mut *lane)
-            .await
-            .expect(setting);
-        assert_eq!(now, before, "{setting} after a page of lots");
-    }
+    assert_eq!(
+        scan_settings(&mut lane).await,
+        before,
+        "the scan settings after a page of lots"
+    );
     // The savepoint ended with the page, so pages do not pile savepoints up: a second release
     // fails (and aborts the transaction, which is not used again).
     let again = sqlx::query("release savepoint lot_items")
