@@ -331,20 +331,22 @@ pub(crate) async fn mismatches(conn: &mut PgConnection) -> Result<Vec<ShipmentMi
         .collect())
 }
 
-/// Documents of one kind whose entries carry one document id, in recorded order: from the
-/// entries that carry the id (a shipment's dispatch, acknowledgements and closing) to their
-/// documents by key, whatever the ledger's size. Each step stands behind `offset 0`, and the
+/// Documents of one kind made under one shipment, in recorded order: from the shipment's
+/// entries (its dispatch, acknowledgements and closing, which carry its id; the index holds
+/// those kinds of entry only, migration 0012) to their documents by key, whatever the
+/// ledger's size. Each step stands behind `offset 0`, and the
 /// kind is filtered outside the lookup: joined plainly, the planner hashed every document of
 /// the kind to join them to those entries (178 ms a page at 12 000 acknowledgements), and with
 /// the kind inside the lookup it intersected the lookup with every entry of the kind's index
 /// (3 ms; 0.15 ms this way). Public for the test that holds its plan (`tests/open.rs`).
 pub const DOCUMENTS_FOR_SQL: &str = "select d.*
-     from (select seq from entries where document = $2 offset 0) e
+     from (select seq from entries
+           where document = $2 and kind in ('dispatch', 'acknowledgement', 'close') offset 0) e
      cross join lateral (select * from documents x where x.entry_seq = e.seq offset 0) d
      where d.kind = $1 and d.pos > $3
      order by d.pos limit $4";
 
-/// Documents of one kind whose entries carry one document id, in recorded order.
+/// Documents of one kind made under one shipment, in recorded order.
 pub(crate) async fn documents_for(
     conn: &mut PgConnection,
     kind: &str,

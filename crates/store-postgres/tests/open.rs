@@ -501,7 +501,8 @@ async fn a_batch_of_shipments_and_lots_is_looked_up_by_key_without_statistics() 
     .expect("explain");
     let reads = |what: &str| plan.iter().any(|l| l.contains(what));
     assert!(
-        reads("Index Scan on documents_entry")
+        reads("entries_shipment")
+            && reads("Index Scan on documents_entry")
             && !reads("documents_kind")
             && !reads("Seq Scan on documents"),
         "{}",
@@ -654,7 +655,7 @@ async fn write_shipments_and_runs(conn: &mut sqlx::PgConnection) {
         "insert into locations (code, name) values ('DEPOT', 'Depot')",
         "insert into parties (code, name, kind) values ('COM-1', 'Community', 'community')",
         "insert into entries (seq, date, kind, document, actor, memo, hash, recorded_at)
-         select i, '2020-01-01', 'batch', 'B-' || i, 't', '', '', '' from generate_series(1, 50000) i",
+         select i, '2020-01-01', 'dispatch', 'B-' || i, 't', '', '', '' from generate_series(1, 50000) i",
         "insert into lots (lot, sku, origin_kind, origin_doc, origin_seq)
          select 'L-' || i, 'MASK', 'purchase', 'PO-' || i, i from generate_series(1, 50000) i",
         "insert into shipments (id, kind, date, from_location, status, dispatch_seq)

@@ -269,8 +269,10 @@ pub trait Store: Send + Sync + 'static {
         after: Option<u64>,
         limit: u32,
     ) -> Result<Vec<Shipment>>;
-    /// Documents of one kind whose entries were made under one document id (the
-    /// acknowledgements of a shipment), in the order they were recorded.
+    /// Documents of one kind whose entries are a shipment's (its dispatch, acknowledgements
+    /// and closing, which carry the shipment's id as their document): the acknowledgements of
+    /// a shipment, in the order they were recorded. Entries of other kinds are not looked up
+    /// by their document id, and no index keeps them by it.
     async fn documents_for(
         &self,
         kind: &str,
