@@ -227,8 +227,12 @@ impl State {
     pub fn put_location(&mut self, code: LocationCode, location: Option<Location>) {
         self.locations.insert(code, location);
     }
+    /// A loaded lot. A lot this state already holds is kept: a balance's load looks its lot
+    /// up too, and a lot created by an earlier document (or by an earlier batch of a chain,
+    /// not yet committed where the load reads) is not found there, which must not make it
+    /// unknown.
     pub fn put_lot(&mut self, lot_no: LotNo, lot: Option<Lot>) {
-        self.lots.insert(lot_no, lot);
+        self.lots.entry(lot_no).or_insert(lot);
     }
     /// A loaded balance; a balance never loaded reads as zero only if its group was loaded.
     ///
@@ -839,6 +843,48 @@ mod tests {
         s.put_group(stock(), Sku::parse("MASK").unwrap(), [l.lot.clone()]);
         assert_eq!(s.balance(&stock(), &l.lot).qty, q("6"));
         assert_eq!(s.lots_in(&stock(), &l.sku)[0].1.qty, q("6"));
+    }
+
+    #[test]
+    fn a_created_lot_stays_known_when_a_later_load_does_not_find_it() {
+        let l = lot("L1", 1, None);
+        let mut s = State::new(None);
+        s.put_lot(LotNo::parse("L0").unwrap(), None);
+        let postings = vec![
+            Posting {
+                account: stock(),
+                sku: l.sku.clone(),
+                lot: l.lot.clone(),
+                qty: q("10"),
+                value: m("5"),
+            },
+            Posting {
+                account: Account::Supplier(PartyCode::parse("SUP").unwrap()),
+                sku: l.sku.clone(),
+                lot: l.lot.clone(),
+                qty: -q("10"),
+                value: -m("5"),
+            },
+        ];
+        s.commit(header(1), postings, vec![l.clone()]).unwrap();
+        // The supplier's balance is carried as a delta only, so a later document that needs
+        // it loads it, and its lot with it, from a database that has neither yet.
+        let supplier = Account::Supplier(PartyCode::parse("SUP").unwrap());
+        assert!(!s
+            .missing(&Needs {
+                balances: [(supplier.clone(), l.lot.clone())].into(),
+                ..Needs::default()
+            })
+            .is_empty());
+        s.put_lot(l.lot.clone(), None);
+        s.put_balance(supplier, l.lot.clone(), Balance::default());
+        assert_eq!(s.lot(&l.lot).map(|x| x.origin_seq), Some(1));
+        assert_eq!(s.balance(&stock(), &l.lot).qty, q("10"));
+        // A lot known to be absent stays so: a later load reads the same database, and only
+        // an entry (through `commit`, not a load) creates a lot.
+        let other = lot("L0", 0, None);
+        s.put_lot(other.lot.clone(), Some(other.clone()));
+        assert!(s.lot(&other.lot).is_none(), "the first answer stands");
     }
 
     #[test]
