@@ -124,6 +124,7 @@ async fn bench_quick_prints_its_table() {
         "import postings/s",
         "import / baseline",
         "HTTP p50 / p99 ms",
+        "HTTP batches decided ahead",
         "reconciliation s",
         "hledger balance s",
         "lot trace ms",
@@ -171,6 +172,7 @@ async fn bench_skip_leaves_steps_out_and_says_so() {
     for name in [
         "HTTP documents/s",
         "HTTP p50 / p99 ms",
+        "HTTP batches decided ahead",
         "separate tb / cons / verify s",
         "hledger balance s",
         "ledger balance s",

@@ -71,6 +71,8 @@ pub struct Measured {
     pub http_docs: u64,
     pub http: Duration,
     pub http_errors: u64,
+    /// HTTP batches the writer decided while the batch before them committed.
+    pub http_ahead: u64,
     pub p50: Duration,
     pub p99: Duration,
     pub reconcile: Duration,
@@ -252,6 +254,7 @@ async fn measure(backend: &str, url: &str, plan: &Plan<'_>) -> anyhow::Result<Me
         http_docs: 0,
         http: Duration::ZERO,
         http_errors: 0,
+        http_ahead: 0,
         p50: Duration::ZERO,
         p99: Duration::ZERO,
         reconcile: Duration::ZERO,
@@ -543,6 +546,7 @@ async fn http(
         .pool_max_idle_per_host(usize::try_from(clients).unwrap_or(64))
         .build()?;
     let next = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let ahead = service.batches_decided_ahead();
     let started = Instant::now();
     let mut tasks = Vec::new();
     for c in 0..clients {
@@ -597,6 +601,7 @@ async fn http(
         m.http_errors += e;
     }
     m.http = started.elapsed();
+    m.http_ahead = service.batches_decided_ahead() - ahead;
     let _ = stop.send(());
     let _ = server.await;
     all.sort();
@@ -722,6 +727,17 @@ fn print_table(
         "HTTP errors".into(),
         col(&|m| m.http_errors.to_string()),
         "0",
+    ));
+    rows.push((
+        "HTTP batches decided ahead".into(),
+        col(&|m| {
+            if m.http_skipped {
+                "skipped".into()
+            } else {
+                m.http_ahead.to_string()
+            }
+        }),
+        "",
     ));
     rows.push((
         "reconciliation s (one pass)".into(),

@@ -385,12 +385,15 @@ impl State {
         self.missing(&n)
     }
 
-    /// The net change this batch made per (account, lot), for the store to add.
-    pub fn deltas(&self) -> impl Iterator<Item = (&Account, &LotNo, Balance)> {
-        self.deltas
-            .iter()
+    /// The net change per (account, lot) since the last call, for the store to add. Taken
+    /// once per batch; a batch decided on the state the one before it left (while that one
+    /// commits) takes only its own changes.
+    pub fn take_deltas(&mut self) -> Vec<(Account, LotNo, Balance)> {
+        std::mem::take(&mut self.deltas)
+            .into_iter()
             .filter(|(_, b)| !b.qty.is_zero() || !b.value.is_zero())
-            .map(|((a, l), b)| (a, l, *b))
+            .map(|((a, l), b)| (a, l, b))
+            .collect()
     }
 
     /// Applies a shipment change once its entry `seq` is committed, so that the next document
@@ -437,7 +440,7 @@ impl State {
             .collect()
     }
 
-    /// Whether (account, lot) can have had no stored balance before this batch: its lot was
+    /// Whether (account, lot) can have had no stored balance before this state was begun: its lot was
     /// created by this batch (a balance references its lot, so none can exist before the lot
     /// does), or its account is the transit account of a shipment this batch created.
     pub fn is_new_balance(&self, account: &Account, lot: &LotNo) -> bool {

@@ -81,6 +81,8 @@ pub struct Service {
 struct Inner {
     store: Arc<dyn Store>,
     writer: mpsc::Sender<Job>,
+    /// Batches the writer decided while the batch before them committed.
+    decided_ahead: Arc<std::sync::atomic::AtomicU64>,
     writer_config: WriterConfig,
     base_currency: String,
     clock: Clock,
@@ -110,11 +112,13 @@ impl Service {
         clock: Clock,
     ) -> Result<Service> {
         let base_currency = store.base_currency().await?;
-        let writer = writer::spawn(store.clone(), base_currency.clone(), config, clock.clone());
+        let (writer, decided_ahead) =
+            writer::spawn(store.clone(), base_currency.clone(), config, clock.clone());
         Ok(Service {
             inner: Arc::new(Inner {
                 store,
                 writer,
+                decided_ahead,
                 writer_config: config,
                 base_currency,
                 clock,
@@ -125,6 +129,14 @@ impl Service {
 
     fn token_cache(&self) -> &auth::TokenCache {
         &self.inner.tokens
+    }
+
+    /// Batches the writer decided while the batch before them committed, and wrote in their
+    /// turn (see `ppe bench`): how often a load keeps the queue full enough for that.
+    pub fn batches_decided_ahead(&self) -> u64 {
+        self.inner
+            .decided_ahead
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The bounds of group commit this service's writer runs with.

@@ -1,15 +1,17 @@
 //! The single write path: one task per service takes documents from a queue and commits them
 //! in batches (group commit). Each document is decided on its own against the state the
 //! earlier documents of the batch left, so one bad document never fails its neighbours; the
-//! whole batch then commits in one transaction, and only then is anyone answered.
+//! whole batch then commits in one transaction, and only then is anyone answered. While a
+//! batch commits, the next is decided beside it (see `Writer::run`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use ledger::docs::Decision;
 use ledger::shipment::ShipmentMove;
-use ledger::{Entry, Hash, Needs, Rejection, Shipment, ShipmentChange, State};
+use ledger::{Account, Entry, Hash, LotNo, Needs, Rejection, Shipment, ShipmentChange, State};
 use serde_json::Value;
 use store::{
     DocumentRecord, IdempotencyRecord, Store, StoreError, StoredEntry, WriteBatch, WriteTx,
@@ -148,36 +150,121 @@ pub(crate) fn body_hash(kind: &str, body: &Value) -> String {
     hex::encode(h.finalize())
 }
 
-/// Starts the writer task and returns its queue.
+/// Starts the writer task and returns its queue, and the count of batches it decided while
+/// the batch before them committed.
 pub(crate) fn spawn(
     store: Arc<dyn Store>,
     base_currency: String,
     config: WriterConfig,
     clock: Clock,
-) -> mpsc::Sender<Job> {
+) -> (mpsc::Sender<Job>, Arc<AtomicU64>) {
     assert!(config.max_batch >= 1 && config.queue_depth >= 1);
     let (tx, rx) = mpsc::channel(config.queue_depth);
-    tokio::spawn(run(store, base_currency, config, clock, rx));
-    tx
+    let ahead = Arc::new(AtomicU64::new(0));
+    let w = Writer {
+        store,
+        base: base_currency,
+        config,
+        clock,
+        ahead: ahead.clone(),
+    };
+    tokio::spawn(w.run(rx));
+    (tx, ahead)
 }
 
-async fn run(
+/// Batches at most in one chain of batches each decided while the one before it commits (see
+/// [`Writer::run`]): bounds the state carried from batch to batch (every key the chain
+/// touched, and its parts, kept for replays) before the writer waits for a commit and starts
+/// afresh from the database.
+const CHAIN_BATCHES_MAX: usize = 16;
+
+/// The writer task's fixed parts.
+struct Writer {
     store: Arc<dyn Store>,
     base: String,
     config: WriterConfig,
     clock: Clock,
-    mut rx: mpsc::Receiver<Job>,
-) {
-    // A job taken from the queue that did not fit the batch before it opens the next one.
-    let mut next: Option<Job> = None;
-    loop {
-        let first = match next.take() {
-            Some(j) => j,
-            None => match rx.recv().await {
+    /// Batches decided while the batch before them committed, and written in their turn.
+    ahead: Arc<AtomicU64>,
+}
+
+/// A batch written whose commit runs on a task of its own, which answers the batch's callers
+/// once the commit is durable; with what the next batch is decided on.
+struct Behind {
+    /// The commit; on failure it gives the batch's jobs back, unanswered.
+    commit: tokio::task::JoinHandle<Result<(), (Vec<Job>, StoreError)>>,
+    /// The state, head, ids and keys the batch left, on which the next is decided.
+    p: Pending,
+    /// The head before the batch: the last commit unless the commit behind has landed.
+    before: (u64, Hash),
+    /// Batches in the chain so far, this one included.
+    length: usize,
+}
+
+impl Writer {
+    /// Takes documents from the queue and commits them in batches. While a small batch (not an
+    /// import's) commits, which on a disk that syncs by the byte is half of it, the next batch
+    /// is decided beside it instead of after it: on the state the committing batch left, with
+    /// what that state lacks read in a read-only transaction begun once the next batch's
+    /// documents were all queued (so that it sees everything committed before any of them was
+    /// sent). Once the commit behind lands, the next batch checks that the head is the one it
+    /// was decided on (no other process wrote meanwhile), writes, and commits behind in its
+    /// turn. Anything that goes wrong on the way (the commit behind fails, the head moved, a
+    /// bill of materials is needed: its reads lock it against replacement, which a read-only
+    /// transaction cannot) sends the batch down the plain path, decided again from the
+    /// database; nothing decided ahead is written or answered before that.
+    async fn run(self, mut rx: mpsc::Receiver<Job>) {
+        // A job taken from the queue that did not fit the batch before it opens the next one.
+        let mut next: Option<Job> = None;
+        let mut behind: Option<Behind> = None;
+        loop {
+            let first = match next.take() {
                 Some(j) => j,
-                None => break,
-            },
-        };
+                None => match rx.try_recv() {
+                    Ok(j) => j,
+                    Err(e) => {
+                        // Nothing queued: the batch committing behind is seen through before
+                        // the writer waits.
+                        if let Some(b) = behind.take() {
+                            self.finish(b).await;
+                        }
+                        if matches!(e, mpsc::error::TryRecvError::Disconnected) {
+                            break;
+                        }
+                        match rx.recv().await {
+                            Some(j) => j,
+                            None => break,
+                        }
+                    }
+                },
+            };
+            let jobs = self.collect(first, &mut rx, &mut next).await;
+            behind = match behind.take() {
+                Some(b) if !jobs[0].bulk => self.chain(b, jobs).await,
+                Some(b) => {
+                    self.finish(b).await;
+                    self.run_batch(jobs, false).await
+                }
+                None => {
+                    let ahead = !jobs[0].bulk;
+                    self.run_batch(jobs, ahead).await
+                }
+            };
+        }
+        if let Some(b) = behind.take() {
+            self.finish(b).await;
+        }
+    }
+
+    /// The batch that `first` opens: what is queued, up to the batch's bounds (waiting up to
+    /// `max_wait` for more).
+    async fn collect(
+        &self,
+        first: Job,
+        rx: &mut mpsc::Receiver<Job>,
+        next: &mut Option<Job>,
+    ) -> Vec<Job> {
+        let config = &self.config;
         let max = if first.bulk {
             config.import_batch_max.max(1)
         } else {
@@ -202,46 +289,237 @@ async fn run(
             };
             lines += job.lines();
             if lines > config.max_batch_lines {
-                next = Some(job);
+                *next = Some(job);
                 break;
             }
             jobs.push(job);
         }
-        run_batch(&*store, &base, &config, &clock, jobs).await;
+        jobs
     }
-}
 
-async fn run_batch(
-    store: &dyn Store,
-    base: &str,
-    config: &WriterConfig,
-    clock: &Clock,
-    jobs: Vec<Job>,
-) {
-    match guarded_attempt(store, base, config, clock, &jobs).await {
-        Ok(results) => answer(jobs, results),
-        Err(e) if jobs.len() > 1 => {
-            // The batch failed as a whole (a constraint the domain should have caught, or a
-            // database fault): isolate the culprit by committing each document alone.
-            tracing::warn!(error = %e, size = jobs.len(), "batch failed; committing its documents one by one");
-            for job in jobs {
-                let r =
-                    guarded_attempt(store, base, config, clock, std::slice::from_ref(&job)).await;
-                match r {
-                    Ok(mut results) => answer(vec![job], vec![results.remove(0)]),
-                    Err(e) => {
-                        tracing::error!(error = %e, "document failed to commit");
-                        let _ = job.reply.send(Err(ServiceError::Store(e)));
+    /// A batch on the plain path: decided on what it reads under the write lock. With
+    /// `ahead`, a batch that writes is left to commit behind the writer.
+    async fn run_batch(&self, jobs: Vec<Job>, ahead: bool) -> Option<Behind> {
+        match self.guarded_attempt(&jobs, ahead).await {
+            Ok(Attempted::Committed(results)) => {
+                answer(jobs, results);
+                None
+            }
+            Ok(Attempted::Written(w)) => Some(self.behind(*w, jobs, 1).await),
+            Err(e) if jobs.len() > 1 => {
+                // The batch failed as a whole (a constraint the domain should have caught, or a
+                // database fault): isolate the culprit by committing each document alone.
+                tracing::warn!(error = %e, size = jobs.len(), "batch failed; committing its documents one by one");
+                for job in jobs {
+                    let r = self
+                        .guarded_attempt(std::slice::from_ref(&job), false)
+                        .await;
+                    match r {
+                        Ok(Attempted::Committed(mut results)) => {
+                            answer(vec![job], vec![results.remove(0)]);
+                        }
+                        Ok(Attempted::Written(_)) => unreachable!("committed where it was run"),
+                        Err(e) => {
+                            tracing::error!(error = %e, "document failed to commit");
+                            let _ = job.reply.send(Err(ServiceError::Store(e)));
+                        }
                     }
                 }
+                None
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "document failed to commit");
+                for job in jobs {
+                    let _ = job
+                        .reply
+                        .send(Err(ServiceError::Store(StoreError::Backend(e.to_string()))));
+                }
+                None
             }
         }
-        Err(e) => {
-            tracing::error!(error = %e, "document failed to commit");
-            for job in jobs {
-                let _ = job
-                    .reply
-                    .send(Err(ServiceError::Store(StoreError::Backend(e.to_string()))));
+    }
+
+    /// Starts the commit of a written batch on a task of its own.
+    async fn behind(&self, w: Uncommitted, jobs: Vec<Job>, length: usize) -> Behind {
+        let Uncommitted {
+            results,
+            tx,
+            p,
+            before,
+        } = w;
+        let commit = tokio::spawn(async move {
+            match tx.commit().await {
+                Ok(()) => {
+                    answer(jobs, results);
+                    Ok(())
+                }
+                Err(e) => Err((jobs, e)),
+            }
+        });
+        // A task spawned from a worker waits in that worker's next-task slot until the spawner
+        // yields (see `Tx::write_behind`): yield, so that the commit starts now.
+        tokio::task::yield_now().await;
+        Behind {
+            commit,
+            p,
+            before,
+            length,
+        }
+    }
+
+    /// Waits for the commit behind (see [`Writer::landed`]).
+    async fn finish(&self, b: Behind) {
+        self.landed(b.commit).await;
+    }
+
+    /// Waits for a commit behind; a batch whose commit failed is run again on the plain path
+    /// (nothing of it was written), which isolates a culprit. Whether it committed.
+    async fn landed(
+        &self,
+        commit: tokio::task::JoinHandle<Result<(), (Vec<Job>, StoreError)>>,
+    ) -> bool {
+        match commit.await {
+            Ok(Ok(())) => true,
+            Ok(Err((jobs, e))) => {
+                tracing::warn!(error = %e, size = jobs.len(), "a batch's commit failed; running it again");
+                self.run_batch(jobs, false).await;
+                false
+            }
+            Err(e) => {
+                // A panic while committing: the transaction went down with the task, so it was
+                // rolled back, and the callers' replies with it (they hear the writer is gone).
+                tracing::error!(error = %e, "the writer's commit panicked");
+                false
+            }
+        }
+    }
+
+    /// Decides `jobs` while the batch behind commits (see [`Writer::run`]), then writes them
+    /// once it has landed and leaves their commit behind in turn.
+    async fn chain(&self, b: Behind, jobs: Vec<Job>) -> Option<Behind> {
+        use futures_util::FutureExt;
+        let Behind {
+            commit,
+            mut p,
+            before,
+            length,
+        } = b;
+        let start = (p.seq, p.hash);
+        let decided = std::panic::AssertUnwindSafe(self.decide_ahead(&mut p, before, &jobs))
+            .catch_unwind()
+            .await;
+        let landed = self.landed(commit).await;
+        let (results, part) = match decided {
+            Ok(Ok(d)) if landed => d,
+            Ok(Err(e)) if landed => {
+                tracing::debug!(error = %e, "a batch could not be decided ahead; deciding it again");
+                return self.run_batch(jobs, true).await;
+            }
+            // The batch behind did not commit, or deciding ahead panicked: the state is not
+            // the ledger's. The plain path decides again (and isolates a panic).
+            _ => return self.run_batch(jobs, true).await,
+        };
+        let mut tx = match self.store.begin().await {
+            Ok(tx) => tx,
+            Err(_) => return self.run_batch(jobs, true).await,
+        };
+        if (tx.head().seq, tx.head().hash) != start {
+            // Another process wrote since: what was decided may not hold.
+            tracing::debug!("the head moved while a batch was decided ahead; deciding it again");
+            drop(tx);
+            return self.run_batch(jobs, true).await;
+        }
+        if let Err(e) = tx.write(&part).await {
+            tracing::debug!(error = %e, "a batch decided ahead failed to write; deciding it again");
+            drop(tx);
+            return self.run_batch(jobs, true).await;
+        }
+        self.ahead.fetch_add(1, Ordering::Relaxed);
+        p.handed.push(Arc::new(part));
+        let w = Uncommitted {
+            results,
+            tx,
+            p,
+            before: start,
+        };
+        if length + 1 < CHAIN_BATCHES_MAX {
+            return Some(self.behind(w, jobs, length + 1).await);
+        }
+        // The chain is long enough: this commit is waited for, and the next batch reads afresh.
+        let b = self.behind(w, jobs, length + 1).await;
+        self.finish(b).await;
+        None
+    }
+
+    /// Decides `jobs` on `p`, reading what it lacks in a read-only transaction begun now:
+    /// their answers, and the part to write.
+    async fn decide_ahead(
+        &self,
+        p: &mut Pending,
+        before: (u64, Hash),
+        jobs: &[Job],
+    ) -> Result<(Vec<Result<Outcome, ServiceError>>, WriteBatch), StoreError> {
+        let read = self.store.begin_read().await?;
+        let seen = (read.head().seq, read.head().hash);
+        // The last commit is the batch behind's, or the one before it if that has not landed
+        // yet; any other head is another process's write, which the state does not hold.
+        if seen != before && seen != (p.seq, p.hash) {
+            return Err(StoreError::Busy("another process wrote".into()));
+        }
+        let mut ahead = Ahead(read);
+        let start = p.seq;
+        p.begin_batch(&self.clock);
+        prefetch(&mut ahead, p, jobs).await?;
+        let mut results = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            results.push(process(&mut ahead, p, &self.base, job).await?);
+        }
+        if let Err(e) = ahead.0.end().await {
+            // Rolled back when its connection is next used instead.
+            tracing::debug!(error = %e, "a read-only transaction did not end");
+        }
+        let part = p.close(start);
+        let entries = part.entries.len();
+        assert_eq!(u64::try_from(entries).ok(), Some(p.seq - start));
+        Ok((results, part))
+    }
+
+    /// An attempt at a batch in which a panic (a bug: a broken assertion in the domain or in a
+    /// store) fails the batch as a database error does instead of ending the writer, which
+    /// would leave every later request without an answer: the batch's transaction is dropped,
+    /// so rolled back; the one-by-one fallback then isolates the document, which alone gets an
+    /// opaque 500; and the writer goes on.
+    async fn guarded_attempt(&self, jobs: &[Job], ahead: bool) -> Result<Attempted, StoreError> {
+        use futures_util::FutureExt;
+        let attempt = self.attempt_with_retries(jobs, ahead);
+        match std::panic::AssertUnwindSafe(attempt).catch_unwind().await {
+            Ok(r) => r,
+            Err(panic) => {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                tracing::error!(panic = %what, size = jobs.len(), "the writer panicked on a batch; it was rolled back");
+                Err(StoreError::Backend(format!("the writer panicked: {what}")))
+            }
+        }
+    }
+
+    async fn attempt_with_retries(
+        &self,
+        jobs: &[Job],
+        ahead: bool,
+    ) -> Result<Attempted, StoreError> {
+        let mut tries = 0;
+        loop {
+            match attempt(&*self.store, &self.base, &self.clock, jobs, ahead).await {
+                Err(StoreError::Busy(msg)) if tries < self.config.retries => {
+                    tries += 1;
+                    tracing::debug!(%msg, tries, "database busy; retrying the batch");
+                    tokio::time::sleep(Duration::from_millis(2u64 << tries.min(8))).await;
+                }
+                other => return other,
             }
         }
     }
@@ -255,51 +533,76 @@ fn answer(jobs: Vec<Job>, results: Vec<Result<Outcome, ServiceError>>) {
     }
 }
 
-/// An attempt at a batch in which a panic (a bug: a broken assertion in the domain or in a
-/// store) fails the batch as a database error does instead of ending the writer, which would
-/// leave every later request without an answer: the batch's transaction is dropped, so rolled
-/// back; the one-by-one fallback then isolates the document, which alone gets an opaque 500;
-/// and the writer goes on.
-async fn guarded_attempt(
-    store: &dyn Store,
-    base: &str,
-    config: &WriterConfig,
-    clock: &Clock,
-    jobs: &[Job],
-) -> Result<Vec<Result<Outcome, ServiceError>>, StoreError> {
-    use futures_util::FutureExt;
-    let attempt = attempt_with_retries(store, base, config, clock, jobs);
-    match std::panic::AssertUnwindSafe(attempt).catch_unwind().await {
-        Ok(r) => r,
-        Err(panic) => {
-            let what = panic
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_owned())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_default();
-            tracing::error!(panic = %what, size = jobs.len(), "the writer panicked on a batch; it was rolled back");
-            Err(StoreError::Backend(format!("the writer panicked: {what}")))
+/// What an attempt at a batch came to.
+enum Attempted {
+    Committed(Vec<Result<Outcome, ServiceError>>),
+    /// Written and not yet committed (an attempt asked to leave the commit behind). Boxed:
+    /// the state it carries is large, and the other answer is a list.
+    Written(Box<Uncommitted>),
+}
+
+/// A batch written in its transaction, not yet committed.
+struct Uncommitted {
+    results: Vec<Result<Outcome, ServiceError>>,
+    tx: Box<dyn WriteTx>,
+    /// The state and head the batch left.
+    p: Pending,
+    /// The head the batch was written on.
+    before: (u64, Hash),
+}
+
+/// The reads of a batch's decisions: through its write transaction ([`Tx`]), or through a
+/// read-only one while the batch before commits ([`Ahead`]).
+trait Reads {
+    /// The documents and idempotency records of `ids` and `keys`, and `needs` loaded.
+    async fn prefetch(
+        &mut self,
+        ids: &[(&str, &str)],
+        keys: &[(&str, &str)],
+        needs: &Needs,
+        state: &mut State,
+    ) -> Result<(Vec<DocumentRecord>, Vec<IdempotencyRecord>), StoreError>;
+    /// Loads what `needs` names and `state` lacks.
+    async fn load(&mut self, needs: &Needs, state: &mut State) -> Result<(), StoreError>;
+}
+
+/// A read-only transaction at the last commit, for a batch decided while the one before it
+/// commits.
+struct Ahead(Box<dyn store::ReadTx>);
+
+impl Ahead {
+    /// Refuses a read the plain path makes under the write lock for a reason: a bill of
+    /// materials, which the writer reads locked against replacement until its run commits.
+    fn check(needs: &Needs) -> Result<(), StoreError> {
+        if needs.boms.is_empty() {
+            Ok(())
+        } else {
+            Err(StoreError::Busy(
+                "a bill of materials is read under the write lock".into(),
+            ))
         }
     }
 }
 
-async fn attempt_with_retries(
-    store: &dyn Store,
-    base: &str,
-    config: &WriterConfig,
-    clock: &Clock,
-    jobs: &[Job],
-) -> Result<Vec<Result<Outcome, ServiceError>>, StoreError> {
-    let mut tries = 0;
-    loop {
-        match attempt(store, base, clock, jobs).await {
-            Err(StoreError::Busy(msg)) if tries < config.retries => {
-                tries += 1;
-                tracing::debug!(%msg, tries, "database busy; retrying the batch");
-                tokio::time::sleep(Duration::from_millis(2u64 << tries.min(8))).await;
-            }
-            other => return other,
+impl Reads for Ahead {
+    async fn prefetch(
+        &mut self,
+        ids: &[(&str, &str)],
+        keys: &[(&str, &str)],
+        needs: &Needs,
+        state: &mut State,
+    ) -> Result<(Vec<DocumentRecord>, Vec<IdempotencyRecord>), StoreError> {
+        Ahead::check(&state.missing(needs))?;
+        self.0.prefetch(ids, keys, needs, state).await
+    }
+
+    async fn load(&mut self, needs: &Needs, state: &mut State) -> Result<(), StoreError> {
+        let missing = state.missing(needs);
+        if missing.is_empty() {
+            return Ok(());
         }
+        Ahead::check(&missing)?;
+        self.0.load(&missing, state).await
     }
 }
 
@@ -359,6 +662,18 @@ impl Tx {
         self.get().await?;
         Ok(self.tx.take().expect("got above"))
     }
+}
+
+impl Reads for Tx {
+    async fn prefetch(
+        &mut self,
+        ids: &[(&str, &str)],
+        keys: &[(&str, &str)],
+        needs: &Needs,
+        state: &mut State,
+    ) -> Result<(Vec<DocumentRecord>, Vec<IdempotencyRecord>), StoreError> {
+        self.get().await?.prefetch(ids, keys, needs, state).await
+    }
 
     /// Loads what `needs` names and `state` lacks; a need the state already meets does not
     /// wait for the part being written.
@@ -405,9 +720,70 @@ struct Pending {
     /// the position in it), so that a repeat later in the batch is found without a scan.
     ids_in_batch: HashMap<(String, String), (usize, usize)>,
     keys_in_batch: HashMap<(String, String), (usize, usize)>,
+    /// The first of `handed` that is the current batch's (earlier ones are earlier batches'
+    /// of a chain, kept for replays).
+    parts_from: usize,
+    /// Balances with no stored row before the state began that a batch of the chain has
+    /// written: a later batch adds to them instead of inserting them.
+    balances_written: HashSet<(Account, LotNo)>,
 }
 
 impl Pending {
+    /// Nothing decided yet, on top of `head`.
+    fn new(head: &store::Head) -> Pending {
+        Pending {
+            state: State::new(head.closed_through),
+            batch: WriteBatch::default(),
+            handed: Vec::new(),
+            lots: Vec::new(),
+            postings: 0,
+            seq: head.seq,
+            hash: head.hash,
+            recorded_at: String::new(),
+            recorded: HashMap::new(),
+            keyed: HashMap::new(),
+            ids_in_batch: HashMap::new(),
+            keys_in_batch: HashMap::new(),
+            parts_from: 0,
+            balances_written: HashSet::new(),
+        }
+    }
+
+    /// Opens the next batch on what earlier ones left: its time of record is now.
+    fn begin_batch(&mut self, clock: &Clock) {
+        assert!(self.batch.entries.is_empty() && self.lots.is_empty());
+        self.parts_from = self.handed.len();
+        self.recorded_at = clock()
+            .format(&time::format_description::well_known::Rfc3339)
+            .expect("the current time formats");
+    }
+
+    /// The batch's last part: what was decided and not yet handed over, and, when the batch
+    /// posted anything since the head was `start`, its balance changes netted and the new head.
+    fn close(&mut self, start: u64) -> WriteBatch {
+        let mut last = self.take_part();
+        if self.seq != start {
+            last.head = Some(store::Head {
+                seq: self.seq,
+                hash: self.hash,
+                closed_through: self.state.closed_through(),
+            });
+            for (a, l, b) in self.state.take_deltas() {
+                let sku = self.state.lot(&l).map(|x| x.sku.clone());
+                let sku = sku.expect("posted lots are loaded");
+                // New only the first time: an earlier batch of a chain may have inserted it.
+                let new = self.state.is_new_balance(&a, &l)
+                    && self.balances_written.insert((a.clone(), l.clone()));
+                if new {
+                    last.new_balances.push((a, l, sku, b));
+                } else {
+                    last.deltas.push((a, l, sku, b));
+                }
+            }
+        }
+        last
+    }
+
     fn part(&self, part: usize) -> &WriteBatch {
         self.handed.get(part).map_or(&self.batch, |b| &**b)
     }
@@ -433,35 +809,24 @@ impl Pending {
     }
 }
 
+/// One attempt at a batch on the plain path, under the write lock from its first read to its
+/// commit. With `ahead`, a batch that posted anything is written and left uncommitted.
 async fn attempt(
     store: &dyn Store,
     base: &str,
     clock: &Clock,
     jobs: &[Job],
-) -> Result<Vec<Result<Outcome, ServiceError>>, StoreError> {
+    ahead: bool,
+) -> Result<Attempted, StoreError> {
     let tx = store.begin().await?;
     let head = tx.head().clone();
     let mut tx = Tx {
         tx: Some(tx),
         behind: None,
     };
-    let mut p = Pending {
-        state: State::new(head.closed_through),
-        batch: WriteBatch::default(),
-        handed: Vec::new(),
-        lots: Vec::new(),
-        postings: 0,
-        seq: head.seq,
-        hash: head.hash,
-        recorded_at: clock()
-            .format(&time::format_description::well_known::Rfc3339)
-            .expect("the current time formats"),
-        recorded: HashMap::new(),
-        keyed: HashMap::new(),
-        ids_in_batch: HashMap::new(),
-        keys_in_batch: HashMap::new(),
-    };
-    prefetch(tx.get().await?, &mut p, jobs).await?;
+    let mut p = Pending::new(&head);
+    p.begin_batch(clock);
+    prefetch(&mut tx, &mut p, jobs).await?;
     let mut results = Vec::with_capacity(jobs.len());
     for job in jobs {
         results.push(process(&mut tx, &mut p, base, job).await?);
@@ -471,29 +836,7 @@ async fn attempt(
             p.handed.push(part);
         }
     }
-    let mut last = p.take_part();
-    if p.seq != head.seq {
-        last.head = Some(store::Head {
-            seq: p.seq,
-            hash: p.hash,
-            closed_through: p.state.closed_through(),
-        });
-        let (new, known): (Vec<_>, Vec<_>) = p
-            .state
-            .deltas()
-            .map(|(a, l, b)| {
-                let sku = p.state.lot(l).map(|x| x.sku.clone());
-                (
-                    a.clone(),
-                    l.clone(),
-                    sku.expect("posted lots are loaded"),
-                    b,
-                )
-            })
-            .partition(|(a, l, _, _)| p.state.is_new_balance(a, l));
-        last.new_balances = new;
-        last.deltas = known;
-    }
+    let last = p.close(head.seq);
     // Every entry decided is in exactly one part, in sequence.
     let entries = p.handed.iter().map(|b| b.entries.len()).sum::<usize>() + last.entries.len();
     assert_eq!(u64::try_from(entries).ok(), Some(p.seq - head.seq));
@@ -501,8 +844,17 @@ async fn attempt(
     if last.head.is_some() || !last.idempotency.is_empty() || !last.documents.is_empty() {
         tx.write(&last).await?;
     }
+    if ahead && last.head.is_some() {
+        p.handed.push(Arc::new(last));
+        return Ok(Attempted::Written(Box::new(Uncommitted {
+            results,
+            tx,
+            p,
+            before: (head.seq, head.hash),
+        })));
+    }
     tx.commit().await?;
-    Ok(results)
+    Ok(Attempted::Committed(results))
 }
 
 /// Reads what the whole batch needs before any document is decided, a few queries per batch
@@ -511,7 +863,7 @@ async fn attempt(
 /// lines). Everything is read under the write lock, so it is what the batch writes on top of;
 /// documents decided later in the batch see earlier ones through the state, which a load never
 /// overwrites with an older value.
-async fn prefetch(tx: &mut dyn WriteTx, p: &mut Pending, jobs: &[Job]) -> Result<(), StoreError> {
+async fn prefetch(tx: &mut impl Reads, p: &mut Pending, jobs: &[Job]) -> Result<(), StoreError> {
     let ids: Vec<(&str, &str)> = jobs.iter().filter_map(|j| j.doc.id()).collect();
     let keys: Vec<(&str, &str)> = jobs
         .iter()
@@ -538,7 +890,7 @@ async fn prefetch(tx: &mut dyn WriteTx, p: &mut Pending, jobs: &[Job]) -> Result
 /// Decides one document. The outer error is the store's (it fails the batch); the inner one
 /// is this document's answer.
 async fn process(
-    tx: &mut Tx,
+    tx: &mut impl Reads,
     p: &mut Pending,
     base: &str,
     job: &Job,

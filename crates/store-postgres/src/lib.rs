@@ -1033,6 +1033,23 @@ impl Store for PgStore {
         Ok(done.rows_affected() == 1)
     }
 
+    async fn begin_read(&self) -> Result<Box<dyn store::ReadTx>> {
+        let mut tx = self.pool.begin().await.map_err(err)?;
+        // One snapshot for every read (read committed takes one per statement), taken by the
+        // head's read, which follows; and the writer's plans, which keyed reads need where
+        // the planner has no statistics (`PgStore::open`). Text without arguments goes by the
+        // simple query protocol, which runs both statements.
+        sqlx::Executor::execute(
+            &mut *tx,
+            "set transaction isolation level repeatable read, read only;
+             set local plan_cache_mode = force_generic_plan",
+        )
+        .await
+        .map_err(err)?;
+        let head = read_head(&mut tx, HEAD).await?;
+        Ok(Box::new(write::PgReadTx { tx, head }))
+    }
+
     async fn begin(&self) -> Result<Box<dyn WriteTx>> {
         // The row lock on the ledger head is held to commit, so what we read is what we write on top of.
         let mut w = self.writer.clone().lock_owned().await;

@@ -12,7 +12,8 @@ use sqlx::Row;
 use store::decode;
 use store::prefetch::{Found, Lookups};
 use store::{
-    Delta, DocumentRecord, Head, IdempotencyRecord, Result, StoredEntry, WriteBatch, WriteTx,
+    BatchReads, Delta, DocumentRecord, Head, IdempotencyRecord, Result, StoredEntry, WriteBatch,
+    WriteTx,
 };
 use tokio::sync::OwnedMutexGuard;
 
@@ -409,14 +410,11 @@ async fn load_rest(conn: &mut PgConnection, n: &Needs, state: &mut State) -> Res
 }
 
 #[async_trait]
-impl WriteTx for PgWriteTx {
+impl BatchReads for PgWriteTx {
     fn head(&self) -> &Head {
         &self.head
     }
 
-    /// The documents, idempotency records and keyed rows of `needs` in one statement (see
-    /// [`prefetch_sql`]); past entries, shipments and bills of materials, which have readers of
-    /// their own, follow.
     async fn prefetch(
         &mut self,
         ids: &[(&str, &str)],
@@ -424,9 +422,54 @@ impl WriteTx for PgWriteTx {
         needs: &Needs,
         state: &mut State,
     ) -> Result<(Vec<DocumentRecord>, Vec<IdempotencyRecord>)> {
+        prefetch(self.conn(), ids, keys, needs, state).await
+    }
+}
+
+/// A read-only transaction on a pool connection (see [`store::ReadTx`]), at one snapshot
+/// (repeatable read) and with the writer's plans (`PgStore::begin_read`).
+pub(crate) struct PgReadTx {
+    pub(crate) tx: sqlx::Transaction<'static, sqlx::Postgres>,
+    pub(crate) head: Head,
+}
+
+#[async_trait]
+impl BatchReads for PgReadTx {
+    fn head(&self) -> &Head {
+        &self.head
+    }
+
+    async fn prefetch(
+        &mut self,
+        ids: &[(&str, &str)],
+        keys: &[(&str, &str)],
+        needs: &Needs,
+        state: &mut State,
+    ) -> Result<(Vec<DocumentRecord>, Vec<IdempotencyRecord>)> {
+        prefetch(&mut self.tx, ids, keys, needs, state).await
+    }
+}
+
+#[async_trait]
+impl store::ReadTx for PgReadTx {
+    async fn end(self: Box<Self>) -> Result<()> {
+        self.tx.rollback().await.map_err(err)
+    }
+}
+
+/// The documents, idempotency records and keyed rows of `needs` in one statement (see
+/// [`prefetch_sql`]); past entries, shipments and bills of materials, which have readers of
+/// their own, follow. On the writer's transaction or on a reader's.
+async fn prefetch(
+    conn: &mut PgConnection,
+    ids: &[(&str, &str)],
+    keys: &[(&str, &str)],
+    needs: &Needs,
+    state: &mut State,
+) -> Result<(Vec<DocumentRecord>, Vec<IdempotencyRecord>)> {
+    {
         let n = state.missing(needs);
         let l = Lookups::of(&n);
-        let conn = self.conn();
         let rows = if ids.is_empty() && keys.is_empty() && l.is_empty() {
             Vec::new()
         } else {
@@ -488,7 +531,10 @@ impl WriteTx for PgWriteTx {
         load_rest(conn, &n, state).await?;
         Ok((documents, idempotency))
     }
+}
 
+#[async_trait]
+impl WriteTx for PgWriteTx {
     async fn write(&mut self, b: &WriteBatch) -> Result<()> {
         if let Some(h) = &b.head {
             assert!(h.seq >= self.head.seq, "the head never moves back");

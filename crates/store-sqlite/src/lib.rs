@@ -634,6 +634,13 @@ impl Store for SqliteStore {
         }))
     }
 
+    async fn begin_read(&self) -> Result<Box<dyn store::ReadTx>> {
+        // A deferred transaction takes its snapshot at its first read: the head's.
+        let mut tx = self.reader.begin().await.map_err(err)?;
+        let head = read_head(&mut tx, HEAD).await?;
+        Ok(Box::new(write::SqliteReadTx { tx, head }))
+    }
+
     async fn head(&self) -> Result<Head> {
         let mut conn = self.reader.acquire().await.map_err(err)?;
         read_head(&mut conn, HEAD).await

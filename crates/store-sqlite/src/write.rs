@@ -9,7 +9,7 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 use store::decode;
 use store::prefetch::{Found, Lookups};
-use store::{DocumentRecord, Head, IdempotencyRecord, Result, WriteBatch, WriteTx};
+use store::{BatchReads, DocumentRecord, Head, IdempotencyRecord, Result, WriteBatch, WriteTx};
 
 use crate::{
     document_row, entries_between, err, i64_of, idempotency_row, item_row, location_row, lot_row,
@@ -236,14 +236,11 @@ fn push_balance_rows<'a>(q: &mut QueryBuilder<'a, Sqlite>, rows: &'a [store::Del
 }
 
 #[async_trait]
-impl WriteTx for SqliteWriteTx {
+impl BatchReads for SqliteWriteTx {
     fn head(&self) -> &Head {
         &self.head
     }
 
-    /// The documents, idempotency records and keyed rows of `needs` in one round trip (see
-    /// [`Reads`]); past entries, shipments and bills of materials, which have readers of their
-    /// own, follow.
     async fn prefetch(
         &mut self,
         ids: &[(&str, &str)],
@@ -251,8 +248,53 @@ impl WriteTx for SqliteWriteTx {
         needs: &Needs,
         state: &mut State,
     ) -> Result<(Vec<DocumentRecord>, Vec<IdempotencyRecord>)> {
+        prefetch(self.conn(), ids, keys, needs, state).await
+    }
+}
+
+/// A read-only transaction on a reader connection (see [`store::ReadTx`]): WAL mode lets it
+/// read the last commit while the writer writes and commits the next.
+pub(crate) struct SqliteReadTx {
+    pub(crate) tx: sqlx::Transaction<'static, Sqlite>,
+    pub(crate) head: Head,
+}
+
+#[async_trait]
+impl BatchReads for SqliteReadTx {
+    fn head(&self) -> &Head {
+        &self.head
+    }
+
+    async fn prefetch(
+        &mut self,
+        ids: &[(&str, &str)],
+        keys: &[(&str, &str)],
+        needs: &Needs,
+        state: &mut State,
+    ) -> Result<(Vec<DocumentRecord>, Vec<IdempotencyRecord>)> {
+        prefetch(&mut self.tx, ids, keys, needs, state).await
+    }
+}
+
+#[async_trait]
+impl store::ReadTx for SqliteReadTx {
+    async fn end(self: Box<Self>) -> Result<()> {
+        self.tx.rollback().await.map_err(err)
+    }
+}
+
+/// The documents, idempotency records and keyed rows of `needs` in one round trip (see
+/// [`Reads`]); past entries, shipments and bills of materials, which have readers of their
+/// own, follow. On the writer's transaction or on a reader's.
+async fn prefetch(
+    conn: &mut SqliteConnection,
+    ids: &[(&str, &str)],
+    keys: &[(&str, &str)],
+    needs: &Needs,
+    state: &mut State,
+) -> Result<(Vec<DocumentRecord>, Vec<IdempotencyRecord>)> {
+    {
         let n = state.missing(needs);
-        let conn = self.conn();
         let l = Lookups::of(&n);
         let balance_keys = l.balance_pairs();
         let group_keys = l.group_pairs();
@@ -382,7 +424,10 @@ impl WriteTx for SqliteWriteTx {
         production::load_boms(conn, &n.boms, state).await?;
         Ok((documents, idempotency))
     }
+}
 
+#[async_trait]
+impl WriteTx for SqliteWriteTx {
     async fn write(&mut self, b: &WriteBatch) -> Result<()> {
         let head = self.head.seq;
         let mut script = Script::new(b.entries.iter().map(|e| e.entry.postings().len()).sum());

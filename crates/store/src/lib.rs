@@ -216,6 +216,9 @@ pub trait Store: Send + Sync + 'static {
     /// The transaction owns its connection rather than borrowing the store, so that the writer
     /// can hand it to a task that writes one part of a batch while the next part is decided.
     async fn begin(&self) -> Result<Box<dyn WriteTx>>;
+    /// A read-only transaction at the last commit (see [`ReadTx`]); its snapshot is taken
+    /// before this returns, and its head is the head it sees.
+    async fn begin_read(&self) -> Result<Box<dyn ReadTx>>;
 
     async fn head(&self) -> Result<Head>;
     async fn document(&self, namespace: &str, id: &str) -> Result<Option<DocumentRecord>>;
@@ -473,9 +476,10 @@ impl BalanceMismatch {
     }
 }
 
-/// The write transaction: the only way entries reach the database.
+/// What the writer reads to decide a batch, in one transaction: a write transaction's own
+/// reads, or a [`ReadTx`]'s.
 #[async_trait]
-pub trait WriteTx: Send {
+pub trait BatchReads: Send {
     /// The head as of the start of this transaction.
     fn head(&self) -> &Head;
     /// Loads into `state` what `needs` names and it does not hold yet: a prefetch of no
@@ -495,6 +499,22 @@ pub trait WriteTx: Send {
         needs: &Needs,
         state: &mut State,
     ) -> Result<(Vec<DocumentRecord>, Vec<IdempotencyRecord>)>;
+}
+
+/// A read-only transaction that sees the ledger as one commit left it, for the writer to
+/// decide a batch while the batch before it commits (see `service::writer`). It takes no
+/// lock: what it reads may be overtaken, and the writer checks the head before it writes.
+/// Rolled back when dropped; [`ReadTx::end`] rolls it back at once.
+#[async_trait]
+pub trait ReadTx: BatchReads {
+    /// Ends the transaction (it wrote nothing), so that its snapshot holds nothing back: on
+    /// SQLite the checkpoints, on PostgreSQL the vacuum's horizon.
+    async fn end(self: Box<Self>) -> Result<()>;
+}
+
+/// The write transaction: the only way entries reach the database.
+#[async_trait]
+pub trait WriteTx: BatchReads {
     /// Writes a batch: entries, postings, lots, documents, idempotency records, balance
     /// deltas and the new head.
     async fn write(&mut self, batch: &WriteBatch) -> Result<()>;
