@@ -10,7 +10,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use futures_util::future::join_all;
-use ppe_tests::{backends, mask_master_data, spawn_app_with};
+use ppe_tests::{backends, mask_master_data, spawn_app_with, Backend, TestApp};
 use serde_json::{json, Value};
 use service::dto::{AcknowledgementIn, BatchIn, PurchaseIn};
 use service::{Outcome, ServiceError};
@@ -29,6 +29,22 @@ fn purchase(id: &str, price: &str) -> PurchaseIn {
     .expect("a purchase")
 }
 
+/// A server whose writer runs with `writer`, with the mask's master data and a lot `OLD` of
+/// 1 000 at FG bought before the test's documents.
+async fn app_with_old_lot(backend: Backend, writer: service::WriterConfig) -> TestApp {
+    let app = spawn_app_with(backend, api::ApiConfig::default(), writer).await;
+    for (path, body) in mask_master_data() {
+        app.post_ok(path, &body).await;
+    }
+    app.post_ok(
+        "/api/v1/purchases",
+        &json!({"purchase_id":"PO-OLD","date":"2020-02-11","supplier":"SUP","location":"FG",
+        "lines":[{"sku":"MASK","qty":"1000","unit_price":"0.5","lot":"OLD"}]}),
+    )
+    .await;
+    app
+}
+
 #[tokio::test]
 async fn a_batch_written_in_parts_is_one_commit_that_sees_itself() {
     for backend in backends() {
@@ -37,17 +53,8 @@ async fn a_batch_written_in_parts_is_one_commit_that_sees_itself() {
             max_wait: std::time::Duration::from_millis(500),
             ..service::WriterConfig::default()
         };
-        let app = spawn_app_with(backend, api::ApiConfig::default(), writer).await;
-        for (path, body) in mask_master_data() {
-            app.post_ok(path, &body).await;
-        }
         // A lot stored before the batch: the batch updates its balance instead of creating it.
-        app.post_ok(
-            "/api/v1/purchases",
-            &json!({"purchase_id":"PO-OLD","date":"2020-02-11","supplier":"SUP","location":"FG",
-            "lines":[{"sku":"MASK","qty":"1000","unit_price":"0.5","lot":"OLD"}]}),
-        )
-        .await;
+        let app = app_with_old_lot(backend, writer).await;
         let before = app.entry_count().await;
 
         let s = &app.service;
@@ -198,16 +205,7 @@ async fn batches_decided_while_the_one_before_commits_see_it() {
             max_batch: 6,
             ..service::WriterConfig::default()
         };
-        let app = spawn_app_with(backend, api::ApiConfig::default(), writer).await;
-        for (path, body) in mask_master_data() {
-            app.post_ok(path, &body).await;
-        }
-        app.post_ok(
-            "/api/v1/purchases",
-            &json!({"purchase_id":"PO-OLD","date":"2020-02-11","supplier":"SUP","location":"FG",
-            "lines":[{"sku":"MASK","qty":"1000","unit_price":"0.5","lot":"OLD"}]}),
-        )
-        .await;
+        let app = app_with_old_lot(backend, writer).await;
         let before = app.entry_count().await;
         let ahead_before = app.service.batches_decided_ahead();
         let s = &app.service;

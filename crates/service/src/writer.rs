@@ -14,7 +14,8 @@ use ledger::shipment::ShipmentMove;
 use ledger::{Account, Entry, Hash, LotNo, Needs, Rejection, Shipment, ShipmentChange, State};
 use serde_json::Value;
 use store::{
-    DocumentRecord, IdempotencyRecord, Store, StoreError, StoredEntry, WriteBatch, WriteTx,
+    BatchReads, DocumentRecord, Head, IdempotencyRecord, Store, StoreError, StoredEntry,
+    WriteBatch, WriteTx,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -551,21 +552,6 @@ struct Uncommitted {
     before: (u64, Hash),
 }
 
-/// The reads of a batch's decisions: through its write transaction ([`Tx`]), or through a
-/// read-only one while the batch before commits ([`Ahead`]).
-trait Reads {
-    /// The documents and idempotency records of `ids` and `keys`, and `needs` loaded.
-    async fn prefetch(
-        &mut self,
-        ids: &[(&str, &str)],
-        keys: &[(&str, &str)],
-        needs: &Needs,
-        state: &mut State,
-    ) -> Result<(Vec<DocumentRecord>, Vec<IdempotencyRecord>), StoreError>;
-    /// Loads what `needs` names and `state` lacks.
-    async fn load(&mut self, needs: &Needs, state: &mut State) -> Result<(), StoreError>;
-}
-
 /// A read-only transaction at the last commit, for a batch decided while the one before it
 /// commits.
 struct Ahead(Box<dyn store::ReadTx>);
@@ -584,19 +570,26 @@ impl Ahead {
     }
 }
 
-impl Reads for Ahead {
+/// The reads of a batch decided ahead: the read-only transaction's, but for what only the
+/// plain path may read. (A batch on the plain path reads through its [`Tx`].)
+#[async_trait::async_trait]
+impl BatchReads for Ahead {
+    fn head(&self) -> &Head {
+        self.0.head()
+    }
+
     async fn prefetch(
         &mut self,
         ids: &[(&str, &str)],
         keys: &[(&str, &str)],
         needs: &Needs,
         state: &mut State,
-    ) -> Result<(Vec<DocumentRecord>, Vec<IdempotencyRecord>), StoreError> {
+    ) -> store::Result<(Vec<DocumentRecord>, Vec<IdempotencyRecord>)> {
         Ahead::check(&state.missing(needs))?;
         self.0.prefetch(ids, keys, needs, state).await
     }
 
-    async fn load(&mut self, needs: &Needs, state: &mut State) -> Result<(), StoreError> {
+    async fn load(&mut self, needs: &Needs, state: &mut State) -> store::Result<()> {
         let missing = state.missing(needs);
         if missing.is_empty() {
             return Ok(());
@@ -621,6 +614,8 @@ type Written = (Box<dyn WriteTx>, Result<(), StoreError>);
 struct Tx {
     tx: Option<Box<dyn WriteTx>>,
     behind: Option<tokio::task::JoinHandle<Written>>,
+    /// The head the transaction began on.
+    head: Head,
 }
 
 impl Tx {
@@ -664,20 +659,25 @@ impl Tx {
     }
 }
 
-impl Reads for Tx {
+#[async_trait::async_trait]
+impl BatchReads for Tx {
+    fn head(&self) -> &Head {
+        &self.head
+    }
+
     async fn prefetch(
         &mut self,
         ids: &[(&str, &str)],
         keys: &[(&str, &str)],
         needs: &Needs,
         state: &mut State,
-    ) -> Result<(Vec<DocumentRecord>, Vec<IdempotencyRecord>), StoreError> {
+    ) -> store::Result<(Vec<DocumentRecord>, Vec<IdempotencyRecord>)> {
         self.get().await?.prefetch(ids, keys, needs, state).await
     }
 
     /// Loads what `needs` names and `state` lacks; a need the state already meets does not
     /// wait for the part being written.
-    async fn load(&mut self, needs: &Needs, state: &mut State) -> Result<(), StoreError> {
+    async fn load(&mut self, needs: &Needs, state: &mut State) -> store::Result<()> {
         let missing = state.missing(needs);
         if missing.is_empty() {
             return Ok(());
@@ -730,7 +730,7 @@ struct Pending {
 
 impl Pending {
     /// Nothing decided yet, on top of `head`.
-    fn new(head: &store::Head) -> Pending {
+    fn new(head: &Head) -> Pending {
         Pending {
             state: State::new(head.closed_through),
             batch: WriteBatch::default(),
@@ -763,7 +763,7 @@ impl Pending {
     fn close(&mut self, start: u64) -> WriteBatch {
         let mut last = self.take_part();
         if self.seq != start {
-            last.head = Some(store::Head {
+            last.head = Some(Head {
                 seq: self.seq,
                 hash: self.hash,
                 closed_through: self.state.closed_through(),
@@ -823,6 +823,7 @@ async fn attempt(
     let mut tx = Tx {
         tx: Some(tx),
         behind: None,
+        head: head.clone(),
     };
     let mut p = Pending::new(&head);
     p.begin_batch(clock);
@@ -863,7 +864,11 @@ async fn attempt(
 /// lines). Everything is read under the write lock, so it is what the batch writes on top of;
 /// documents decided later in the batch see earlier ones through the state, which a load never
 /// overwrites with an older value.
-async fn prefetch(tx: &mut impl Reads, p: &mut Pending, jobs: &[Job]) -> Result<(), StoreError> {
+async fn prefetch(
+    tx: &mut impl BatchReads,
+    p: &mut Pending,
+    jobs: &[Job],
+) -> Result<(), StoreError> {
     let ids: Vec<(&str, &str)> = jobs.iter().filter_map(|j| j.doc.id()).collect();
     let keys: Vec<(&str, &str)> = jobs
         .iter()
@@ -890,7 +895,7 @@ async fn prefetch(tx: &mut impl Reads, p: &mut Pending, jobs: &[Job]) -> Result<
 /// Decides one document. The outer error is the store's (it fails the batch); the inner one
 /// is this document's answer.
 async fn process(
-    tx: &mut impl Reads,
+    tx: &mut impl BatchReads,
     p: &mut Pending,
     base: &str,
     job: &Job,
