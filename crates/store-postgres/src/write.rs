@@ -467,70 +467,68 @@ async fn prefetch(
     needs: &Needs,
     state: &mut State,
 ) -> Result<(Vec<DocumentRecord>, Vec<IdempotencyRecord>)> {
-    {
-        let n = state.missing(needs);
-        let l = Lookups::of(&n);
-        let rows = if ids.is_empty() && keys.is_empty() && l.is_empty() {
-            Vec::new()
-        } else {
-            sqlx::query(prefetch_sql())
-                .bind(strings(ids.iter().map(|(a, _)| *a)))
-                .bind(strings(ids.iter().map(|(_, b)| *b)))
-                .bind(strings(keys.iter().map(|(a, _)| *a)))
-                .bind(strings(keys.iter().map(|(_, b)| *b)))
-                .bind(l.items())
-                .bind(l.parties())
-                .bind(l.locations())
-                .bind(l.lots())
-                .bind(l.balance_accounts())
-                .bind(l.balance_lots())
-                .bind(l.group_accounts())
-                .bind(l.group_skus())
-                .bind(l.holders())
-                .fetch_all(&mut *conn)
-                .await
-                .map_err(err)?
-        };
-        let mut by_read: [Vec<&PgRow>; READS] = Default::default();
-        for r in &rows {
-            let read: i32 = r.get("_read");
-            by_read[usize::try_from(read).expect("a kind of read")].push(r);
-        }
-        let of = |read: Read| by_read[read as usize].iter().copied();
-        let documents = of(Read::Documents)
-            .map(document_row)
-            .collect::<Result<Vec<_>>>()?;
-        let idempotency = of(Read::Idempotency)
-            .map(idempotency_row)
-            .collect::<Result<Vec<_>>>()?;
-        if n.is_empty() {
-            return Ok((documents, idempotency));
-        }
-        let balance = |r: &PgRow| decode::balance(r.get("qty"), r.get("value"));
-        let found = Found {
-            items: of(Read::Items).map(item_row).collect::<Result<_>>()?,
-            parties: of(Read::Parties).map(party_row).collect::<Result<_>>()?,
-            locations: of(Read::Locations)
-                .map(location_row)
-                .collect::<Result<_>>()?,
-            lots: of(Read::Lots).map(lot_row).collect::<Result<_>>()?,
-            balances: of(Read::Balances)
-                .map(|r| (r.get("account"), r.get("lot"), balance(r)))
-                .collect(),
-            groups: of(Read::Groups)
-                .map(|r| {
-                    let b = decode::balance(r.get("bq"), r.get("bv"));
-                    Ok((lot_row(r)?, r.get("g_account"), b))
-                })
-                .collect::<Result<_>>()?,
-            holders: of(Read::Holders)
-                .map(|r| (r.get("lot"), r.get("account"), balance(r)))
-                .collect(),
-        };
-        l.put(found, state)?;
-        load_rest(conn, &n, state).await?;
-        Ok((documents, idempotency))
+    let n = state.missing(needs);
+    let l = Lookups::of(&n);
+    let rows = if ids.is_empty() && keys.is_empty() && l.is_empty() {
+        Vec::new()
+    } else {
+        sqlx::query(prefetch_sql())
+            .bind(strings(ids.iter().map(|(a, _)| *a)))
+            .bind(strings(ids.iter().map(|(_, b)| *b)))
+            .bind(strings(keys.iter().map(|(a, _)| *a)))
+            .bind(strings(keys.iter().map(|(_, b)| *b)))
+            .bind(l.items())
+            .bind(l.parties())
+            .bind(l.locations())
+            .bind(l.lots())
+            .bind(l.balance_accounts())
+            .bind(l.balance_lots())
+            .bind(l.group_accounts())
+            .bind(l.group_skus())
+            .bind(l.holders())
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(err)?
+    };
+    let mut by_read: [Vec<&PgRow>; READS] = Default::default();
+    for r in &rows {
+        let read: i32 = r.get("_read");
+        by_read[usize::try_from(read).expect("a kind of read")].push(r);
     }
+    let of = |read: Read| by_read[read as usize].iter().copied();
+    let documents = of(Read::Documents)
+        .map(document_row)
+        .collect::<Result<Vec<_>>>()?;
+    let idempotency = of(Read::Idempotency)
+        .map(idempotency_row)
+        .collect::<Result<Vec<_>>>()?;
+    if n.is_empty() {
+        return Ok((documents, idempotency));
+    }
+    let balance = |r: &PgRow| decode::balance(r.get("qty"), r.get("value"));
+    let found = Found {
+        items: of(Read::Items).map(item_row).collect::<Result<_>>()?,
+        parties: of(Read::Parties).map(party_row).collect::<Result<_>>()?,
+        locations: of(Read::Locations)
+            .map(location_row)
+            .collect::<Result<_>>()?,
+        lots: of(Read::Lots).map(lot_row).collect::<Result<_>>()?,
+        balances: of(Read::Balances)
+            .map(|r| (r.get("account"), r.get("lot"), balance(r)))
+            .collect(),
+        groups: of(Read::Groups)
+            .map(|r| {
+                let b = decode::balance(r.get("bq"), r.get("bv"));
+                Ok((lot_row(r)?, r.get("g_account"), b))
+            })
+            .collect::<Result<_>>()?,
+        holders: of(Read::Holders)
+            .map(|r| (r.get("lot"), r.get("account"), balance(r)))
+            .collect(),
+    };
+    l.put(found, state)?;
+    load_rest(conn, &n, state).await?;
+    Ok((documents, idempotency))
 }
 
 #[async_trait]

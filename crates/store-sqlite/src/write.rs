@@ -293,137 +293,135 @@ async fn prefetch(
     needs: &Needs,
     state: &mut State,
 ) -> Result<(Vec<DocumentRecord>, Vec<IdempotencyRecord>)> {
-    {
-        let n = state.missing(needs);
-        let l = Lookups::of(&n);
-        let balance_keys = l.balance_pairs();
-        let group_keys = l.group_pairs();
-        let mut reads = Reads::new();
-        reads.pairs(
-            Read::Documents,
-            "namespace, id",
-            "d.* from k join documents d on d.namespace = k.namespace and d.id = k.id",
-            ids,
-        );
-        reads.pairs(
-            Read::Idempotency,
-            "actor, key",
-            "i.* from k join idempotency i on i.actor = k.actor and i.key = k.key",
-            keys,
-        );
-        reads.within(Read::Items, "* from items where sku in (", l.items(), "");
-        reads.within(
-            Read::Parties,
-            "* from parties where code in (",
-            l.parties(),
-            "",
-        );
-        reads.within(
-            Read::Locations,
-            "* from locations where code in (",
-            l.locations(),
-            "",
-        );
-        reads.within(Read::Lots, "* from lots where lot in (", l.lots(), "");
-        reads.pairs(
-            Read::Balances,
-            "account, lot",
-            "b.account, b.lot, b.qty, b.value from k join balances b on b.account = k.account and b.lot = k.lot",
-            &balance_keys,
-        );
-        reads.pairs(
-            Read::Groups,
-            "account, sku",
-            LOT_GROUPS_SQL
-                .strip_prefix("select ")
-                .expect("a select statement"),
-            &group_keys,
-        );
-        // The accounts a lot was ever posted to, by the postings' lot index, then their
-        // balances by key: the balances have no index that starts with the lot, and `where
-        // lot in (...)` on them read the whole table (31 ms at 1.09M postings, under the write
-        // lock; 0.14 ms this way). A balance that is not zero has postings.
-        reads.within(
-            Read::Holders,
-            "b.lot, b.account, b.qty, b.value
-             from (select distinct account, lot from postings where lot in (",
-            l.holders(),
-            ") p join balances b on b.account = p.account and b.lot = p.lot
-             where b.qty <> 0 or b.value <> 0",
-        );
-        let rows = reads.run(conn).await?;
-        let documents = rows[Read::Documents as usize]
-            .iter()
-            .map(document_row)
-            .collect::<Result<Vec<_>>>()?;
-        let idempotency = rows[Read::Idempotency as usize]
-            .iter()
-            .map(idempotency_row)
-            .collect::<Result<Vec<_>>>()?;
-        if n.is_empty() {
-            return Ok((documents, idempotency));
-        }
-        let of = |read: Read| rows[read as usize].iter();
-        let balance = |r: &SqliteRow| decode::balance(r.get("qty"), r.get("value"));
-        let found = Found {
-            items: of(Read::Items).map(item_row).collect::<Result<_>>()?,
-            parties: of(Read::Parties).map(party_row).collect::<Result<_>>()?,
-            locations: of(Read::Locations)
-                .map(location_row)
-                .collect::<Result<_>>()?,
-            lots: of(Read::Lots).map(lot_row).collect::<Result<_>>()?,
-            balances: of(Read::Balances)
-                .map(|r| (r.get("account"), r.get("lot"), balance(r)))
-                .collect(),
-            groups: of(Read::Groups)
-                .map(|r| {
-                    let b = decode::balance(r.get("bq"), r.get("bv"));
-                    Ok((lot_row(r)?, r.get("g_account"), b))
-                })
-                .collect::<Result<_>>()?,
-            holders: of(Read::Holders)
-                .map(|r| (r.get("lot"), r.get("account"), balance(r)))
-                .collect(),
-        };
-        l.put(found, state)?;
-        // Past entries (reversals) and bills of materials are few per batch: one by one.
-        for seq in &n.entries {
-            let found = entries_between(conn, i64_of(*seq) - 1, 1)
-                .await?
-                .into_iter()
-                .find(|e| e.entry.seq() == *seq);
-            let past = match found {
-                Some(e) => {
-                    let by: Option<i64> =
-                        sqlx::query_scalar("select seq from entries where reverses = ?")
-                            .bind(i64_of(*seq))
-                            .fetch_optional(&mut *conn)
-                            .await
-                            .map_err(err)?;
-                    Some(ledger::PastEntry {
-                        entry: e.entry,
-                        reversed_by: by.map(decode::seq),
-                    })
-                }
-                None => None,
-            };
-            state.put_entry(*seq, past);
-        }
-        if !n.shipments.is_empty() {
-            let keys: Vec<&str> = n.shipments.iter().map(|k| k.as_str()).collect();
-            let mut found = std::collections::HashMap::new();
-            for chunk in keys.chunks(KEYS_PER_QUERY) {
-                for s in shipments::select_ids(conn, chunk).await? {
-                    found.insert(s.id.clone(), s);
-                }
-            }
-            for id in &n.shipments {
-                state.put_shipment(id.clone(), found.remove(id));
-            }
-        }
-        production::load_boms(conn, &n.boms, state).await?;
-        Ok((documents, idempotency))
+    let n = state.missing(needs);
+    let l = Lookups::of(&n);
+    let balance_keys = l.balance_pairs();
+    let group_keys = l.group_pairs();
+    let mut reads = Reads::new();
+    reads.pairs(
+        Read::Documents,
+        "namespace, id",
+        "d.* from k join documents d on d.namespace = k.namespace and d.id = k.id",
+        ids,
+    );
+    reads.pairs(
+        Read::Idempotency,
+        "actor, key",
+        "i.* from k join idempotency i on i.actor = k.actor and i.key = k.key",
+        keys,
+    );
+    reads.within(Read::Items, "* from items where sku in (", l.items(), "");
+    reads.within(
+        Read::Parties,
+        "* from parties where code in (",
+        l.parties(),
+        "",
+    );
+    reads.within(
+        Read::Locations,
+        "* from locations where code in (",
+        l.locations(),
+        "",
+    );
+    reads.within(Read::Lots, "* from lots where lot in (", l.lots(), "");
+    reads.pairs(
+        Read::Balances,
+        "account, lot",
+        "b.account, b.lot, b.qty, b.value from k join balances b on b.account = k.account and b.lot = k.lot",
+        &balance_keys,
+    );
+    reads.pairs(
+        Read::Groups,
+        "account, sku",
+        LOT_GROUPS_SQL
+            .strip_prefix("select ")
+            .expect("a select statement"),
+        &group_keys,
+    );
+    // The accounts a lot was ever posted to, by the postings' lot index, then their
+    // balances by key: the balances have no index that starts with the lot, and `where
+    // lot in (...)` on them read the whole table (31 ms at 1.09M postings, under the write
+    // lock; 0.14 ms this way). A balance that is not zero has postings.
+    reads.within(
+        Read::Holders,
+        "b.lot, b.account, b.qty, b.value
+         from (select distinct account, lot from postings where lot in (",
+        l.holders(),
+        ") p join balances b on b.account = p.account and b.lot = p.lot
+         where b.qty <> 0 or b.value <> 0",
+    );
+    let rows = reads.run(conn).await?;
+    let documents = rows[Read::Documents as usize]
+        .iter()
+        .map(document_row)
+        .collect::<Result<Vec<_>>>()?;
+    let idempotency = rows[Read::Idempotency as usize]
+        .iter()
+        .map(idempotency_row)
+        .collect::<Result<Vec<_>>>()?;
+    if n.is_empty() {
+        return Ok((documents, idempotency));
     }
+    let of = |read: Read| rows[read as usize].iter();
+    let balance = |r: &SqliteRow| decode::balance(r.get("qty"), r.get("value"));
+    let found = Found {
+        items: of(Read::Items).map(item_row).collect::<Result<_>>()?,
+        parties: of(Read::Parties).map(party_row).collect::<Result<_>>()?,
+        locations: of(Read::Locations)
+            .map(location_row)
+            .collect::<Result<_>>()?,
+        lots: of(Read::Lots).map(lot_row).collect::<Result<_>>()?,
+        balances: of(Read::Balances)
+            .map(|r| (r.get("account"), r.get("lot"), balance(r)))
+            .collect(),
+        groups: of(Read::Groups)
+            .map(|r| {
+                let b = decode::balance(r.get("bq"), r.get("bv"));
+                Ok((lot_row(r)?, r.get("g_account"), b))
+            })
+            .collect::<Result<_>>()?,
+        holders: of(Read::Holders)
+            .map(|r| (r.get("lot"), r.get("account"), balance(r)))
+            .collect(),
+    };
+    l.put(found, state)?;
+    // Past entries (reversals) and bills of materials are few per batch: one by one.
+    for seq in &n.entries {
+        let found = entries_between(conn, i64_of(*seq) - 1, 1)
+            .await?
+            .into_iter()
+            .find(|e| e.entry.seq() == *seq);
+        let past = match found {
+            Some(e) => {
+                let by: Option<i64> =
+                    sqlx::query_scalar("select seq from entries where reverses = ?")
+                        .bind(i64_of(*seq))
+                        .fetch_optional(&mut *conn)
+                        .await
+                        .map_err(err)?;
+                Some(ledger::PastEntry {
+                    entry: e.entry,
+                    reversed_by: by.map(decode::seq),
+                })
+            }
+            None => None,
+        };
+        state.put_entry(*seq, past);
+    }
+    if !n.shipments.is_empty() {
+        let keys: Vec<&str> = n.shipments.iter().map(|k| k.as_str()).collect();
+        let mut found = std::collections::HashMap::new();
+        for chunk in keys.chunks(KEYS_PER_QUERY) {
+            for s in shipments::select_ids(conn, chunk).await? {
+                found.insert(s.id.clone(), s);
+            }
+        }
+        for id in &n.shipments {
+            state.put_shipment(id.clone(), found.remove(id));
+        }
+    }
+    production::load_boms(conn, &n.boms, state).await?;
+    Ok((documents, idempotency))
 }
 
 #[async_trait]
