@@ -227,7 +227,7 @@ impl Writer {
                         // Nothing queued: the batch committing behind is seen through before
                         // the writer waits.
                         if let Some(b) = behind.take() {
-                            self.finish(b).await;
+                            self.landed(b.commit).await;
                         }
                         if matches!(e, mpsc::error::TryRecvError::Disconnected) {
                             break;
@@ -243,7 +243,7 @@ impl Writer {
             behind = match behind.take() {
                 Some(b) if !jobs[0].bulk => self.chain(b, jobs).await,
                 Some(b) => {
-                    self.finish(b).await;
+                    self.landed(b.commit).await;
                     self.run_batch(jobs, false).await
                 }
                 None => {
@@ -253,7 +253,7 @@ impl Writer {
             };
         }
         if let Some(b) = behind.take() {
-            self.finish(b).await;
+            self.landed(b.commit).await;
         }
     }
 
@@ -368,11 +368,6 @@ impl Writer {
         }
     }
 
-    /// Waits for the commit behind (see [`Writer::landed`]).
-    async fn finish(&self, b: Behind) {
-        self.landed(b.commit).await;
-    }
-
     /// Waits for a commit behind; a batch whose commit failed is run again on the plain path
     /// (nothing of it was written), which isolates a culprit. Whether it committed.
     async fn landed(
@@ -443,12 +438,12 @@ impl Writer {
             p,
             before: start,
         };
-        if length + 1 < CHAIN_BATCHES_MAX {
-            return Some(self.behind(w, jobs, length + 1).await);
+        let b = self.behind(w, jobs, length + 1).await;
+        if b.length < CHAIN_BATCHES_MAX {
+            return Some(b);
         }
         // The chain is long enough: this commit is waited for, and the next batch reads afresh.
-        let b = self.behind(w, jobs, length + 1).await;
-        self.finish(b).await;
+        self.landed(b.commit).await;
         None
     }
 
@@ -724,9 +719,6 @@ struct Pending {
     /// the position in it), so that a repeat later in the batch is found without a scan.
     ids_in_batch: HashMap<(String, String), (usize, usize)>,
     keys_in_batch: HashMap<(String, String), (usize, usize)>,
-    /// The first of `handed` that is the current batch's (earlier ones are earlier batches'
-    /// of a chain, kept for replays).
-    parts_from: usize,
     /// Balances with no stored row before the state began that a batch of the chain has
     /// written: a later batch adds to them instead of inserting them.
     balances_written: HashSet<(Account, LotNo)>,
@@ -748,15 +740,14 @@ impl Pending {
             keyed: HashMap::new(),
             ids_in_batch: HashMap::new(),
             keys_in_batch: HashMap::new(),
-            parts_from: 0,
             balances_written: HashSet::new(),
         }
     }
 
-    /// Opens the next batch on what earlier ones left: its time of record is now.
+    /// Opens the next batch on what earlier ones left (parts of earlier batches of a chain stay
+    /// in `handed`, for replays): its time of record is now.
     fn begin_batch(&mut self, clock: &Clock) {
         assert!(self.batch.entries.is_empty() && self.lots.is_empty());
-        self.parts_from = self.handed.len();
         self.recorded_at = clock()
             .format(&time::format_description::well_known::Rfc3339)
             .expect("the current time formats");
@@ -865,9 +856,10 @@ async fn attempt(
 /// Reads what the whole batch needs before any document is decided, a few queries per batch
 /// instead of several per document: the ids and keys already recorded, what each document
 /// needs first, and then what each needs once that is known (an acknowledgement's shipment
-/// lines). Everything is read under the write lock, so it is what the batch writes on top of;
-/// documents decided later in the batch see earlier ones through the state, which a load never
-/// overwrites with an older value.
+/// lines). On the plain path everything is read under the write lock, so it is what the batch
+/// writes on top of; a batch decided ahead reads the last commit, and its state holds what the
+/// batches before it wrote since. Documents decided later see earlier ones through the state,
+/// which a load never overwrites with an older value.
 async fn prefetch(
     tx: &mut impl BatchReads,
     p: &mut Pending,
