@@ -331,7 +331,7 @@ const READ_PARTS: [(Read, &[&[&str]], &str); READS] = [
 
 /// The prefetch's one statement: every part, each in the columns of [`READ_COLUMNS`], as one
 /// `union all`. sqlx sends one statement a round trip, and under the HTTP benchmark's load a
-/// batch's reads one by one were a quarter of it (BENCHMARKS.md, session 17). The text is the
+/// batch's reads one by one were a quarter of it (BENCHMARKS-HISTORY.md, session 17). The text is the
 /// same every time, so the statement stays prepared.
 pub fn prefetch_sql() -> &'static str {
     static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
