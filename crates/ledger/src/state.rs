@@ -440,9 +440,9 @@ impl State {
             .collect()
     }
 
-    /// Whether (account, lot) can have had no stored balance before this state was begun: its lot was
-    /// created by this batch (a balance references its lot, so none can exist before the lot
-    /// does), or its account is the transit account of a shipment this batch created.
+    /// Whether (account, lot) can have had no stored balance before this state was begun: its
+    /// lot was created by this batch (a balance references its lot, so none can exist before
+    /// the lot does), or its account is the transit account of a shipment this batch created.
     pub fn is_new_balance(&self, account: &Account, lot: &LotNo) -> bool {
         self.created.contains(lot)
             || matches!(account, Account::Transit(id) if self.created_shipments.contains(id))

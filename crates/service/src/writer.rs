@@ -405,31 +405,23 @@ impl Writer {
             .catch_unwind()
             .await;
         let landed = self.landed(commit).await;
-        let (results, part) = match decided {
-            Ok(Ok(d)) if landed => d,
+        let written = match decided {
+            Ok(Ok((results, part))) if landed => self
+                .write_ahead(start, &part)
+                .await
+                .map(|tx| (results, part, tx)),
             Ok(Err(e)) if landed => {
                 tracing::debug!(error = %e, "a batch could not be decided ahead; deciding it again");
-                return self.run_batch(jobs, true).await;
+                None
             }
             // The batch behind did not commit, or deciding ahead panicked: the state is not
-            // the ledger's. The plain path decides again (and isolates a panic).
-            _ => return self.run_batch(jobs, true).await,
+            // the ledger's.
+            _ => None,
         };
-        let mut tx = match self.store.begin().await {
-            Ok(tx) => tx,
-            Err(_) => return self.run_batch(jobs, true).await,
+        // The plain path decides again from the database (and isolates a panic).
+        let Some((results, part, tx)) = written else {
+            return self.run_batch(jobs, true).await;
         };
-        if (tx.head().seq, tx.head().hash) != start {
-            // Another process wrote since: what was decided may not hold.
-            tracing::debug!("the head moved while a batch was decided ahead; deciding it again");
-            drop(tx);
-            return self.run_batch(jobs, true).await;
-        }
-        if let Err(e) = tx.write(&part).await {
-            tracing::debug!(error = %e, "a batch decided ahead failed to write; deciding it again");
-            drop(tx);
-            return self.run_batch(jobs, true).await;
-        }
         self.ahead.fetch_add(1, Ordering::Relaxed);
         p.handed.push(Arc::new(part));
         let w = Uncommitted {
@@ -445,6 +437,23 @@ impl Writer {
         // The chain is long enough: this commit is waited for, and the next batch reads afresh.
         self.landed(b.commit).await;
         None
+    }
+
+    /// Begins a batch decided ahead on the head `start` and writes `part` in it: the
+    /// transaction, or nothing when the batch must be decided again (no transaction, another
+    /// process wrote since, the write was refused), its transaction rolled back by then.
+    async fn write_ahead(&self, start: (u64, Hash), part: &WriteBatch) -> Option<Box<dyn WriteTx>> {
+        let mut tx = self.store.begin().await.ok()?;
+        if (tx.head().seq, tx.head().hash) != start {
+            // Another process wrote since: what was decided may not hold.
+            tracing::debug!("the head moved while a batch was decided ahead; deciding it again");
+            return None;
+        }
+        if let Err(e) = tx.write(part).await {
+            tracing::debug!(error = %e, "a batch decided ahead failed to write; deciding it again");
+            return None;
+        }
+        Some(tx)
     }
 
     /// Decides `jobs` on `p`, reading what it lacks in a read-only transaction begun now:
@@ -586,15 +595,6 @@ impl BatchReads for Ahead {
     ) -> store::Result<(Vec<DocumentRecord>, Vec<IdempotencyRecord>)> {
         Ahead::check(&state.missing(needs))?;
         self.0.prefetch(ids, keys, needs, state).await
-    }
-
-    async fn load(&mut self, needs: &Needs, state: &mut State) -> store::Result<()> {
-        let missing = state.missing(needs);
-        if missing.is_empty() {
-            return Ok(());
-        }
-        Ahead::check(&missing)?;
-        self.0.load(&missing, state).await
     }
 }
 
