@@ -313,6 +313,127 @@ async fn opens_migrates_and_writes() {
         .expect_err("delete of postings must be refused");
     assert!(refused.to_string().contains("append-only"), "{refused}");
 
+    // Every row an insert statement writes names rows that exist (the checks per statement of
+    // migrations 0007 and 0013, which probe each distinct key once): one bad row among good
+    // ones refuses the statement as a foreign key violation, naming what is missing.
+    let refusals = [
+        (
+            "insert into postings (seq, idx, account, sku, lot, qty, value)
+             values (2, 8, 'loss', 'MASK-N95', 'PO-1-1', 0, 0),
+                    (2, 9, 'loss', 'MASK-N95', 'PO-1-1', 0, 0),
+                    (2, 10, 'loss', 'MASK-N95', 'PO-404-1', 0, 0)",
+            "a posting names a lot that does not exist",
+        ),
+        (
+            "insert into postings (seq, idx, account, sku, lot, qty, value)
+             values (2, 8, 'loss', 'MASK-N95', 'PO-1-1', 0, 0),
+                    (404, 0, 'loss', 'MASK-N95', 'PO-1-1', 0, 0)",
+            "a posting names an entry that does not exist",
+        ),
+        (
+            "insert into balances (account, lot, sku, qty, value, guarded)
+             values ('consumer:A', 'PO-1-1', 'MASK-N95', 0, 0, false),
+                    ('consumer:B', 'PO-404-1', 'MASK-N95', 0, 0, false)",
+            "a balance names a lot that does not exist",
+        ),
+        (
+            "insert into lots (lot, sku, origin_kind, origin_doc, origin_seq)
+             values ('PO-1-8', 'MASK-N95', 'purchase', 'PO-1', 1),
+                    ('PO-1-9', 'GLOVE', 'purchase', 'PO-1', 1)",
+            "a lot names an item that does not exist",
+        ),
+        (
+            "insert into lots (lot, sku, origin_kind, origin_doc, origin_seq)
+             values ('PO-1-8', 'MASK-N95', 'purchase', 'PO-1', 1),
+                    ('PO-1-9', 'MASK-N95', 'purchase', 'PO-1', 404)",
+            "a lot names an entry that does not exist",
+        ),
+        (
+            "insert into shipment_lines (shipment_id, pos, destination, sku, lot, dispatched_qty,
+                                         acknowledged_qty, damaged_qty, short_qty, dispatched_value)
+             values ('B-404', 0, 'S1', 'MASK-N95', 'PO-1-1', 1000, 0, 0, 0, 0)",
+            "a shipment line names a shipment that does not exist",
+        ),
+        (
+            "insert into documents (namespace, id, kind, body_hash, body, response, entry_seq)
+             values ('purchase', 'PO-8', 'purchase', 'h', '{}', '{}', 1),
+                    ('purchase', 'PO-9', 'purchase', 'h', '{}', '{}', 404)",
+            "a document names an entry that does not exist",
+        ),
+        (
+            "update documents set entry_seq = 404",
+            "a document names an entry that does not exist",
+        ),
+        (
+            "insert into shipments (id, kind, date, from_location, status, dispatch_seq)
+             values ('B-1', 'batch', '2020-03-17', 'RAW', 'dispatched', 404)",
+            "a shipment names a dispatch entry that does not exist",
+        ),
+        (
+            "insert into shipments (id, kind, date, from_location, status, dispatch_seq)
+             values ('B-1', 'batch', '2020-03-17', 'NOWHERE', 'dispatched', 1)",
+            "a shipment names a location that does not exist",
+        ),
+    ];
+    for (sql, says) in refusals {
+        let refused = sqlx::query(sql)
+            .execute(store.pool())
+            .await
+            .expect_err(says);
+        let code = refused.as_database_error().and_then(|e| e.code());
+        assert_eq!(code.as_deref(), Some("23503"), "{sql}: {refused}");
+        assert!(refused.to_string().contains(says), "{sql}: {refused}");
+    }
+    // A shipment that names what exists is written; closing it on an entry that does not
+    // exist is refused (the upsert's update is checked as its insert is). What it names can
+    // then be neither deleted nor truncated away.
+    for sql in [
+        "insert into locations (code, name) values ('RAW', 'Raw materials')",
+        "insert into shipments (id, kind, date, from_location, status, dispatch_seq)
+         values ('B-1', 'batch', '2020-03-17', 'RAW', 'dispatched', 1)",
+    ] {
+        sqlx::query(sql)
+            .execute(store.pool())
+            .await
+            .expect("a row naming what exists");
+    }
+    let refused = sqlx::query(
+        "insert into shipments (id, kind, date, from_location, status, dispatch_seq)
+         values ('B-1', 'batch', '2020-03-17', 'RAW', 'dispatched', 1)
+         on conflict (id) do update set status = 'closed', closed_on = '2020-03-18',
+             close_reason = 'lost', close_seq = 404",
+    )
+    .execute(store.pool())
+    .await
+    .expect_err("a closing entry that does not exist");
+    assert!(
+        refused
+            .to_string()
+            .contains("a shipment names a closing entry that does not exist"),
+        "{refused}"
+    );
+    for sql in [
+        "delete from locations",
+        "truncate locations",
+        "truncate shipments",
+    ] {
+        let refused = sqlx::query(sql).execute(store.pool()).await.expect_err(sql);
+        assert!(
+            refused.to_string().contains("never deleted"),
+            "{sql}: {refused}"
+        );
+    }
+    // Nothing of a refused statement was written.
+    let counts: (i64, i64, i64, i64) = sqlx::query_as(
+        "select (select count(*) from postings), (select count(*) from lots),
+                (select count(*) from documents where entry_seq = 1),
+                (select count(*) from shipments where status = 'dispatched')",
+    )
+    .fetch_one(store.pool())
+    .await
+    .expect("counts");
+    assert_eq!(counts, (4, 1, 1, 1));
+
     drop_scratch(admin, &name, &store).await;
 }
 

@@ -102,9 +102,10 @@ pub struct WriteBatch {
     /// Net change per (account, lot) for keys that can have no stored balance yet (see
     /// `ledger::State::is_new_balance`): inserted with their final value in one statement, where
     /// the others cost more (on SQLite an upsert that reads the stored balance first, on
-    /// PostgreSQL an update and an insert of what is missing). Most keys of an import are
-    /// new (every purchased or produced lot, every dispatched shipment's transit account). A
-    /// key wrongly taken as new fails the batch on the primary key; it is never added twice.
+    /// PostgreSQL a lookup of each key, then an update of those found and an insert of the
+    /// rest). Most keys of an import are new (every purchased or produced lot, every
+    /// dispatched shipment's transit account). A key wrongly taken as new fails the batch on
+    /// the primary key; it is never added twice.
     pub new_balances: Vec<Delta>,
     pub documents: Vec<DocumentRecord>,
     pub idempotency: Vec<IdempotencyRecord>,
