@@ -1,5 +1,5 @@
 -- Reference checks per statement probe each distinct key once, and the references of
--- documents and shipments are checked per statement too.
+-- documents, shipments and production runs are checked per statement too.
 --
 -- Why: a batch's rows name few keys for their number (an entry has about eight postings; a
 -- shipment's line posts out of and into the same lot; a batch's shipments leave from one or
@@ -11,16 +11,18 @@
 -- on the write path check every row with a query of its own and lock the row they find, a
 -- write to it: importing the 10 000 frontline batches of that data set, the documents' key
 -- to their entry and the shipments' keys to their dispatch entry, location, recipient and
--- closing entry took 153 ms of 1 700 ms of statements, 10 000 calls each.
+-- closing entry took 153 ms of 1 700 ms of statements, 10 000 calls each. A production run
+-- and its materials checked four keys a run and one a material row the same way.
 --
 -- What keeps it as strong: every key of every inserted or updated row is still checked (a
 -- key is in the distinct set if any row names it), in the same statement, with a
 -- foreign_key_violation naming what is missing. Each probe is still a lookup by primary key
 -- (`offset 0`, as in 0007). The lock a foreign key takes guards against a concurrent delete
--- or key change of the referenced row: entries never change (0001, 0003), and locations
--- now refuse both, as lots, items, parties and shipments have since 0007. TRUNCATE fires no
--- row trigger, and a foreign key refused it for a referenced table; the tables whose
--- references are checked per statement now refuse it too.
+-- or key change of the referenced row: entries and production runs never change (0001,
+-- 0003, 0004), and locations and BOM versions now refuse both, as lots, items, parties and
+-- shipments have since 0007. TRUNCATE fires no row trigger, and a foreign key refused it
+-- for a referenced table; the tables whose references are checked per statement now refuse
+-- it too.
 
 create or replace function postings_references() returns trigger language plpgsql as $$
 begin
@@ -154,3 +156,54 @@ create trigger locations_no_truncate before truncate on locations
 for each statement execute function keep_referenced();
 create trigger shipments_no_truncate before truncate on shipments
 for each statement execute function keep_referenced();
+
+-- Production runs name their entry, their output lot and their BOM version; a run's materials
+-- name their run. Both are append-only (0004), so only inserts are checked.
+alter table production_runs
+    drop constraint production_runs_entry_seq_fkey,
+    drop constraint production_runs_output_lot_fkey,
+    drop constraint production_runs_product_sku_bom_version_fkey;
+alter table production_run_materials drop constraint production_run_materials_run_id_fkey;
+
+create function production_runs_references() returns trigger language plpgsql as $$
+begin
+    if exists (select 1 from (select distinct entry_seq from inserted) n
+               where not exists (select 1 from entries e where e.seq = n.entry_seq offset 0)) then
+        raise foreign_key_violation using message = 'a production run names an entry that does not exist';
+    end if;
+    if exists (select 1 from (select distinct output_lot from inserted) n
+               where not exists (select 1 from lots l where l.lot = n.output_lot offset 0)) then
+        raise foreign_key_violation using message = 'a production run names a lot that does not exist';
+    end if;
+    if exists (select 1 from (select distinct product_sku, bom_version from inserted) n
+               where not exists (select 1 from boms b
+                                 where b.product_sku = n.product_sku and b.version = n.bom_version
+                                 offset 0)) then
+        raise foreign_key_violation using message = 'a production run names a BOM version that does not exist';
+    end if;
+    return null;
+end;
+$$;
+create trigger production_runs_references after insert on production_runs
+referencing new table as inserted for each statement execute function production_runs_references();
+
+create function production_run_materials_references() returns trigger language plpgsql as $$
+begin
+    if exists (select 1 from (select distinct run_id from inserted) n
+               where not exists (select 1 from production_runs r where r.run_id = n.run_id offset 0)) then
+        raise foreign_key_violation using message = 'a production run material names a run that does not exist';
+    end if;
+    return null;
+end;
+$$;
+create trigger production_run_materials_references after insert on production_run_materials
+referencing new table as inserted for each statement execute function production_run_materials_references();
+
+-- BOM versions are never deleted and their keys never change (a version once used is
+-- fixed; a new recipe is a new version). TRUNCATE of boms stays refused by the foreign key
+-- of bom_lines.
+create trigger boms_keep_referenced_delete before delete on boms
+for each row execute function keep_referenced();
+create trigger boms_keep_referenced_key before update of product_sku, version on boms
+for each row when ((old.product_sku, old.version) is distinct from (new.product_sku, new.version))
+execute function keep_referenced();

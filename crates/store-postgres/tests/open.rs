@@ -374,6 +374,20 @@ async fn opens_migrates_and_writes() {
              values ('B-1', 'batch', '2020-03-17', 'NOWHERE', 'dispatched', 1)",
             "a shipment names a location that does not exist",
         ),
+        (
+            "insert into production_runs (run_id, entry_seq, date, product_sku, bom_version,
+                 output_lot, good_qty, scrap_qty, material_cost, labor_cost, overhead_cost,
+                 total_cost, unit_cost)
+             values ('RUN-1', 2, '2020-03-17', 'MASK-N95', 'v404', 'PO-1-1', 1000, 0, 0, 0, 0,
+                     0, 0)",
+            "a production run names a BOM version that does not exist",
+        ),
+        (
+            "insert into production_run_materials (run_id, idx, material_sku, standard_qty,
+                 actual_qty, actual_cost)
+             values ('RUN-404', 0, 'MASK-N95', 0, 0, 0)",
+            "a production run material names a run that does not exist",
+        ),
     ];
     for (sql, says) in refusals {
         let refused = sqlx::query(sql)
@@ -385,10 +399,11 @@ async fn opens_migrates_and_writes() {
         assert!(refused.to_string().contains(says), "{sql}: {refused}");
     }
     // A shipment that names what exists is written; closing it on an entry that does not
-    // exist is refused (the upsert's update is checked as its insert is). What it names can
-    // then be neither deleted nor truncated away.
+    // exist is refused (the upsert's update is checked as its insert is). What it names, and
+    // a BOM version, can then be neither deleted nor truncated away.
     for sql in [
         "insert into locations (code, name) values ('RAW', 'Raw materials')",
+        "insert into boms (product_sku, version, output_qty) values ('MASK-N95', 'v1', 1000)",
         "insert into shipments (id, kind, date, from_location, status, dispatch_seq)
          values ('B-1', 'batch', '2020-03-17', 'RAW', 'dispatched', 1)",
     ] {
@@ -416,6 +431,7 @@ async fn opens_migrates_and_writes() {
         "delete from locations",
         "truncate locations",
         "truncate shipments",
+        "delete from boms",
     ] {
         let refused = sqlx::query(sql).execute(store.pool()).await.expect_err(sql);
         assert!(
