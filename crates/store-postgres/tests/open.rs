@@ -1,6 +1,7 @@
 //! Opens `PgStore` on a fresh database of the server named by `PPE_TEST_POSTGRES_URL` and
-//! checks a first write end to end, the writer's own connection, and the plan of a writer's
-//! lookup on tables without statistics. Skipped (with a message) when the variable is unset.
+//! checks a first write end to end, the references checked per statement, the writer's own
+//! connection, and the plan of a writer's lookup on tables without statistics. Skipped (with
+//! a message) when the variable is unset.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -313,8 +314,8 @@ async fn opens_migrates_and_writes() {
         .expect_err("delete of postings must be refused");
     assert!(refused.to_string().contains("append-only"), "{refused}");
 
-    // Every row an insert statement writes names rows that exist (the checks per statement of
-    // migrations 0007 and 0013, which probe each distinct key once): one bad row among good
+    // Every row a statement inserts or updates names rows that exist (the checks per statement
+    // of migrations 0007 and 0013, which probe each distinct key once): one bad row among good
     // ones refuses the statement as a foreign key violation, naming what is missing.
     let refusals = [
         (
