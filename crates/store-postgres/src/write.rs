@@ -331,8 +331,8 @@ const READ_PARTS: [(Read, &[&[&str]], &str); READS] = [
 
 /// The prefetch's one statement: every part, each in the columns of [`READ_COLUMNS`], as one
 /// `union all`. sqlx sends one statement a round trip, and under the HTTP benchmark's load a
-/// batch's reads one by one were a quarter of it (BENCHMARKS-HISTORY.md, session 17). The text is the
-/// same every time, so the statement stays prepared.
+/// batch's reads one by one were a quarter of it (BENCHMARKS-HISTORY.md, session 17). The text
+/// is the same every time, so the statement stays prepared.
 pub fn prefetch_sql() -> &'static str {
     static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     SQL.get_or_init(|| {
@@ -671,18 +671,19 @@ impl WriteTx for PgWriteTx {
             // writers out, so a key not found cannot appear before the insert (and if it did,
             // the primary key would fail the batch, never add twice).
             sqlx::query(
-                "with d as (
-                     select d.account, d.lot, d.sku, d.qty, d.value, d.guarded,
+                "with found as (
+                     select n.account, n.lot, n.sku, n.qty, n.value, n.guarded,
                             (select ctid from balances b
-                             where b.account = d.account and b.lot = d.lot offset 0) as id
-                     from unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::bool[])
-                          as d (account, lot, sku, qty, value, guarded)
-                 ), u as (
-                     update balances set qty = balances.qty + d.qty, value = balances.value + d.value
-                     from d where d.id is not null and balances.ctid = d.id
+                             where b.account = n.account and b.lot = n.lot offset 0) as id
+                     from unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[],
+                                 $6::bool[]) as n (account, lot, sku, qty, value, guarded)
+                 ), updated as (
+                     update balances
+                     set qty = balances.qty + found.qty, value = balances.value + found.value
+                     from found where found.id is not null and balances.ctid = found.id
                  )
                  insert into balances (account, lot, sku, qty, value, guarded)
-                 select account, lot, sku, qty, value, guarded from d where id is null",
+                 select account, lot, sku, qty, value, guarded from found where id is null",
             )
             .bind(&account)
             .bind(&lot)
