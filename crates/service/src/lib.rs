@@ -236,7 +236,7 @@ impl Service {
         id: &str,
     ) -> Result<serde_json::Value> {
         match self.store().document(namespace, id).await? {
-            Some(d) if d.kind == kind => Ok(d.response),
+            Some(d) if d.kind == kind => Ok(d.response.to_value()),
             _ => Err(Rejection::NotFound {
                 what: kind,
                 id: id.to_owned(),
@@ -259,7 +259,10 @@ impl Service {
             .then(|| rows.last().map(|(pos, _)| pos.to_string()))
             .flatten();
         Ok(Page {
-            items: rows.into_iter().map(|(_, d)| d.response).collect(),
+            items: rows
+                .into_iter()
+                .map(|(_, d)| d.response.to_value())
+                .collect(),
             next,
         })
     }

@@ -3,6 +3,7 @@
 use ledger::docs::{Decision, PeriodClose};
 use ledger::{Entry, Hash, Needs, Rejection, State};
 use serde_json::Value;
+use store::JsonText;
 
 use crate::dto::PeriodCloseIn;
 use crate::error::{Fields, Result};
@@ -52,10 +53,10 @@ impl Document for PeriodCloseDoc {
         hash: &Hash,
         recorded_at: &str,
         _decision: &Decision,
-    ) -> Value {
+    ) -> JsonText {
         let mut v = serde_json::to_value(crate::views::entry_view(entry, hash, recorded_at))
             .expect("a view serialises");
         v["closed_through"] = Value::String(self.close.through.to_string());
-        v
+        JsonText::of(&v)
     }
 }

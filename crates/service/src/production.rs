@@ -9,7 +9,7 @@ use ledger::docs::Decision;
 use ledger::production::{ProductionRun, RunLine, RunReport};
 use ledger::{Account, BomVersion, Entry, Hash, Money, Needs, Qty, Rejection, State};
 use serde_json::Value;
-use store::{ProductionRunRecord, RunFilter, WriteBatch, PAGE_MAX};
+use store::{JsonText, ProductionRunRecord, RunFilter, WriteBatch, PAGE_MAX};
 
 use crate::dto::{DecText, Page};
 use crate::dto_production::{
@@ -273,7 +273,7 @@ impl Document for ProductionRunDoc {
     fn decide(&self, state: &State, _base_currency: &str) -> Result<Decision, Rejection> {
         self.run.decide(state)
     }
-    fn respond(&self, _: &Entry, _: &Hash, _: &str, _: &Decision) -> Value {
+    fn respond(&self, _: &Entry, _: &Hash, _: &str, _: &Decision) -> JsonText {
         unreachable!("the writer answers a run through finish, which reads the run's BOM")
     }
     fn finish(
@@ -284,7 +284,7 @@ impl Document for ProductionRunDoc {
         _recorded_at: &str,
         decision: &Decision,
         batch: &mut WriteBatch,
-    ) -> Value {
+    ) -> JsonText {
         let r = &self.run;
         let report = r.report(state, entry);
         let from = Account::Stock(r.from.clone());
@@ -322,7 +322,7 @@ impl Document for ProductionRunDoc {
             entry_seq: entry.seq(),
             report,
         });
-        serde_json::to_value(view).expect("a view serialises")
+        JsonText::of(&view)
     }
 }
 

@@ -3,6 +3,7 @@
 use ledger::docs::{Decision, Purchase, PurchaseLine};
 use ledger::{Account, Entry, Money, Needs, Rejection, State};
 use serde_json::Value;
+use store::JsonText;
 
 use crate::dto::{DecText, PurchaseIn, PurchaseLineIn, PurchaseLineView, PurchaseView};
 use crate::error::{Fields, Result};
@@ -146,7 +147,7 @@ impl Document for PurchaseDoc {
         _hash: &ledger::Hash,
         _recorded_at: &str,
         decision: &Decision,
-    ) -> Value {
+    ) -> JsonText {
         let p = &self.purchase;
         let stock = Account::Stock(p.location.clone());
         // Each line made one lot and one stock posting, in line order.
@@ -186,7 +187,7 @@ impl Document for PurchaseDoc {
             total_value: money(total),
             lines,
         };
-        serde_json::to_value(view).expect("a view serialises")
+        JsonText::of(&view)
     }
 }
 

@@ -4,6 +4,7 @@
 use ledger::shipment::{Receipt, ReceiptLine};
 use ledger::{Account, Entry, Money, Needs, Rejection, State};
 use serde_json::Value;
+use store::JsonText;
 
 use crate::dto::{DecText, ReceiptIn, ReceiptLineIn, ReceiptLineView, ReceiptView};
 use crate::error::{Fields, Result};
@@ -126,7 +127,7 @@ impl Document for ReceiptDoc {
         _hash: &ledger::Hash,
         _recorded_at: &str,
         decision: &ledger::docs::Decision,
-    ) -> Value {
+    ) -> JsonText {
         let r = &self.receipt;
         let stock = Account::Stock(r.location.clone());
         // Each line made one lot and one stock posting, in line order.
@@ -164,7 +165,7 @@ impl Document for ReceiptDoc {
             total_value: money(total),
             lines,
         };
-        serde_json::to_value(view).expect("a view serialises")
+        JsonText::of(&view)
     }
 }
 

@@ -3,6 +3,7 @@
 use ledger::docs::{Decision, Reversal};
 use ledger::{Entry, Hash, Needs, Rejection, State};
 use serde_json::Value;
+use store::JsonText;
 
 use crate::dto::ReversalIn;
 use crate::error::{Fields, Result};
@@ -58,8 +59,7 @@ impl Document for ReversalDoc {
         hash: &Hash,
         recorded_at: &str,
         _decision: &Decision,
-    ) -> Value {
-        serde_json::to_value(crate::views::entry_view(entry, hash, recorded_at))
-            .expect("a view serialises")
+    ) -> JsonText {
+        JsonText::of(&crate::views::entry_view(entry, hash, recorded_at))
     }
 }

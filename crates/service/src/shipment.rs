@@ -14,7 +14,7 @@ use ledger::{
     State,
 };
 use serde_json::Value;
-use store::ShipmentFilter;
+use store::{JsonText, ShipmentFilter};
 
 use crate::dto::{
     AcknowledgedView, AcknowledgementIn, AcknowledgementLineIn, AcknowledgementLineView,
@@ -284,7 +284,7 @@ impl Document for DispatchDoc {
         let (d, c) = self.dispatch.decide(state, base_currency)?;
         Ok((d, Some(c)))
     }
-    fn respond(&self, entry: &Entry, hash: &Hash, recorded_at: &str, _: &Decision) -> Value {
+    fn respond(&self, entry: &Entry, hash: &Hash, recorded_at: &str, _: &Decision) -> JsonText {
         entry_answer(entry, hash, recorded_at)
     }
     fn respond_with_shipment(
@@ -295,7 +295,7 @@ impl Document for DispatchDoc {
         _decision: &Decision,
         moves: &[ShipmentMove],
         shipment: &Shipment,
-    ) -> Value {
+    ) -> JsonText {
         let view = DispatchView {
             shipment: shipment_view(shipment),
             picked: moves
@@ -310,15 +310,14 @@ impl Document for DispatchDoc {
                 })
                 .collect(),
         };
-        serde_json::to_value(view).expect("a view serialises")
+        JsonText::of(&view)
     }
 }
 
 /// The answer of a shipment document answered without its shipment, which the writer never
 /// does; it is the entry, as a reversal answers.
-fn entry_answer(entry: &Entry, hash: &Hash, recorded_at: &str) -> Value {
-    serde_json::to_value(crate::views::entry_view(entry, hash, recorded_at))
-        .expect("a view serialises")
+fn entry_answer(entry: &Entry, hash: &Hash, recorded_at: &str) -> JsonText {
+    JsonText::of(&crate::views::entry_view(entry, hash, recorded_at))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -444,7 +443,7 @@ pub(crate) fn parse_ack(shipment_id: &str, input: &AcknowledgementIn) -> Result<
 /// `ack-` and the first 96 bits of the SHA-256 of the normalised content: the same
 /// acknowledgement, however written, gets the same id.
 fn derived_ack_id(content: &Value) -> DocId {
-    let hash = crate::writer::body_hash(ACK_NS, content);
+    let hash = crate::writer::body_hash(ACK_NS, &content.to_string());
     DocId::parse(&format!("ack-{}", &hash[..24])).expect("hex digits make an identifier")
 }
 
@@ -475,7 +474,7 @@ impl Document for AckDoc {
         let (d, c) = self.ack.decide(state)?;
         Ok((d, Some(c)))
     }
-    fn respond(&self, entry: &Entry, hash: &Hash, recorded_at: &str, _: &Decision) -> Value {
+    fn respond(&self, entry: &Entry, hash: &Hash, recorded_at: &str, _: &Decision) -> JsonText {
         entry_answer(entry, hash, recorded_at)
     }
     fn respond_with_shipment(
@@ -486,7 +485,7 @@ impl Document for AckDoc {
         _decision: &Decision,
         moves: &[ShipmentMove],
         shipment: &Shipment,
-    ) -> Value {
+    ) -> JsonText {
         let a = &self.ack;
         let view = AcknowledgementView {
             acknowledgement_id: a.id.to_string(),
@@ -521,7 +520,7 @@ impl Document for AckDoc {
                 })
                 .collect(),
         };
-        serde_json::to_value(view).expect("a view serialises")
+        JsonText::of(&view)
     }
 }
 
@@ -578,7 +577,7 @@ impl Document for CloseDoc {
         let (d, c) = self.closing.decide(state)?;
         Ok((d, Some(c)))
     }
-    fn respond(&self, entry: &Entry, hash: &Hash, recorded_at: &str, _: &Decision) -> Value {
+    fn respond(&self, entry: &Entry, hash: &Hash, recorded_at: &str, _: &Decision) -> JsonText {
         entry_answer(entry, hash, recorded_at)
     }
     fn respond_with_shipment(
@@ -589,7 +588,7 @@ impl Document for CloseDoc {
         _decision: &Decision,
         moves: &[ShipmentMove],
         shipment: &Shipment,
-    ) -> Value {
+    ) -> JsonText {
         let c = &self.closing;
         let view = CloseView {
             shipment_id: c.shipment.to_string(),
@@ -609,7 +608,7 @@ impl Document for CloseDoc {
                 })
                 .collect(),
         };
-        serde_json::to_value(view).expect("a view serialises")
+        JsonText::of(&view)
     }
 }
 
@@ -763,7 +762,10 @@ impl Service {
             .then(|| rows.last().map(|(pos, _)| pos.to_string()))
             .flatten();
         Ok(Page {
-            items: rows.into_iter().map(|(_, d)| d.response).collect(),
+            items: rows
+                .into_iter()
+                .map(|(_, d)| d.response.to_value())
+                .collect(),
             next,
         })
     }

@@ -5,6 +5,7 @@ use ledger::docs::Decision;
 use ledger::production::{CountLine, StockCount};
 use ledger::{Entry, Hash, LotNo, Money, Needs, Rejection, State};
 use serde_json::Value;
+use store::JsonText;
 
 use crate::dto_production::{StockCountIn, StockCountLineView, StockCountView};
 use crate::error::{Fields, Result};
@@ -78,7 +79,7 @@ impl Document for StockCountDoc {
     fn decide(&self, state: &State, _base_currency: &str) -> Result<Decision, Rejection> {
         self.count.decide(state)
     }
-    fn respond(&self, entry: &Entry, _: &Hash, _: &str, _: &Decision) -> Value {
+    fn respond(&self, entry: &Entry, _: &Hash, _: &str, _: &Decision) -> JsonText {
         let c = &self.count;
         // Each line made two postings, the stock one first (StockCount::decide).
         let stock_postings = entry.postings().iter().step_by(2);
@@ -104,7 +105,7 @@ impl Document for StockCountDoc {
             difference_value: money(total),
             lines,
         };
-        serde_json::to_value(view).expect("a view serialises")
+        JsonText::of(&view)
     }
 }
 

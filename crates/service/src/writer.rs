@@ -14,7 +14,7 @@ use ledger::shipment::ShipmentMove;
 use ledger::{Account, Entry, Hash, LotNo, Needs, Rejection, Shipment, ShipmentChange, State};
 use serde_json::Value;
 use store::{
-    BatchReads, DocumentRecord, Head, IdempotencyRecord, Store, StoreError, StoredEntry,
+    BatchReads, DocumentRecord, Head, IdempotencyRecord, JsonText, Store, StoreError, StoredEntry,
     WriteBatch, WriteTx,
 };
 use tokio::sync::{mpsc, oneshot};
@@ -58,11 +58,12 @@ impl Default for WriterConfig {
     }
 }
 
-/// The answer to a write: the status, the body, and whether it replays an earlier answer.
+/// The answer to a write: the status, the body, and whether it replays an earlier answer. The
+/// body is the text stored with the document, sent as it is.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Outcome {
     pub status: u16,
-    pub body: Value,
+    pub body: JsonText,
     pub replayed: bool,
 }
 
@@ -81,8 +82,15 @@ pub(crate) trait Document: Send + Sync + 'static {
         Needs::default()
     }
     fn decide(&self, state: &State, base_currency: &str) -> Result<Decision, Rejection>;
-    /// The answer for a committed document.
-    fn respond(&self, entry: &Entry, hash: &Hash, recorded_at: &str, decision: &Decision) -> Value;
+    /// The answer for a committed document, serialised once: it is stored, replayed and sent
+    /// as that text.
+    fn respond(
+        &self,
+        entry: &Entry,
+        hash: &Hash,
+        recorded_at: &str,
+        decision: &Decision,
+    ) -> JsonText;
     /// Decides the document together with what it changes in a shipment (a dispatch, an
     /// acknowledgement, a closing). Documents that move only balances keep this default.
     fn decide_with_shipment(
@@ -102,7 +110,7 @@ pub(crate) trait Document: Send + Sync + 'static {
         decision: &Decision,
         _moves: &[ShipmentMove],
         _shipment: &Shipment,
-    ) -> Value {
+    ) -> JsonText {
         self.respond(entry, hash, recorded_at, decision)
     }
     /// The answer for a committed document given the state its decision read, with anything it
@@ -116,7 +124,7 @@ pub(crate) trait Document: Send + Sync + 'static {
         recorded_at: &str,
         decision: &Decision,
         _batch: &mut WriteBatch,
-    ) -> Value {
+    ) -> JsonText {
         self.respond(entry, hash, recorded_at, decision)
     }
 }
@@ -141,13 +149,14 @@ impl Job {
     }
 }
 
-/// The hash of a normalised request body, with the kind of request it is.
-pub(crate) fn body_hash(kind: &str, body: &Value) -> String {
+/// The hash of a normalised request body (its compact JSON text), with the kind of request it
+/// is.
+pub(crate) fn body_hash(kind: &str, body: &str) -> String {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
     h.update(kind.as_bytes());
     h.update(b"\n");
-    h.update(body.to_string().as_bytes());
+    h.update(body.as_bytes());
     hex::encode(h.finalize())
 }
 
@@ -897,7 +906,9 @@ async fn process(
     job: &Job,
 ) -> Result<Result<Outcome, ServiceError>, StoreError> {
     let doc = &*job.doc;
-    let request_hash = body_hash(doc.kind(), doc.body());
+    // The body serialised once: hashed here, and stored as this text if it is recorded.
+    let body_text = JsonText::of(doc.body());
+    let request_hash = body_hash(doc.kind(), body_text.as_str());
     if let Some(key) = &job.idempotency_key {
         let k = (job.actor.clone(), key.clone());
         let earlier = match p.keys_in_batch.get(&k) {
@@ -987,7 +998,11 @@ async fn process(
     // An import counts outcomes and never reads a created document's answer (it is recorded
     // with the document, for replays and reads): it gets no copy, which saves building and
     // freeing one JSON tree per imported document.
-    let answer = if job.bulk { Value::Null } else { body.clone() };
+    let answer = if job.bulk {
+        JsonText::null()
+    } else {
+        body.clone()
+    };
     if let Some(key) = &job.idempotency_key {
         p.keys_in_batch.insert(
             (job.actor.clone(), key.clone()),
@@ -1011,7 +1026,7 @@ async fn process(
             id: id.to_owned(),
             kind: doc.kind().to_owned(),
             body_hash: request_hash,
-            body: doc.body().clone(),
+            body: body_text,
             response: body,
             entry_seq: Some(seq),
         });
@@ -1049,7 +1064,7 @@ mod tests {
         fn decide(&self, _: &State, _: &str) -> Result<Decision, Rejection> {
             panic!("a broken invariant");
         }
-        fn respond(&self, _: &Entry, _: &Hash, _: &str, _: &Decision) -> Value {
+        fn respond(&self, _: &Entry, _: &Hash, _: &str, _: &Decision) -> JsonText {
             unreachable!("never decided")
         }
     }

@@ -614,16 +614,8 @@ impl WriteTx for PgWriteTx {
                 .bind(strings(d.iter().map(|x| x.id.as_str())))
                 .bind(strings(d.iter().map(|x| x.kind.as_str())))
                 .bind(strings(d.iter().map(|x| x.body_hash.as_str())))
-                .bind(
-                    d.iter()
-                        .map(|x| x.body.to_string())
-                        .collect::<Vec<String>>(),
-                )
-                .bind(
-                    d.iter()
-                        .map(|x| x.response.to_string())
-                        .collect::<Vec<String>>(),
-                )
+                .bind(strings(d.iter().map(|x| x.body.as_str())))
+                .bind(strings(d.iter().map(|x| x.response.as_str())))
                 .bind(
                     d.iter()
                         .map(|x| x.entry_seq.map(i64_of))
@@ -633,11 +625,7 @@ impl WriteTx for PgWriteTx {
                 .bind(strings(i.iter().map(|x| x.key.as_str())))
                 .bind(strings(i.iter().map(|x| x.request_hash.as_str())))
                 .bind(i.iter().map(|x| i64::from(x.status)).collect::<Vec<i64>>())
-                .bind(
-                    i.iter()
-                        .map(|x| x.response.to_string())
-                        .collect::<Vec<String>>(),
-                )
+                .bind(strings(i.iter().map(|x| x.response.as_str())))
                 .bind(b.head.as_ref().map(|h| i64_of(h.seq)))
                 .bind(b.head.as_ref().map(|h| h.hash.to_hex()))
                 .bind(

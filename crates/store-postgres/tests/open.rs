@@ -11,7 +11,8 @@ use ledger::{
 };
 use sqlx::Connection;
 use store::{
-    BalanceFilter, DocumentRecord, Head, Inserted, Store, StoreError, StoredEntry, WriteBatch,
+    BalanceFilter, DocumentRecord, Head, Inserted, JsonText, Store, StoreError, StoredEntry,
+    WriteBatch,
 };
 use store_postgres::PgStore;
 
@@ -145,8 +146,8 @@ async fn opens_migrates_and_writes() {
         id: "PO-1".into(),
         kind: "purchase".into(),
         body_hash: "b".repeat(64),
-        body: serde_json::json!({ "id": "PO-1" }),
-        response: serde_json::json!({ "seq": 1 }),
+        body: JsonText::of(&serde_json::json!({ "id": "PO-1" })),
+        response: JsonText::of(&serde_json::json!({ "seq": 1 })),
         entry_seq: Some(1),
     };
     let batch = WriteBatch {

@@ -19,8 +19,8 @@ use store::decode::{self, RawEntry, RawPosting};
 use store::Snapshot;
 use store::{
     BalanceFilter, BalanceMismatch, BalanceRow, BomPut, DocumentRecord, Head, IdempotencyRecord,
-    Inserted, LotPosting, Result, RunFilter, RunReportRow, ShipmentFilter, StockRow, Store,
-    StoreError, StoredBom, StoredEntry, TokenRecord, Violation, WriteTx, PAGE_MAX,
+    Inserted, JsonText, LotPosting, Result, RunFilter, RunReportRow, ShipmentFilter, StockRow,
+    Store, StoreError, StoredBom, StoredEntry, TokenRecord, Violation, WriteTx, PAGE_MAX,
 };
 
 mod journal;
@@ -305,9 +305,9 @@ pub(crate) fn document_row(r: &sqlx::sqlite::SqliteRow) -> Result<DocumentRecord
         id: r.get("id"),
         kind: r.get("kind"),
         body_hash: r.get("body_hash"),
-        body: serde_json::from_str(&body)
+        body: JsonText::parse(body)
             .map_err(|e| StoreError::Corrupt(format!("document body: {e}")))?,
-        response: serde_json::from_str(&response)
+        response: JsonText::parse(response)
             .map_err(|e| StoreError::Corrupt(format!("document response: {e}")))?,
         entry_seq: r.get::<Option<i64>, _>("entry_seq").map(decode::seq),
     })
@@ -320,7 +320,7 @@ fn idempotency_row(r: &sqlx::sqlite::SqliteRow) -> Result<IdempotencyRecord> {
         request_hash: r.get("request_hash"),
         status: u16::try_from(r.get::<i64, _>("status"))
             .map_err(|e| StoreError::Corrupt(e.to_string()))?,
-        response: serde_json::from_str(&response)
+        response: JsonText::parse(response)
             .map_err(|e| StoreError::Corrupt(format!("idempotency response: {e}")))?,
     })
 }

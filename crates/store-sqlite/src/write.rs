@@ -537,8 +537,8 @@ impl WriteTx for SqliteWriteTx {
                     .push_bind(d.id.as_str())
                     .push_bind(d.kind.as_str())
                     .push_bind(d.body_hash.as_str())
-                    .push_bind(d.body.to_string())
-                    .push_bind(d.response.to_string())
+                    .push_bind(d.body.as_str())
+                    .push_bind(d.response.as_str())
                     .push_bind(d.entry_seq.map(i64_of));
             });
         }
@@ -552,7 +552,7 @@ impl WriteTx for SqliteWriteTx {
                     .push_bind(i.key.as_str())
                     .push_bind(i.request_hash.as_str())
                     .push_bind(i64::from(i.status))
-                    .push_bind(i.response.to_string());
+                    .push_bind(i.response.as_str());
             });
         }
         if let Some(h) = &b.head {

@@ -7,6 +7,7 @@
 pub mod conservation;
 pub mod decode;
 pub mod journal;
+mod json;
 pub mod prefetch;
 pub mod production;
 
@@ -15,6 +16,7 @@ pub use journal::{
     BalancePage, EntryColumns, JournalPage, PageTask, PostingColumns, Postings, ReadAhead,
     BALANCE_PAGE_MAX, JOURNAL_PAGE_MAX,
 };
+pub use json::JsonText;
 use ledger::{
     Account, Balance, Entry, Hash, Item, Location, Lot, LotNo, Needs, Party, Shipment,
     ShipmentChange, Sku, State,
@@ -76,8 +78,8 @@ pub struct DocumentRecord {
     pub id: String,
     pub kind: String,
     pub body_hash: String,
-    pub body: serde_json::Value,
-    pub response: serde_json::Value,
+    pub body: JsonText,
+    pub response: JsonText,
     pub entry_seq: Option<u64>,
 }
 
@@ -88,7 +90,7 @@ pub struct IdempotencyRecord {
     pub key: String,
     pub request_hash: String,
     pub status: u16,
-    pub response: serde_json::Value,
+    pub response: JsonText,
 }
 
 /// Everything one commit of the writer stores, in one transaction.

@@ -304,7 +304,7 @@ pub async fn submit(State(s): State<Service>, ctx: Ctx, body: Bytes) -> PageResu
         .await
     {
         Ok(outcome) => {
-            let id = outcome.body["shipment_id"]
+            let id = outcome.body.to_value()["shipment_id"]
                 .as_str()
                 .unwrap_or(&input.batch_id)
                 .to_owned();

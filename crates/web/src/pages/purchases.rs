@@ -266,7 +266,7 @@ pub async fn submit(State(s): State<Service>, ctx: Ctx, body: Bytes) -> PageResu
         .await
     {
         Ok(outcome) => {
-            let id = outcome.body["purchase_id"]
+            let id = outcome.body.to_value()["purchase_id"]
                 .as_str()
                 .unwrap_or(&input.purchase_id)
                 .to_owned();

@@ -335,7 +335,7 @@ pub async fn submit(State(s): State<Service>, ctx: Ctx, body: Bytes) -> PageResu
         .await
     {
         Ok(outcome) => {
-            let id = outcome.body["run_id"]
+            let id = outcome.body.to_value()["run_id"]
                 .as_str()
                 .unwrap_or(&input.run_id)
                 .to_owned();
