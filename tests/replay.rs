@@ -265,6 +265,17 @@ async fn a_batch_prefetch_finds_what_is_recorded_and_loads_every_need() {
         let found: Vec<_> = keyed.iter().map(|k| (k.key.as_str(), k.status)).collect();
         assert_eq!(found, [("key-p", 201)]);
         assert_eq!(keyed[0].response.as_str(), posted.text);
+        // A read answers the same bytes as the post did, alone and in the list.
+        let got = app.get("/api/v1/purchases/PO-P").await;
+        assert_eq!(got.status, StatusCode::OK, "{}", got.text);
+        assert_eq!(got.text, posted.text);
+        let listed = app.get("/api/v1/purchases").await;
+        assert!(
+            listed.text.contains(&posted.text),
+            "{} lists {}",
+            listed.text,
+            posted.text
+        );
         assert!(state.missing(&needs).is_empty(), "every need is loaded");
         assert!(state.item(&band).is_some() && state.item(&none).is_none());
         assert!(state.party(&PartyCode::parse("SUP").unwrap()).is_some());

@@ -186,7 +186,7 @@ pub async fn create_purchase(
 pub async fn list_purchases(
     State(s): State<Service>,
     Q(q): Q<ListQuery>,
-) -> ApiResult<axum::Json<Page<serde_json::Value>>> {
+) -> ApiResult<axum::Json<Page<service::JsonText>>> {
     if q.format.as_deref().is_some_and(|f| f != "json") {
         return Err(ApiError::bad_request("purchases are listed as json"));
     }
@@ -199,7 +199,7 @@ pub async fn list_purchases(
 pub async fn get_purchase(
     State(s): State<Service>,
     Path(id): Path<String>,
-) -> ApiResult<axum::Json<serde_json::Value>> {
+) -> ApiResult<axum::Json<service::JsonText>> {
     Ok(axum::Json(s.document("purchase", "purchase", &id).await?))
 }
 

@@ -108,7 +108,7 @@ pub async fn create_stock_count(
 pub async fn list_stock_counts(
     State(s): State<Service>,
     Q(q): Q<ListQuery>,
-) -> ApiResult<axum::Json<Page<serde_json::Value>>> {
+) -> ApiResult<axum::Json<Page<service::JsonText>>> {
     json_only(&q, "stock counts")?;
     Ok(axum::Json(
         s.documents("stock-count", q.after.as_deref(), q.limit)
@@ -120,7 +120,7 @@ pub async fn list_stock_counts(
 pub async fn get_stock_count(
     State(s): State<Service>,
     Path(id): Path<String>,
-) -> ApiResult<axum::Json<serde_json::Value>> {
+) -> ApiResult<axum::Json<service::JsonText>> {
     Ok(axum::Json(
         s.document("stock-count", "stock-count", &id).await?,
     ))

@@ -71,7 +71,7 @@ pub async fn create_receipt(
 pub async fn list_receipts(
     State(s): State<Service>,
     Q(q): Q<ListQuery>,
-) -> ApiResult<axum::Json<Page<serde_json::Value>>> {
+) -> ApiResult<axum::Json<Page<service::JsonText>>> {
     json_only(&q, "receipts")?;
     Ok(axum::Json(
         s.documents("receipt", q.after.as_deref(), q.limit).await?,
@@ -82,7 +82,7 @@ pub async fn list_receipts(
 pub async fn get_receipt(
     State(s): State<Service>,
     Path(id): Path<String>,
-) -> ApiResult<axum::Json<serde_json::Value>> {
+) -> ApiResult<axum::Json<service::JsonText>> {
     Ok(axum::Json(s.document("receipt", "receipt", &id).await?))
 }
 
@@ -212,7 +212,7 @@ pub async fn list_acknowledgements(
     State(s): State<Service>,
     Path(id): Path<String>,
     Q(q): Q<ListQuery>,
-) -> ApiResult<axum::Json<Page<serde_json::Value>>> {
+) -> ApiResult<axum::Json<Page<service::JsonText>>> {
     json_only(&q, "acknowledgements")?;
     Ok(axum::Json(
         s.acknowledgements(&id, q.after.as_deref(), q.limit).await?,
@@ -223,7 +223,7 @@ pub async fn list_acknowledgements(
 pub async fn get_acknowledgement(
     State(s): State<Service>,
     Path((id, ack_id)): Path<(String, String)>,
-) -> ApiResult<axum::Json<serde_json::Value>> {
+) -> ApiResult<axum::Json<service::JsonText>> {
     Ok(axum::Json(s.acknowledgement(&id, &ack_id).await?))
 }
 

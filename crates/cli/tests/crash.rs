@@ -143,7 +143,7 @@ async fn check(url: &str, what: &str) -> usize {
             .documents("purchase", after.as_deref(), Some(1000))
             .await
             .unwrap();
-        for d in &page.items {
+        for d in page.items.iter().map(|d| d.to_value()) {
             assert!(
                 present.insert(d["purchase_id"].as_str().unwrap().to_owned()),
                 "{what}: document {} twice",

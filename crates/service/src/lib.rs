@@ -38,6 +38,7 @@ use tokio::sync::{mpsc, oneshot};
 
 pub use error::{FieldError, Result, ServiceError};
 pub use purchase::money;
+pub use store::JsonText;
 pub use writer::{Outcome, WriterConfig};
 
 use dto::{BalanceView, EntryView, Page, PurchaseIn, ReversalIn, VerifyReport};
@@ -228,15 +229,15 @@ impl Service {
         self.submit(Box::new(doc), actor, idempotency_key).await
     }
 
-    /// A recorded document, as answered when it was posted.
+    /// A recorded document, as answered when it was posted: the same text.
     pub async fn document(
         &self,
         namespace: &str,
         kind: &'static str,
         id: &str,
-    ) -> Result<serde_json::Value> {
+    ) -> Result<JsonText> {
         match self.store().document(namespace, id).await? {
-            Some(d) if d.kind == kind => Ok(d.response.to_value()),
+            Some(d) if d.kind == kind => Ok(d.response),
             _ => Err(Rejection::NotFound {
                 what: kind,
                 id: id.to_owned(),
@@ -251,7 +252,7 @@ impl Service {
         kind: &str,
         after: Option<&str>,
         limit: Option<u32>,
-    ) -> Result<Page<serde_json::Value>> {
+    ) -> Result<Page<JsonText>> {
         let limit = page_limit(limit);
         let after = parse_cursor(after)?;
         let rows = self.store().documents(kind, after, limit).await?;
@@ -259,10 +260,7 @@ impl Service {
             .then(|| rows.last().map(|(pos, _)| pos.to_string()))
             .flatten();
         Ok(Page {
-            items: rows
-                .into_iter()
-                .map(|(_, d)| d.response.to_value())
-                .collect(),
+            items: rows.into_iter().map(|(_, d)| d.response).collect(),
             next,
         })
     }

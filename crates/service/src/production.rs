@@ -356,7 +356,8 @@ impl Service {
 
     /// A recorded run as it was answered, with its report's reversal as it stands now.
     pub async fn production_run(&self, id: &str) -> Result<Value> {
-        let mut doc = self.document(KIND, KIND, id).await?;
+        // The stored text is read as a tree here: the reversal is written into it.
+        let mut doc = self.document(KIND, KIND, id).await?.to_value();
         self.overlay_reversals(std::slice::from_mut(&mut doc))
             .await?;
         Ok(doc)
@@ -368,9 +369,13 @@ impl Service {
         after: Option<&str>,
         limit: Option<u32>,
     ) -> Result<Page<Value>> {
-        let mut page = self.documents(KIND, after, limit).await?;
-        self.overlay_reversals(&mut page.items).await?;
-        Ok(page)
+        let page = self.documents(KIND, after, limit).await?;
+        let mut items: Vec<Value> = page.items.iter().map(JsonText::to_value).collect();
+        self.overlay_reversals(&mut items).await?;
+        Ok(Page {
+            items,
+            next: page.next,
+        })
     }
 
     /// Sets `report.reversed_by` of recorded run answers from the ledger: a run's answer is

@@ -739,7 +739,7 @@ impl Service {
         shipment_id: &str,
         after: Option<&str>,
         limit: Option<u32>,
-    ) -> Result<Page<Value>> {
+    ) -> Result<Page<JsonText>> {
         if self.store().shipment(shipment_id).await?.is_none() {
             return Err(Rejection::NotFound {
                 what: "shipment",
@@ -762,16 +762,13 @@ impl Service {
             .then(|| rows.last().map(|(pos, _)| pos.to_string()))
             .flatten();
         Ok(Page {
-            items: rows
-                .into_iter()
-                .map(|(_, d)| d.response.to_value())
-                .collect(),
+            items: rows.into_iter().map(|(_, d)| d.response).collect(),
             next,
         })
     }
 
     /// One acknowledgement of a shipment, as answered when it was posted.
-    pub async fn acknowledgement(&self, shipment_id: &str, ack_id: &str) -> Result<Value> {
+    pub async fn acknowledgement(&self, shipment_id: &str, ack_id: &str) -> Result<JsonText> {
         self.document(
             ACK_NS,
             "acknowledgement",

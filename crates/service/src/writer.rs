@@ -970,7 +970,7 @@ async fn process(
     p.lots
         .extend(decision.new_lots.iter().map(|l| l.lot.clone()));
     let hash = entry.chain_hash(&p.hash);
-    let body = match change {
+    let response = match change {
         // The shipment changes only once its entry is committed, so a refused entry leaves
         // it as it was.
         Some(mut change) => {
@@ -996,12 +996,11 @@ async fn process(
         recorded_at: p.recorded_at.clone(),
     });
     // An import counts outcomes and never reads a created document's answer (it is recorded
-    // with the document, for replays and reads): it gets no copy, which saves building and
-    // freeing one JSON tree per imported document.
+    // with the document, for replays and reads): it gets no copy of the text.
     let answer = if job.bulk {
         JsonText::null()
     } else {
-        body.clone()
+        response.clone()
     };
     if let Some(key) = &job.idempotency_key {
         p.keys_in_batch.insert(
@@ -1013,7 +1012,7 @@ async fn process(
             key: key.clone(),
             request_hash: request_hash.clone(),
             status: 201,
-            response: body.clone(),
+            response: response.clone(),
         });
     }
     if let Some((namespace, id)) = doc.id() {
@@ -1027,7 +1026,7 @@ async fn process(
             kind: doc.kind().to_owned(),
             body_hash: request_hash,
             body: body_text,
-            response: body,
+            response,
             entry_seq: Some(seq),
         });
     }

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Redirect};
 use maud::{html, Markup};
 use service::auth::Permission;
 use service::dto::{DecText, PurchaseIn, PurchaseLineIn, PurchaseView};
-use service::Service;
+use service::{JsonText, Service};
 
 use crate::components::{code, datalist, empty, hash_short, next_link, notice, num, page_head};
 use crate::form::{FormData, FormErrors, FormView, Input};
@@ -23,8 +23,8 @@ const PAGE: u32 = 50;
 /// The fields of one purchase line, as named in the API's JSON.
 const LINE_FIELDS: [&str; 5] = ["sku", "qty", "unit_price", "lot", "expires_on"];
 
-fn view(v: serde_json::Value, ctx: &Ctx) -> Result<PurchaseView, PageError> {
-    serde_json::from_value(v).map_err(|e| {
+fn view(v: JsonText, ctx: &Ctx) -> Result<PurchaseView, PageError> {
+    serde_json::from_str(v.as_str()).map_err(|e| {
         tracing::error!(error = %e, "a stored purchase does not read as a PurchaseView");
         PageError::new(ctx, StatusCode::INTERNAL_SERVER_ERROR, Msg::ErrorTitle, "")
     })

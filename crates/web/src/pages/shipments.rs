@@ -79,7 +79,7 @@ pub async fn acknowledgements(s: &Service, id: &str) -> service::Result<Vec<Ackn
             .acknowledgements(id, after.as_deref(), Some(PAGE_MAX))
             .await?;
         for v in page.items {
-            match serde_json::from_value(v) {
+            match serde_json::from_str(v.as_str()) {
                 Ok(a) => out.push(a),
                 Err(e) => tracing::error!(error = %e, "a stored acknowledgement does not read"),
             }
