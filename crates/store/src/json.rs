@@ -8,8 +8,9 @@ use serde_json::Value;
 /// A JSON value as its compact text. Made by serialising a value once ([`JsonText::of`]) or
 /// by checking stored text ([`JsonText::parse`]); never edited. It is written to the database
 /// and to a client as that text, so an answer is serialised once, not built as a tree, copied,
-/// and serialised again for the database and for the client (on SQLite's import of the
-/// frontline batches and acknowledgements that was about a sixth of the time).
+/// and serialised again for the database and for the client (7 % of SQLite's import of the
+/// acknowledgements, 10 % more documents a second over HTTP: BENCHMARKS-HISTORY.md, session
+/// 24).
 #[derive(Debug, Clone)]
 pub struct JsonText(Box<RawValue>);
 
