@@ -288,6 +288,9 @@ async fn a_closed_period_refuses_its_dates() {
             .await;
         assert_eq!(close.status, StatusCode::CREATED, "{}", close.text);
         assert_eq!(close.body["kind"], "period-close");
+        // The answer is the entry, with the date closed through beside its fields.
+        assert_eq!(close.body["closed_through"], "2020-02-29");
+        assert!(close.body["seq"].is_u64(), "{}", close.text);
         assert_eq!(
             app.entry_count().await,
             before + 1,

@@ -5,7 +5,7 @@ use ledger::{Entry, Hash, Needs, Rejection, State};
 use serde_json::Value;
 use store::JsonText;
 
-use crate::dto::PeriodCloseIn;
+use crate::dto::{EntryView, PeriodCloseIn};
 use crate::error::{Fields, Result};
 use crate::parse;
 use crate::writer::Document;
@@ -54,9 +54,17 @@ impl Document for PeriodCloseDoc {
         recorded_at: &str,
         _decision: &Decision,
     ) -> JsonText {
-        let mut v = serde_json::to_value(crate::views::entry_view(entry, hash, recorded_at))
-            .expect("a view serialises");
-        v["closed_through"] = Value::String(self.close.through.to_string());
-        JsonText::of(&v)
+        JsonText::of(&PeriodCloseAnswer {
+            entry: crate::views::entry_view(entry, hash, recorded_at),
+            closed_through: self.close.through.to_string(),
+        })
     }
+}
+
+/// A period close answers its entry and the last date it closed.
+#[derive(serde::Serialize)]
+struct PeriodCloseAnswer {
+    #[serde(flatten)]
+    entry: EntryView,
+    closed_through: String,
 }

@@ -60,6 +60,6 @@ impl Document for ReversalDoc {
         recorded_at: &str,
         _decision: &Decision,
     ) -> JsonText {
-        JsonText::of(&crate::views::entry_view(entry, hash, recorded_at))
+        crate::views::entry_answer(entry, hash, recorded_at)
     }
 }

@@ -285,7 +285,7 @@ impl Document for DispatchDoc {
         Ok((d, Some(c)))
     }
     fn respond(&self, entry: &Entry, hash: &Hash, recorded_at: &str, _: &Decision) -> JsonText {
-        entry_answer(entry, hash, recorded_at)
+        crate::views::entry_answer(entry, hash, recorded_at)
     }
     fn respond_with_shipment(
         &self,
@@ -312,12 +312,6 @@ impl Document for DispatchDoc {
         };
         JsonText::of(&view)
     }
-}
-
-/// The answer of a shipment document answered without its shipment, which the writer never
-/// does; it is the entry, as a reversal answers.
-fn entry_answer(entry: &Entry, hash: &Hash, recorded_at: &str) -> JsonText {
-    JsonText::of(&crate::views::entry_view(entry, hash, recorded_at))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -475,7 +469,7 @@ impl Document for AckDoc {
         Ok((d, Some(c)))
     }
     fn respond(&self, entry: &Entry, hash: &Hash, recorded_at: &str, _: &Decision) -> JsonText {
-        entry_answer(entry, hash, recorded_at)
+        crate::views::entry_answer(entry, hash, recorded_at)
     }
     fn respond_with_shipment(
         &self,
@@ -578,7 +572,7 @@ impl Document for CloseDoc {
         Ok((d, Some(c)))
     }
     fn respond(&self, entry: &Entry, hash: &Hash, recorded_at: &str, _: &Decision) -> JsonText {
-        entry_answer(entry, hash, recorded_at)
+        crate::views::entry_answer(entry, hash, recorded_at)
     }
     fn respond_with_shipment(
         &self,

@@ -1,12 +1,18 @@
 //! Turning domain and stored values into the views the service answers with.
 
 use ledger::{Entry, Hash, Item, Location, Party, Qty};
-use store::{BalanceMismatch, BalanceRow};
+use store::{BalanceMismatch, BalanceRow, JsonText};
 
 use crate::dto::{
     BalanceMismatchView, BalanceView, EntryView, ItemIn, LocationIn, PartyIn, PostingView,
 };
 use crate::purchase::money;
+
+/// The answer of a document that answers with its entry (a reversal; a shipment document
+/// answered without its shipment, which the writer never does).
+pub(crate) fn entry_answer(e: &Entry, hash: &Hash, recorded_at: &str) -> JsonText {
+    JsonText::of(&entry_view(e, hash, recorded_at))
+}
 
 pub fn entry_view(e: &Entry, hash: &Hash, recorded_at: &str) -> EntryView {
     EntryView {
