@@ -350,3 +350,73 @@ async fn batches_decided_while_the_one_before_commits_see_it() {
         app.stop().await;
     }
 }
+
+/// Generated documents for [`an_import_chained_and_written_in_parts_takes_every_document`]:
+/// 800 purchases (about 7.5 postings each), 1 000 frontline batches and 1 200
+/// acknowledgements among them.
+const IMPORTED: u64 = 4_000;
+
+/// An import's batches chained (see `Writer::run` in `service/src/writer.rs`): each decided
+/// on the state the batch before it left, while that one writes its last part (its remaining
+/// entries and netted balances) and commits behind the writer; once it has landed, the batch
+/// hands its own parts of about 2 048 postings to a transaction of its own while it decides
+/// the rest. Batches of 300 documents make purchases and frontline batches of more than one
+/// part each, in chains of up to seven batches. The generator simulates the import, so
+/// every document is valid: a balance, lot or shipment carried wrongly from one batch of a
+/// chain to the next would reject a document (stock that is not there), store a wrong
+/// balance (the reconciliation compares the maintained balances with the journal's, and
+/// every shipment's outstanding lines with its transit balance) or fail a write (and the
+/// batch fall back to the plain path, which the count of batches decided ahead shows).
+#[tokio::test]
+async fn an_import_chained_and_written_in_parts_takes_every_document() {
+    for backend in backends() {
+        let writer = service::WriterConfig {
+            import_batch_max: 300,
+            ..service::WriterConfig::default()
+        };
+        let config = api::ApiConfig {
+            rate_limit_per_second: 0,
+            ..api::ApiConfig::default()
+        };
+        let app = spawn_app_with(backend, config, writer).await;
+        let dir = tempfile::tempdir().unwrap();
+        ppe_cli::gen::generate(IMPORTED, dir.path()).expect("a generated data set");
+        let ahead = app.service.batches_decided_ahead();
+        let mut created = 0;
+        for (file, kind) in ppe_cli::gen::IMPORT_ORDER {
+            let kind: service::import::ImportKind = kind.parse().expect("a kind of import");
+            let f = std::fs::File::open(dir.path().join(file)).unwrap();
+            let report = app
+                .service
+                .import_csv(kind, f, "t", &|_| {})
+                .await
+                .unwrap_or_else(|e| panic!("{backend:?}: {file}: {e}"));
+            assert!(
+                report.rejected.is_empty(),
+                "{backend:?}: {file}: {:?}",
+                &report.rejected[..report.rejected.len().min(3)]
+            );
+            if !["items", "parties", "locations", "boms"].contains(&kind.as_str()) {
+                created += report.created;
+            }
+        }
+        assert_eq!(created, IMPORTED, "{backend:?}");
+        assert_eq!(app.entry_count().await, IMPORTED, "{backend:?}");
+        // Purchases, receipts, batches, donations and acknowledgements: at least one batch
+        // each after the first of its file (production runs read their bills of materials
+        // under the write lock, so those batches may take the plain path).
+        let decided_ahead = app.service.batches_decided_ahead() - ahead;
+        assert!(
+            decided_ahead >= 5,
+            "{backend:?}: {decided_ahead} batches decided ahead"
+        );
+        let r = app.get("/api/v1/reports/reconciliation").await;
+        assert_eq!(r.body["ok"], true, "{backend:?}: {}", r.text);
+        let (ok, text) = app.ppe(&["verify"]).await;
+        assert!(
+            ok && text.starts_with(&format!("ok: {IMPORTED} entries")),
+            "{backend:?}: {text}"
+        );
+        app.stop().await;
+    }
+}

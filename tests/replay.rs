@@ -71,6 +71,8 @@ fn all_equal_to_the_first(answers: &[Answer], what: &str) {
     for a in answers {
         assert_eq!(a.status, first.status, "{what}: {}", a.text);
         assert_eq!(a.body, first.body, "{what}");
+        // A replay is the stored text, byte for byte.
+        assert_eq!(a.text, first.text, "{what}");
     }
 }
 
@@ -96,14 +98,21 @@ async fn replay_story(backend: Backend) {
     let seq = answers[0].body["entry_seq"].as_u64().expect("entry_seq");
 
     // A reversal has no document id: only the key tells the copies apart from new requests.
+    // Its memo holds what JSON escapes (quotes, a backslash, control characters, a line
+    // separator) and text beyond ASCII: the stores write rows as JSON, and must give back
+    // every byte.
+    let memo = "entered \"twice\" \\ tab\t line\n \u{1} \u{2028} 护目镜 🥽";
     let answers = storm(
         &app,
         &format!("/api/v1/entries/{seq}/reversal"),
-        &json!({"memo":"entered twice"}),
+        &json!({ "memo": memo }),
         "key-rev-1",
     )
     .await;
     all_equal_to_the_first(&answers, "reversal");
+    let reversal = answers[0].body["seq"].as_u64().expect("seq");
+    let stored = app.get(&format!("/api/v1/entries/{reversal}")).await;
+    assert_eq!(stored.body["memo"], memo, "{}", stored.text);
     let after_rev = app.db.counts().await;
     assert_eq!(
         after_rev["entries"],
