@@ -188,14 +188,6 @@ pub(crate) fn spawn(
 /// afresh from the database.
 const CHAIN_BATCHES_MAX: usize = 16;
 
-/// Documents at most in one chain's batches (see [`CHAIN_BATCHES_MAX`]), which bounds an
-/// import's chains (its batches are up to 1 024 documents each; HTTP batches of about 30 never
-/// reach it). The state a chain carries grows with every batch: a chain of 16 import batches
-/// peaked at 167-183 MB in the 1.09M-posting import against 104-107 MB without chains, and
-/// one of 2 048 documents at 119-126 MB, 9 % faster (32.6-32.9 s against 34.1-38.0); 4 096
-/// documents peaked at 134-143 MB and was no faster on that machine.
-const CHAIN_DOCUMENTS_MAX: usize = 2_048;
-
 /// The writer task's fixed parts.
 struct Writer {
     store: Arc<dyn Store>,
@@ -217,16 +209,12 @@ struct Behind {
     before: (u64, Hash),
     /// Batches in the chain so far, this one included.
     length: usize,
-    /// Documents in the chain's batches so far, this one's included.
-    documents: usize,
 }
 
 impl Writer {
-    /// Takes documents from the queue and commits them in batches. While a batch commits
-    /// (which on a disk that syncs by the byte is half of a small batch), and an import's
-    /// batch writes its last part, the next batch is decided beside it instead of after it
-    /// (an import's starts writing its own parts once the one behind has landed; see
-    /// [`Writer::decide_ahead`]): on the state the committing batch left, with
+    /// Takes documents from the queue and commits them in batches. While a small batch (not an
+    /// import's) commits, which on a disk that syncs by the byte is half of it, the next batch
+    /// is decided beside it instead of after it: on the state the committing batch left, with
     /// what that state lacks read in a read-only transaction begun once the next batch's
     /// documents were all queued (so that it sees everything committed before any of them was
     /// sent). Once the commit behind lands, the next batch checks that the head is the one it
@@ -262,8 +250,15 @@ impl Writer {
             };
             let jobs = self.collect(first, &mut rx, &mut next).await;
             behind = match behind.take() {
-                Some(b) => self.chain(b, jobs).await,
-                None => self.run_batch(jobs, true).await,
+                Some(b) if !jobs[0].bulk => self.chain(b, jobs).await,
+                Some(b) => {
+                    self.landed(b.commit).await;
+                    self.run_batch(jobs, false).await
+                }
+                None => {
+                    let ahead = !jobs[0].bulk;
+                    self.run_batch(jobs, ahead).await
+                }
             };
         }
         if let Some(b) = behind.take() {
@@ -320,7 +315,7 @@ impl Writer {
                 answer(jobs, results);
                 None
             }
-            Ok(Attempted::Written(w)) => Some(self.behind(*w, jobs, 1, 0).await),
+            Ok(Attempted::Written(w)) => Some(self.behind(*w, jobs, 1).await),
             Err(e) if jobs.len() > 1 => {
                 // The batch failed as a whole (a constraint the domain should have caught, or a
                 // database fault): isolate the culprit by committing each document alone.
@@ -354,34 +349,16 @@ impl Writer {
         }
     }
 
-    /// Starts the end of a batch on a task of its own: the wait for its part being written
-    /// behind, the write of its last part if it is left (see [`Uncommitted::last`]), and the
-    /// commit. The writer meanwhile decides the next batch; the callers hear once the commit
-    /// is durable.
-    async fn behind(
-        &self,
-        w: Uncommitted,
-        jobs: Vec<Job>,
-        length: usize,
-        documents: usize,
-    ) -> Behind {
-        let documents = documents + jobs.len();
+    /// Starts the commit of a written batch on a task of its own.
+    async fn behind(&self, w: Uncommitted, jobs: Vec<Job>, length: usize) -> Behind {
         let Uncommitted {
             results,
             tx,
-            last,
             p,
             before,
         } = w;
         let commit = tokio::spawn(async move {
-            let done = async move {
-                let mut tx = tx.finish().await?;
-                if let Some(last) = &last {
-                    tx.write(last).await?;
-                }
-                tx.commit().await
-            };
-            match done.await {
+            match tx.commit().await {
                 Ok(()) => {
                     answer(jobs, results);
                     Ok(())
@@ -397,7 +374,6 @@ impl Writer {
             p,
             before,
             length,
-            documents,
         }
     }
 
@@ -432,50 +408,39 @@ impl Writer {
             mut p,
             before,
             length,
-            documents,
         } = b;
         let start = (p.seq, p.hash);
-        let mut landing = Landing::Committing(commit);
-        let decided = self.decide_ahead(&mut p, before, start, &jobs, &mut landing);
-        let decided = std::panic::AssertUnwindSafe(decided).catch_unwind().await;
-        let landed = self.land(&mut landing).await;
-        let begun = match decided {
-            Ok(Ok(mut d)) if landed => match d.tx.take() {
-                Some(tx) => Ok((d, tx)),
-                None => self.begin_on(start).await.map(|tx| (d, tx)),
-            },
-            Ok(Err(e)) if landed => Err(e),
+        let decided = std::panic::AssertUnwindSafe(self.decide_ahead(&mut p, before, &jobs))
+            .catch_unwind()
+            .await;
+        let landed = self.landed(commit).await;
+        let written = match decided {
+            Ok(Ok((results, part))) if landed => self
+                .write_ahead(start, &part)
+                .await
+                .map(|tx| (results, part, tx)),
+            Ok(Err(e)) if landed => {
+                tracing::debug!(error = %e, "a batch could not be decided ahead; deciding it again");
+                None
+            }
             // The batch behind did not commit, or deciding ahead panicked: the state is not
             // the ledger's.
-            _ => Err(StoreError::Busy("the batch behind did not commit".into())),
+            _ => None,
         };
         // The plain path decides again from the database (and isolates a panic).
-        let (d, mut tx) = match begun {
-            Ok(begun) => begun,
-            Err(e) => {
-                tracing::debug!(error = %e, "a batch could not be decided ahead; deciding it again");
-                return self.run_batch(jobs, true).await;
-            }
+        let Some((results, part, tx)) = written else {
+            return self.run_batch(jobs, true).await;
         };
-        let last = Arc::new(d.last);
-        let bulk = jobs[0].bulk;
-        if !bulk {
-            if let Err(e) = tx.write_now(&last).await {
-                tracing::debug!(error = %e, "a batch decided ahead failed to write; deciding it again");
-                return self.run_batch(jobs, true).await;
-            }
-        }
         self.ahead.fetch_add(1, Ordering::Relaxed);
-        p.handed.push(last.clone());
+        p.handed.push(Arc::new(part));
         let w = Uncommitted {
-            results: d.results,
+            results,
             tx,
-            last: bulk.then_some(last),
             p,
             before: start,
         };
-        let b = self.behind(w, jobs, length + 1, documents).await;
-        if b.length < CHAIN_BATCHES_MAX && b.documents < CHAIN_DOCUMENTS_MAX {
+        let b = self.behind(w, jobs, length + 1).await;
+        if b.length < CHAIN_BATCHES_MAX {
             return Some(b);
         }
         // The chain is long enough: this commit is waited for, and the next batch reads afresh.
@@ -483,52 +448,31 @@ impl Writer {
         None
     }
 
-    /// The writer's transaction for a batch decided ahead on the head `start`; refused
-    /// (`Busy`) when another process wrote since, as what was decided may not hold.
-    async fn begin_on(&self, start: (u64, Hash)) -> Result<Tx, StoreError> {
-        let tx = self.store.begin().await?;
-        let head = tx.head().clone();
-        if (head.seq, head.hash) != start {
-            return Err(StoreError::Busy(
-                "the head moved while a batch was decided ahead".into(),
-            ));
+    /// Begins a batch decided ahead on the head `start` and writes `part` in it: the
+    /// transaction, or nothing when the batch must be decided again (no transaction, another
+    /// process wrote since, the write was refused), its transaction rolled back by then.
+    async fn write_ahead(&self, start: (u64, Hash), part: &WriteBatch) -> Option<Box<dyn WriteTx>> {
+        let mut tx = self.store.begin().await.ok()?;
+        if (tx.head().seq, tx.head().hash) != start {
+            // Another process wrote since: what was decided may not hold.
+            tracing::debug!("the head moved while a batch was decided ahead; deciding it again");
+            return None;
         }
-        Ok(Tx {
-            tx: Some(tx),
-            behind: None,
-            head,
-        })
-    }
-
-    /// Waits for the commit behind unless it has landed already; whether it committed.
-    async fn land(&self, landing: &mut Landing) -> bool {
-        if let Landing::Committing(_) = landing {
-            let Landing::Committing(commit) = std::mem::replace(landing, Landing::Landed(false))
-            else {
-                unreachable!("matched above")
-            };
-            *landing = Landing::Landed(self.landed(commit).await);
+        if let Err(e) = tx.write(part).await {
+            tracing::debug!(error = %e, "a batch decided ahead failed to write; deciding it again");
+            return None;
         }
-        matches!(landing, Landing::Landed(true))
+        Some(tx)
     }
 
     /// Decides `jobs` on `p`, reading what it lacks in a read-only transaction begun now:
-    /// their answers, and what is left to write. A large batch (an import's) does not wait
-    /// for its end to write: once it has decided [`WRITE_BEHIND_POSTINGS`] postings, it waits
-    /// for the commit behind to land (by then it usually has), begins its own transaction on
-    /// the head `start` and hands that part to the database, which writes it while the writer
-    /// decides the next, as on the plain path. So an import's batch is read and decided while
-    /// the one before it writes its last part and commits, and its parts are written while it
-    /// is decided; on the plain path the reads, the last part and the commit came one after
-    /// the other, with either the writer or the database idle.
+    /// their answers, and the part to write.
     async fn decide_ahead(
         &self,
         p: &mut Pending,
         before: (u64, Hash),
-        start: (u64, Hash),
         jobs: &[Job],
-        landing: &mut Landing,
-    ) -> Result<DecidedAhead, StoreError> {
+    ) -> Result<(Vec<Result<Outcome, ServiceError>>, WriteBatch), StoreError> {
         let read = self.store.begin_read().await?;
         let seen = (read.head().seq, read.head().hash);
         // The last commit is the batch behind's, or the one before it if that has not landed
@@ -537,28 +481,12 @@ impl Writer {
             return Err(StoreError::Busy("another process wrote".into()));
         }
         let mut ahead = Ahead(read);
-        let first = p.seq;
-        let handed = p.handed.len();
+        let start = p.seq;
         p.begin_batch(&self.clock);
         prefetch(&mut ahead, p, jobs).await?;
         let mut results = Vec::with_capacity(jobs.len());
-        let mut tx: Option<Tx> = None;
         for job in jobs {
             results.push(process(&mut ahead, p, &self.base, job).await?);
-            if p.postings >= WRITE_BEHIND_POSTINGS {
-                let tx = match &mut tx {
-                    Some(tx) => tx,
-                    None => {
-                        if !self.land(landing).await {
-                            return Err(StoreError::Busy("the batch behind did not commit".into()));
-                        }
-                        tx.insert(self.begin_on(start).await?)
-                    }
-                };
-                let part = Arc::new(p.take_part());
-                tx.write_behind(part.clone()).await?;
-                p.handed.push(part);
-            }
         }
         // Ended on a task of its own: under the HTTP benchmark's load PostgreSQL's rollback
         // took 0.5-2 ms, on the way to the write of a batch that had nothing left to read.
@@ -568,15 +496,10 @@ impl Writer {
                 tracing::debug!(error = %e, "a read-only transaction did not end");
             }
         });
-        let last = p.close(first);
-        // Every entry decided is in exactly one part, in sequence.
-        let entries = p.handed[handed..]
-            .iter()
-            .map(|b| b.entries.len())
-            .sum::<usize>()
-            + last.entries.len();
-        assert_eq!(u64::try_from(entries).ok(), Some(p.seq - first));
-        Ok(DecidedAhead { results, last, tx })
+        let part = p.close(start);
+        let entries = part.entries.len();
+        assert_eq!(u64::try_from(entries).ok(), Some(p.seq - start));
+        Ok((results, part))
     }
 
     /// An attempt at a batch in which a panic (a bug: a broken assertion in the domain or in a
@@ -628,21 +551,6 @@ fn answer(jobs: Vec<Job>, results: Vec<Result<Outcome, ServiceError>>) {
     }
 }
 
-/// The commit of the batch behind one decided ahead, until it has landed.
-enum Landing {
-    Committing(tokio::task::JoinHandle<Result<(), (Vec<Job>, StoreError)>>),
-    /// Whether it committed.
-    Landed(bool),
-}
-
-/// A batch decided ahead: its answers, the part left to write, and the transaction its
-/// earlier parts were handed to, if it had any.
-struct DecidedAhead {
-    results: Vec<Result<Outcome, ServiceError>>,
-    last: WriteBatch,
-    tx: Option<Tx>,
-}
-
 /// What an attempt at a batch came to.
 enum Attempted {
     Committed(Vec<Result<Outcome, ServiceError>>),
@@ -651,18 +559,10 @@ enum Attempted {
     Written(Box<Uncommitted>),
 }
 
-/// A batch decided, its parts handed to its transaction, and not committed.
+/// A batch written in its transaction, not yet committed.
 struct Uncommitted {
     results: Vec<Result<Outcome, ServiceError>>,
-    tx: Tx,
-    /// An import's last part (its remaining entries and the batch's netted balances), left
-    /// to be written with the commit, behind the writer, which meanwhile reads and decides
-    /// the next batch (session 17 timed the last parts at about a sixth of the
-    /// acknowledgements' batches, with the writer idle). A small batch's (HTTP's) is written
-    /// first: left behind, the writer took smaller batches, and the HTTP benchmark, which
-    /// keeps both cores busy, was 5-8 % slower. The part is also the last of the state's
-    /// `handed`.
-    last: Option<Arc<WriteBatch>>,
+    tx: Box<dyn WriteTx>,
     /// The state and head the batch left.
     p: Pending,
     /// The head the batch was written on.
@@ -758,11 +658,6 @@ impl Tx {
         // and then carries on wherever it is woken, while this task decides what follows.
         tokio::task::yield_now().await;
         Ok(())
-    }
-
-    /// Writes `part` now, once the part being written behind (if any) is written.
-    async fn write_now(&mut self, part: &WriteBatch) -> Result<(), StoreError> {
-        self.get().await?.write(part).await
     }
 
     /// The transaction itself, once the part being written behind (if any) is written.
@@ -950,24 +845,18 @@ async fn attempt(
     // Every entry decided is in exactly one part, in sequence.
     let entries = p.handed.iter().map(|b| b.entries.len()).sum::<usize>() + last.entries.len();
     assert_eq!(u64::try_from(entries).ok(), Some(p.seq - head.seq));
-    if ahead && last.head.is_some() {
-        let last = Arc::new(last);
-        let bulk = jobs[0].bulk;
-        if !bulk {
-            tx.write_now(&last).await?;
-        }
-        p.handed.push(last.clone());
-        return Ok(Attempted::Written(Box::new(Uncommitted {
-            results,
-            tx,
-            last: bulk.then_some(last),
-            p,
-            before: (head.seq, head.hash),
-        })));
-    }
     let mut tx = tx.finish().await?;
     if last.head.is_some() || !last.idempotency.is_empty() || !last.documents.is_empty() {
         tx.write(&last).await?;
+    }
+    if ahead && last.head.is_some() {
+        p.handed.push(Arc::new(last));
+        return Ok(Attempted::Written(Box::new(Uncommitted {
+            results,
+            tx,
+            p,
+            before: (head.seq, head.hash),
+        })));
     }
     tx.commit().await?;
     Ok(Attempted::Committed(results))
