@@ -99,8 +99,8 @@ async fn replay_story(backend: Backend) {
 
     // A reversal has no document id: only the key tells the copies apart from new requests.
     // Its memo holds what JSON escapes (quotes, a backslash, control characters, a line
-    // separator) and text beyond ASCII: the stores write rows as JSON, and must give back
-    // every byte.
+    // separator) and text beyond ASCII: the entry keeps it as text and the stored answer as
+    // JSON, and both must give back every byte.
     let memo = "entered \"twice\" \\ tab\t line\n \u{1} \u{2028} 护目镜 🥽";
     let answers = storm(
         &app,
